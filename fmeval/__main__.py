@@ -1,0 +1,5 @@
+import sys
+
+from fmeval.cli import main
+
+sys.exit(main())

@@ -1,0 +1,228 @@
+"""The `fmeval` command. Subcommands map one-to-one onto the Python API.
+
+Exit codes: 0 success, 2 bad usage or bad input (the message says what and where),
+1 an unexpected failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# run flags that become evaluation options / model options (dest -> option name)
+EVALUATION_FLAGS = {
+    "metrics": "metrics",
+    "bertscore_model": "bertscore_model",
+    "bertscore_num_layers": "bertscore_num_layers",
+    "rouge_type": "rouge_type",
+    "valid_labels": "valid_labels",
+    "logical_operator": "logical_operator",
+    "multiclass_average": "multiclass_average",
+}
+MODEL_FLAGS = {
+    "max_new_tokens": "max_new_tokens",
+    "batch_size": "batch_size",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "dtype": "dtype",
+    "device": "device",
+    "system_prompt": "system_prompt",
+    "chat_template": "chat_template",
+}
+FIELD_FLAGS = ("model_input", "target_output", "category", "context", "model_output", "record_id", "record_filter")
+CONFIG_KEYS = {
+    "evaluation", "dataset", "model", "output", "num_records", "seed", "prompt_template", "dataset_fields",
+    "dataset_mirror", "skip_bad_records", "evaluation_options", "model_options", "n_bootstrap", "overwrite",
+}
+
+
+def _csv_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmeval",
+        description="Evaluate foundation models: batched, reproducible, with confidence intervals.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="evaluate a model on a dataset",
+        description="Evaluate a model on a dataset and write records.jsonl and summary.json to --output. "
+        "Model specs: 'smollm2' (default, bundled), a directory or hub id, a .gguf file, "
+        "'function:module:callable'.",
+    )
+    run.add_argument("--config", help="YAML file whose keys mirror these flags (flags win)")
+    run.add_argument("--evaluation", "-e", help="evaluation name (see `fmeval evaluations list`)")
+    run.add_argument("--dataset", "-d", help="built-in dataset name, or a .jsonl/.json/.csv/.parquet file")
+    run.add_argument("--model", "-m", help="model spec (default: smollm2)")
+    run.add_argument("--output", "-o", help="run directory (default: runs/EVALUATION-DATASET-TIME)")
+    run.add_argument("--num-records", "-n", type=int, help="seeded uniform sample of this many records (default: all)")
+    run.add_argument("--seed", type=int, help="seed for sampling, generation and bootstrap (default: 0)")
+    run.add_argument("--prompt-template", help="prompt template with $model_input (and optionally $context)")
+    run.add_argument("--dataset-mirror", help="directory holding built-in dataset files (or FMEVAL_DATASET_MIRROR)")
+    run.add_argument("--skip-bad-records", action="store_true", default=None, help="skip and count bad records")
+    run.add_argument("--overwrite", action="store_true", default=None, help="replace a run already in --output")
+    run.add_argument("--n-bootstrap", type=int, help="bootstrap resamples for confidence intervals (default: 1000)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fields = run.add_argument_group("custom dataset fields (JMESPath)")
+    fields.add_argument("--mime-type", dest="dataset_mime_type", help="file format when the extension does not tell")
+    for name in FIELD_FLAGS:
+        fields.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"JMESPath of {name}")
+    options = run.add_argument_group("evaluation options")
+    options.add_argument("--metrics", type=_csv_list, help="comma-separated subset of the evaluation's metrics")
+    options.add_argument("--bertscore-model", help="BERTScore model: hub id, local path, or 'all-MiniLM-L6-v2'")
+    options.add_argument("--bertscore-num-layers", type=int, help="BERTScore layer (needed for local models)")
+    options.add_argument("--rouge-type", choices=("rouge1", "rouge2", "rougeL"))
+    options.add_argument("--valid-labels", type=_csv_list, help="classification labels (default: the targets seen)")
+    options.add_argument("--logical-operator", choices=("OR", "AND"), help="factual_knowledge target logic")
+    options.add_argument("--multiclass-average", choices=("micro", "macro", "weighted"))
+    model = run.add_argument_group("model options")
+    model.add_argument("--max-new-tokens", type=int)
+    model.add_argument("--batch-size", type=int)
+    model.add_argument("--temperature", type=float, help="0 (default) is greedy")
+    model.add_argument("--top-p", type=float)
+    model.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"))
+    model.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if present)")
+    model.add_argument("--system-prompt")
+    model.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None)
+
+    datasets = commands.add_parser("datasets", help="list, describe or fetch built-in datasets")
+    dataset_commands = datasets.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    dataset_commands.add_parser("list", help="list the built-in datasets")
+    show = dataset_commands.add_parser("show", help="describe one built-in dataset")
+    show.add_argument("name")
+    fetch = dataset_commands.add_parser("fetch", help="download and verify built-in datasets into the cache")
+    fetch.add_argument("names", nargs="+", metavar="NAME")
+    fetch.add_argument("--dataset-mirror")
+
+    evaluations = commands.add_parser("evaluations", help="list the evaluations")
+    evaluation_commands = evaluations.add_subparsers(dest="evaluations_command", metavar="ACTION", required=True)
+    evaluation_commands.add_parser("list", help="list the evaluations and their metrics")
+    return parser
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    import yaml
+
+    from fmeval.errors import UserError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: the config must be a mapping of option names to values")
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(CONFIG_KEYS))}")
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fmeval.errors import UserError
+    from fmeval.evaluate import evaluate
+
+    config = _load_config(args.config) if args.config else {}
+    for key in ("evaluation", "dataset", "model", "output", "num_records", "seed", "prompt_template",
+                "dataset_mirror", "skip_bad_records", "overwrite", "n_bootstrap"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    for flags, key in ((EVALUATION_FLAGS, "evaluation_options"), (MODEL_FLAGS, "model_options")):
+        chosen = {option: getattr(args, dest) for dest, option in flags.items() if getattr(args, dest) is not None}
+        config[key] = {**(config.get(key) or {}), **chosen}
+    fields = {name: getattr(args, name) for name in (*FIELD_FLAGS, "dataset_mime_type") if getattr(args, name)}
+    config["dataset_fields"] = {**(config.get("dataset_fields") or {}), **fields} or None
+    for key in ("evaluation", "dataset"):
+        if not config.get(key):
+            raise UserError(f"fmeval run needs --{key} (or `{key}:` in --config)")
+    summary = evaluate(**config, progress=not args.no_progress and sys.stderr.isatty())
+    if args.json:
+        print(summary.to_json())
+        return EXIT_OK
+    print(f"{summary.eval_name} on {summary.dataset_name}: {summary.num_records} records, "
+          f"{summary.num_errors} errors, {summary.num_skipped_records} skipped")
+    width = max(len(score.name) for score in summary.dataset_scores)
+    for score in summary.dataset_scores:
+        if score.value is None:
+            print(f"  {score.name:<{width}}  n/a ({score.error})")
+            continue
+        interval = f"  95% CI [{score.ci_lower:.3f}, {score.ci_upper:.3f}]" if score.ci_lower is not None else ""
+        print(f"  {score.name:<{width}}  {score.value:.4f}{interval}")
+    print(f"Results: {summary.output_path}")
+    return EXIT_OK
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from fmeval.datasets.registry import DATASETS, get_dataset
+    from fmeval.datasets.sources import locate
+
+    if args.datasets_command == "list":
+        width = max(map(len, DATASETS))
+        for dataset in DATASETS.values():
+            print(f"{dataset.name:<{width}}  {', '.join(dataset.evaluations)}")
+        return EXIT_OK
+    if args.datasets_command == "show":
+        dataset = get_dataset(args.name)
+        print(json.dumps(
+            {
+                "name": dataset.name, "description": dataset.description, "license": dataset.license,
+                "evaluations": list(dataset.evaluations), "fields": dataset.fields,
+                "record_filter": dataset.record_filter, "prompt_template": dataset.prompt_template,
+                "files": [{"path": f.path, "url": f.url, "sha256": f.sha256} for f in dataset.files],
+                "notes": dataset.notes,
+            },
+            indent=2,
+        ))
+        return EXIT_OK
+    for name in args.names:
+        dataset = get_dataset(name)
+        for source in dataset.files:
+            print(f"{name}: {locate(name, source, mirror=args.dataset_mirror)}")
+    return EXIT_OK
+
+
+def _evaluations(_: argparse.Namespace) -> int:
+    from fmeval.algorithms import EVALUATIONS
+
+    width = max(map(len, EVALUATIONS))
+    for name, (_, _, description) in EVALUATIONS.items():
+        print(f"{name:<{width}}  {description}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from fmeval.version import __version__
+
+        print(__version__)
+        return EXIT_OK
+    handlers = {"run": _run, "datasets": _datasets, "evaluations": _evaluations}
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from fmeval.errors import UserError
+
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        print(f"fmeval: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fmeval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Stream records out of dataset files, with JMESPath fields, validation and seeded sampling.
+
+Memory stays bounded: files are read record by record (JSON documents, which cannot be
+streamed with the standard library, are the exception), and sampling keeps only the sample.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from fmeval.datasets.config import CSV, JSON, JSONLINES, PARQUET, TEXT, DataConfig
+from fmeval.errors import DataError, UserError
+
+Reader = Callable[[str], Iterator[tuple[str, Any]]]
+MAX_REPORTED_ERRORS = 20
+TEXT_FIELDS = ("model_input", "context", "sent_more_input", "sent_less_input", "model_output")
+
+
+@dataclass
+class Record:
+    """One dataset record, its fields already extracted and checked."""
+
+    record_id: str
+    location: str
+    """Where it came from: `file:line`, or `file: row N` for Parquet."""
+    model_input: str | None = None
+    target_output: list[str] | None = None
+    category: str | None = None
+    context: str | None = None
+    sent_more_input: str | None = None
+    sent_less_input: str | None = None
+    model_output: str | None = None
+    prompt: str | None = None
+
+
+@dataclass
+class LoadStats:
+    """What loading saw: records kept, and bad records skipped (with the first few reasons)."""
+
+    records: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def skip(self, error: DataError) -> None:
+        self.skipped += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(str(error))
+
+
+# -- raw readers: each yields (location, raw record) ------------------------------------------
+def read_jsonlines(path: str) -> Iterator[tuple[str, Any]]:
+    with open(path, "rb") as handle:
+        for line_number, raw_line in enumerate(handle, start=1):
+            location = f"{path}:{line_number}"
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(location, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            if not line.strip():
+                continue
+            try:
+                yield location, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(location, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+
+
+def read_json(path: str) -> Iterator[tuple[str, Any]]:
+    """A JSON array of records, or an object with one key holding that array."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            document = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+    if isinstance(document, dict):
+        arrays = [key for key, value in document.items() if isinstance(value, list)]
+        if len(arrays) != 1:
+            raise DataError(
+                path, "a JSON dataset must be an array of records, or an object with exactly one array of records"
+            )
+        document = document[arrays[0]]
+    if not isinstance(document, list):
+        raise DataError(path, f"a JSON dataset must be an array of records, not {type(document).__name__}")
+    for index, item in enumerate(document):
+        yield f"{path}: item {index}", item
+
+
+def read_csv(path: str) -> Iterator[tuple[str, Any]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        line_number = reader.line_num
+        for row in reader:
+            start, line_number = line_number + 1, reader.line_num
+            if not row:
+                continue
+            location = f"{path}:{start}"
+            if len(row) != len(header):
+                raise DataError(location, f"expected {len(header)} columns (as in the header), found {len(row)}")
+            yield location, dict(zip(header, row))
+
+
+def read_parquet(path: str) -> Iterator[tuple[str, Any]]:
+    import pyarrow.parquet as pq
+
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        for item in batch.to_pylist():
+            yield f"{path}: row {row}", item
+            row += 1
+
+
+def read_text(path: str) -> Iterator[tuple[str, Any]]:
+    """One record per non-blank line: {"text": stripped line, "line": line number}."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield f"{path}:{line_number}", {"text": line.strip(), "line": line_number}
+
+
+READERS: dict[str, Reader] = {
+    JSONLINES: read_jsonlines,
+    JSON: read_json,
+    CSV: read_csv,
+    PARQUET: read_parquet,
+    TEXT: read_text,
+}
+
+
+def register_reader(mime_type: str, reader: Reader) -> None:
+    """Teach the loader a new file layout (built-in datasets with an unusual upstream format use this)."""
+    READERS[mime_type] = reader
+
+
+# -- fields -------------------------------------------------------------------------------------
+def _coerce(name: str, value: Any, expression: str, location: str, delimiter: str | None) -> Any:
+    def wrong(expected: str) -> DataError:
+        return DataError(
+            location, f"field {name} (JMESPath {expression!r}) must be {expected}, got {type(value).__name__}"
+        )
+
+    if name in TEXT_FIELDS:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if name == "target_output":
+        if isinstance(value, bool):  # spelled as the built-in templates ask the model to answer
+            return [str(value)]
+        if isinstance(value, (int, float)):
+            return [str(value)]
+        if isinstance(value, str):
+            return value.split(delimiter) if delimiter else [value]
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            return list(value)
+        raise wrong("a string or a non-empty list of strings")
+    # category and record_id
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise wrong("a string or an integer")
+
+
+class _FieldExtractor:
+    def __init__(self, config: DataConfig, required: Sequence[str]):
+        import jmespath
+
+        locations = config.locations()
+        missing = [name for name in required if name not in locations]
+        if missing:
+            raise UserError(
+                f"dataset {config.dataset_name!r} has no location configured for {', '.join(missing)}; "
+                f"set it in the DataConfig (a JMESPath into each record)"
+            )
+        self._required = set(required)
+        self._delimiter = config.target_output_delimiter
+        self._expressions = {name: (expr, jmespath.compile(expr)) for name, expr in locations.items()}
+        self._filter = jmespath.compile(config.record_filter) if config.record_filter else None
+
+    def keep(self, raw: Any) -> bool:
+        return self._filter is None or bool(self._filter.search(raw))
+
+    def extract(self, raw: Any, location: str, index: int) -> Record:
+        if not isinstance(raw, dict):
+            raise DataError(location, f"a record must be a JSON object, got {type(raw).__name__}")
+        values: dict[str, Any] = {}
+        for name, (expression, compiled) in self._expressions.items():
+            value = compiled.search(raw)
+            if value is None:
+                if name in self._required:
+                    raise DataError(location, f"field {name} (JMESPath {expression!r}) is missing")
+                continue
+            values[name] = _coerce(name, value, expression, location, self._delimiter)
+        values.setdefault("record_id", str(index))
+        return Record(location=location, **values)
+
+
+def iter_records(
+    config: DataConfig,
+    *,
+    required: Sequence[str] = (),
+    skip_bad_records: bool = False,
+    stats: LoadStats | None = None,
+) -> Iterator[Record]:
+    """Records of the dataset in file order. A bad record raises `DataError` (with `file:line`),
+    unless `skip_bad_records`, which counts it in `stats` and goes on."""
+    extractor = _FieldExtractor(config, required)
+    stats = stats if stats is not None else LoadStats()
+    index = 0
+    for uri in config.uris:
+        reader = READERS.get(config.mime_type_of(uri))
+        if reader is None:
+            raise UserError(f"no reader for {config.mime_type_of(uri)!r} (file {uri})")
+        raw_records = reader(uri)
+        while True:
+            try:
+                location, raw = next(raw_records)
+            except StopIteration:
+                break
+            except DataError as exc:
+                # A line that does not parse: the JSON Lines and CSV readers can go on after it.
+                if not skip_bad_records:
+                    raise
+                stats.skip(exc)
+                index += 1
+                continue
+            position, index = index, index + 1
+            try:
+                if not extractor.keep(raw):
+                    continue
+                record = extractor.extract(raw, location, position)
+            except DataError as exc:
+                if not skip_bad_records:
+                    raise
+                stats.skip(exc)
+                continue
+            stats.records += 1
+            yield record
+
+
+def sample(records: Iterable[Record], num_records: int, seed: int) -> list[Record]:
+    """A uniform sample of `num_records` over the whole stream, in file order.
+
+    Reservoir sampling (Algorithm R) with a seeded generator: deterministic for a given
+    seed and file, memory bounded by `num_records`, and every record is equally likely,
+    however long the file (AWS fmeval silently looks only at the first 100k rows).
+    """
+    if num_records < 1:
+        raise UserError(f"num_records must be >= 1, got {num_records}")
+    rng = random.Random(seed)
+    reservoir: list[tuple[int, Record]] = []
+    for position, record in enumerate(records):
+        if position < num_records:
+            reservoir.append((position, record))
+        else:
+            slot = rng.randrange(position + 1)
+            if slot < num_records:
+                reservoir[slot] = (position, record)
+    return [record for _, record in sorted(reservoir, key=lambda pair: pair[0])]

@@ -1,0 +1,52 @@
+"""Model runners: one batch-first `predict` interface over every kind of model.
+
+`load_runner(spec)` turns a model spec, as given on the command line or in a config, into a runner:
+
+| spec | runner |
+|---|---|
+| `smollm2` (or `default`) | the bundled SmolLM2-135M-Instruct |
+| `path/to/model.gguf`, `gguf:path` | a GGUF checkpoint through transformers |
+| `path/to/dir`, `hf:<dir or hub id>` | a Hugging Face causal LM |
+| `function:package.module:callable` | a Python callable |
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from fmeval.errors import UserError
+from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, ModelRunner
+
+__all__ = ["Capabilities", "LogProbabilityUnsupported", "ModelOutput", "ModelRunner", "load_runner"]
+
+ERR_FUNCTION_SPEC = "function model spec must look like 'function:package.module:callable', got {spec!r}"
+
+
+def load_runner(spec: str, **options: Any) -> ModelRunner:
+    """Build the runner a model spec names; `options` go to its constructor (e.g. `max_new_tokens`)."""
+    if spec in ("smollm2", "default"):
+        from fmeval.model_runners.default import smollm2_runner
+
+        return smollm2_runner(**options)
+    if spec.startswith("function:"):
+        module_name, _, attribute = spec[len("function:") :].partition(":")
+        if not module_name or not attribute:
+            raise UserError(ERR_FUNCTION_SPEC.format(spec=spec))
+        try:
+            fn = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise UserError(f"cannot load model function {spec!r}: {exc}") from exc
+        from fmeval.model_runners.function import FunctionRunner
+
+        return FunctionRunner(fn, name=spec, **options)
+    for prefix in ("hf:", "gguf:"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix) :]
+            break
+    else:
+        if ":" in spec.split("/")[0] and not Path(spec).exists():
+            raise UserError(f"unknown model type in {spec!r}; see `fmeval run --help` for model specs")
+    from fmeval.model_runners.huggingface import HuggingFaceRunner
+
+    return HuggingFaceRunner(spec, **options)

@@ -1,0 +1,240 @@
+"""Local Hugging Face causal language models: batched generation and log-probabilities."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from fmeval.engine.collator import length_sorted_batches
+from fmeval.errors import UserError
+from fmeval.model_runners.base import Capabilities, ModelOutput
+from fmeval.paths import cache_dir
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+ERR_LOAD = (
+    "could not load the Hugging Face model {model!r}: {reason}. Give a local directory or a .gguf file, "
+    "or a hub id with network access (unset HF_HUB_OFFLINE)."
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _convert_gguf(directory: Path, gguf_file: str) -> Path:
+    """Dequantise a GGUF checkpoint once and keep it as safetensors in the user cache.
+
+    Loading a GGUF file dequantises every tensor (about 30 s for SmolLM2-135M); the
+    converted copy reloads in well under a second. The cache key is the file's sha256.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir("models", f"gguf-{_sha256(directory / gguf_file)[:24]}")
+    if (target / "config.json").exists():
+        return target
+    logger.info("converting %s once into %s", directory / gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file)
+    # save_pretrained refuses quantised models: the weights are already plain tensors here.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)  # atomic: a concurrent converter either wins or finds it done
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class HuggingFaceRunner:
+    """A causal LM from a local directory, a hub id, or a GGUF file.
+
+    Generation is batched: prompts are sorted by token length, left-padded, generated
+    `batch_size` at a time, and returned in their original order. Greedy unless
+    `temperature > 0`. The model loads on first use, so a bad dataset fails fast.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        gguf_file: str | None = None,
+        chat_template: bool = False,
+        system_prompt: str | None = None,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        batch_size: int = 32,
+        device: str | None = None,
+        dtype: str = "auto",
+    ):
+        model = str(model)
+        if model.endswith(".gguf") and gguf_file is None:
+            model, gguf_file = str(Path(model).parent), Path(model).name
+        if gguf_file is not None and not (Path(model) / gguf_file).is_file():
+            raise UserError(f"GGUF file not found: {Path(model) / gguf_file}")
+        if max_new_tokens < 1:
+            raise UserError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if temperature < 0:
+            raise UserError(f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise UserError(f"top_p must be in (0, 1], got {top_p}")
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        if dtype not in DTYPES:
+            raise UserError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.model_name = model
+        self.gguf_file = gguf_file
+        self.chat_template = chat_template
+        self.system_prompt = system_prompt
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.device = device
+        self.dtype = dtype
+        self.capabilities = Capabilities(log_probability=True, chat=chat_template, batch_size=batch_size)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._load_lock = threading.Lock()
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "type": "huggingface",
+            "model": self.model_name,
+            "gguf_file": self.gguf_file,
+            "chat_template": self.chat_template,
+            "system_prompt": self.system_prompt,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "dtype": self.dtype,
+        }
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            dtype = self.dtype
+            if dtype == "auto":
+                dtype = "bfloat16" if device.startswith("cuda") else "float32"
+            try:
+                source: str | Path = self.model_name
+                if self.gguf_file is not None:
+                    source = _convert_gguf(Path(self.model_name), self.gguf_file)
+                tokenizer = AutoTokenizer.from_pretrained(source)
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+            except (OSError, ValueError) as exc:
+                raise UserError(ERR_LOAD.format(model=self.model_name, reason=exc)) from exc
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model.to(device).eval()
+            self._device = device
+            self._tokenizer = tokenizer
+            self._model = model
+
+    def _format(self, prompt: str) -> str:
+        if not self.chat_template:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, texts: Sequence[str], *, add_special_tokens: bool) -> list[list[int]]:
+        return self._tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+
+    # -- generation ----------------------------------------------------------------------
+    def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
+        self._load()
+        import torch
+
+        # A chat template already holds the special tokens the model expects.
+        token_ids = self._encode([self._format(p) for p in prompts], add_special_tokens=not self.chat_template)
+        outputs: list[ModelOutput | None] = [None] * len(prompts)
+        for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
+            try:
+                texts = self._generate([token_ids[i] for i in batch], torch)
+                for index, text in zip(batch, texts):
+                    outputs[index] = ModelOutput(output=text)
+            except Exception as exc:  # e.g. out of memory: recorded on these records, the run goes on
+                logger.warning("generation failed for a batch of %d prompts: %s", len(batch), exc)
+                for index in batch:
+                    outputs[index] = ModelOutput(output=None, error=f"{type(exc).__name__}: {exc}")
+        return outputs  # type: ignore[return-value]
+
+    def _generate(self, batch_ids: list[list[int]], torch: Any) -> list[str]:
+        self._tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
+        padded = self._tokenizer.pad({"input_ids": batch_ids}, padding=True, return_tensors="pt").to(self._device)
+        sampling = self.temperature > 0
+        options: dict[str, Any] = {"do_sample": sampling, "top_k": None}
+        if sampling:
+            options.update(temperature=self.temperature, top_p=self.top_p)
+            torch.manual_seed(self.seed)
+        else:
+            options.update(temperature=None, top_p=None)
+        with torch.inference_mode():
+            generated = self._model.generate(
+                **padded,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self._tokenizer.pad_token_id,
+                **options,
+            )
+        new_tokens = generated[:, padded["input_ids"].shape[1] :]
+        return self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    # -- scoring -------------------------------------------------------------------------
+    def log_probability(self, texts: Sequence[str]) -> list[float]:
+        """Sum of log p(token_i | tokens_<i) over each text's tokens.
+
+        A BOS token is put first when the tokenizer has one, so the first word is scored too.
+        """
+        self._load()
+        import torch
+
+        bos = self._tokenizer.bos_token_id
+        token_ids = []
+        for ids in self._encode(texts, add_special_tokens=True):
+            if bos is not None and (not ids or ids[0] != bos):
+                ids = [bos, *ids]
+            token_ids.append(ids)
+        totals: list[float] = [0.0] * len(texts)
+        for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
+            self._tokenizer.padding_side = "right"
+            padded = self._tokenizer.pad(
+                {"input_ids": [token_ids[i] for i in batch]}, padding=True, return_tensors="pt"
+            ).to(self._device)
+            ids, mask = padded["input_ids"], padded["attention_mask"]
+            with torch.inference_mode():
+                logits = self._model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+                token_log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+                sums = (token_log_probs * mask[:, 1:]).sum(dim=-1).tolist()
+            for index, value in zip(batch, sums):
+                totals[index] = value
+        return totals
+

@@ -13,7 +13,7 @@ from typing import Any
 from fmeval.version import __version__
 
 _EXPORTS = {
-    "evaluate": "fmeval.evaluate",
+    "evaluate": "fmeval.pipeline",
     "DataConfig": "fmeval.datasets.config",
     "EvalOutput": "fmeval.results",
     "EvalScore": "fmeval.results",

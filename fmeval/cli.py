@@ -130,7 +130,7 @@ def _load_config(path: str) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from fmeval.errors import UserError
-    from fmeval.evaluate import evaluate
+    from fmeval.pipeline import evaluate
 
     config = _load_config(args.config) if args.config else {}
     for key in ("evaluation", "dataset", "model", "output", "num_records", "seed", "prompt_template",

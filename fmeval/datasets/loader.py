@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from fmeval.datasets.config import CSV, JSON, JSONLINES, PARQUET, TEXT, DataConfig
 from fmeval.errors import DataError, UserError
 
+# A reader yields (location, raw record); a line that cannot be parsed comes as a DataError
+# value rather than an exception, so that reading can go on after it when bad records are skipped.
 Reader = Callable[[str], Iterator[tuple[str, Any]]]
 MAX_REPORTED_ERRORS = 20
 TEXT_FIELDS = ("model_input", "context", "sent_more_input", "sent_less_input", "model_output")
@@ -58,13 +60,14 @@ def read_jsonlines(path: str) -> Iterator[tuple[str, Any]]:
             try:
                 line = raw_line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(location, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+                yield location, DataError(location, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
             if not line.strip():
                 continue
             try:
                 yield location, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(location, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+                yield location, DataError(location, f"invalid JSON: {exc.msg} (column {exc.colno})")
 
 
 def read_json(path: str) -> Iterator[tuple[str, Any]]:
@@ -101,7 +104,8 @@ def read_csv(path: str) -> Iterator[tuple[str, Any]]:
                 continue
             location = f"{path}:{start}"
             if len(row) != len(header):
-                raise DataError(location, f"expected {len(header)} columns (as in the header), found {len(row)}")
+                yield location, DataError(location, f"expected {len(header)} columns (as in the header), found {len(row)}")
+                continue
             yield location, dict(zip(header, row))
 
 
@@ -216,21 +220,11 @@ def iter_records(
         reader = READERS.get(config.mime_type_of(uri))
         if reader is None:
             raise UserError(f"no reader for {config.mime_type_of(uri)!r} (file {uri})")
-        raw_records = reader(uri)
-        while True:
-            try:
-                location, raw = next(raw_records)
-            except StopIteration:
-                break
-            except DataError as exc:
-                # A line that does not parse: the JSON Lines and CSV readers can go on after it.
-                if not skip_bad_records:
-                    raise
-                stats.skip(exc)
-                index += 1
-                continue
+        for location, raw in reader(uri):
             position, index = index, index + 1
             try:
+                if isinstance(raw, DataError):
+                    raise raw
                 if not extractor.keep(raw):
                     continue
                 record = extractor.extract(raw, location, position)

@@ -39,7 +39,10 @@ class Engine:
         """One output per prompt, in order. A failed call leaves an error on its prompts' outputs."""
         runner = self._require_runner()
         outputs: list[ModelOutput | None] = [None] * len(prompts)
-        for batch in length_sorted_batches(prompts, runner.capabilities.batch_size):
+        # Sort by the runner's own measure of length (tokens) when it has one: less padding.
+        measure = getattr(runner, "prompt_lengths", None)
+        lengths = measure(prompts) if measure is not None else [len(prompt) for prompt in prompts]
+        for batch in length_sorted_batches(range(len(prompts)), runner.capabilities.batch_size, lengths.__getitem__):
             batch_prompts = [prompts[i] for i in batch]
             started = time.perf_counter()
             try:

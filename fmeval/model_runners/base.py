@@ -33,7 +33,9 @@ class ModelRunner(Protocol):
     """A model behind one batch-first interface.
 
     `identity()` names the model and every parameter that changes its answers (never a
-    credential): results and caches are keyed on it.
+    credential): results and caches are keyed on it. A runner may also offer
+    `prompt_lengths(prompts) -> list[int]` (e.g. in tokens) for the engine to batch prompts
+    of similar length together; without it, the engine sorts by characters.
     """
 
     capabilities: Capabilities

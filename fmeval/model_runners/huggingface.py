@@ -170,12 +170,19 @@ class HuggingFaceRunner:
         return self._tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
 
     # -- generation ----------------------------------------------------------------------
-    def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
+    def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
         self._load()
+        # A chat template already holds the special tokens the model expects.
+        return self._encode([self._format(p) for p in prompts], add_special_tokens=not self.chat_template)
+
+    def prompt_lengths(self, prompts: Sequence[str]) -> list[int]:
+        """Prompt lengths in tokens, as generation will see them."""
+        return [len(ids) for ids in self._encode_prompts(prompts)]
+
+    def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         import torch
 
-        # A chat template already holds the special tokens the model expects.
-        token_ids = self._encode([self._format(p) for p in prompts], add_special_tokens=not self.chat_template)
+        token_ids = self._encode_prompts(prompts)
         outputs: list[ModelOutput | None] = [None] * len(prompts)
         for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
             try:

@@ -1,0 +1,84 @@
+"""fmeval run (factual_knowledge, 100 T-REx records, SmolLM2, 16 new tokens) against a raw
+length-sorted batched `model.generate` loop over the same prompts, in the same process.
+
+Both sides load the model from the same converted-GGUF cache and are timed after a shared
+warm-up; each is run ROUNDS times, alternating, and the best time of each is compared.
+Last line: {"name", "ours_s", "reference_s", "ratio"}. Goal: ratio <= 1.15.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fmeval.cli import main as fmeval_main
+from fmeval.model_runners.default import smollm2_gguf_path
+from fmeval.model_runners.huggingface import _convert_gguf
+
+NUM_RECORDS, MAX_NEW_TOKENS, BATCH_SIZE, ROUNDS = 100, 16, 32, 3
+
+
+def run_fmeval(output: Path) -> float:
+    started = time.perf_counter()
+    code = fmeval_main([
+        "run", "--evaluation", "factual_knowledge", "--dataset", "trex", "--model", "smollm2",
+        "--num-records", str(NUM_RECORDS), "--max-new-tokens", str(MAX_NEW_TOKENS),
+        "--batch-size", str(BATCH_SIZE), "--output", str(output), "--overwrite", "--no-progress",
+    ])
+    elapsed = time.perf_counter() - started
+    assert code == 0, f"fmeval run exited {code}"
+    return elapsed
+
+
+def run_reference(model_dir: Path, prompts: list[str]) -> tuple[float, list[str]]:
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer.padding_side = "left"
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        for p in prompts
+    ]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    outputs: list[str] = [""] * len(ids)
+    for start in range(0, len(order), BATCH_SIZE):
+        batch = order[start : start + BATCH_SIZE]
+        padded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        with torch.inference_mode():
+            generated = model.generate(**padded, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                                       temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+        decoded = tokenizer.batch_decode(generated[:, padded["input_ids"].shape[1]:], skip_special_tokens=True)
+        for index, text in zip(batch, decoded):
+            outputs[index] = text
+    return time.perf_counter() - started, outputs
+
+
+def main() -> None:
+    gguf = smollm2_gguf_path()
+    model_dir = _convert_gguf(gguf.parent, gguf.name)  # shared warm-up: conversion happens once, untimed
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        ours, reference = [], []
+        for _ in range(ROUNDS):
+            ours.append(run_fmeval(run_dir))
+            records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+            prompts = [record["prompt"] for record in records]
+            elapsed, ref_outputs = run_reference(model_dir, prompts)
+            reference.append(elapsed)
+        agree = sum(r["model_output"] == o for r, o in zip(records, ref_outputs))
+        score = json.loads((run_dir / "summary.json").read_text())["dataset_scores"][0]
+    print(f"rounds: ours {[round(t, 2) for t in ours]} s, reference {[round(t, 2) for t in reference]} s")
+    print(f"outputs identical to the reference on {agree}/{len(records)} records; "
+          f"factual_knowledge = {score['value']:.3f}")
+    best_ours, best_reference = min(ours), min(reference)
+    print(json.dumps({"name": "hf_throughput", "ours_s": round(best_ours, 3), "reference_s": round(best_reference, 3),
+                      "ratio": round(best_ours / best_reference, 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -30,11 +30,26 @@ MODEL_FLAGS = {
     "device": "device",
     "system_prompt": "system_prompt",
     "chat_template": "chat_template",
+    "base_url": "base_url",
+    "api": "api",
+    "api_key_env": "api_key_env",
+    "timeout": "timeout_s",
+    "region": "region",
+    "content_template": "content_template",
+    "output_jmespath": "output",
+    "log_probability_jmespath": "log_probability",
+}
+ENGINE_FLAGS = {
+    "max_concurrency": "max_concurrency",
+    "max_retries": "max_retries",
+    "requests_per_minute": "requests_per_minute",
+    "tokens_per_minute": "tokens_per_minute",
 }
 FIELD_FLAGS = ("model_input", "target_output", "category", "context", "model_output", "record_id", "record_filter")
 CONFIG_KEYS = {
     "evaluation", "dataset", "model", "output", "num_records", "seed", "prompt_template", "dataset_fields",
     "dataset_mirror", "skip_bad_records", "evaluation_options", "model_options", "n_bootstrap", "overwrite",
+    "engine_options", "cache", "cache_dir", "chunk_size",
 }
 
 
@@ -55,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate a model on a dataset",
         description="Evaluate a model on a dataset and write records.jsonl and summary.json to --output. "
         "Model specs: 'smollm2' (default, bundled), a directory or hub id, a .gguf file, "
-        "'function:module:callable'.",
+        "'function:module:callable', 'openai:MODEL' (with --base-url), 'bedrock:MODEL_ID', "
+        "'sagemaker:ENDPOINT'. Re-running into the same --output with the same configuration resumes.",
     )
     run.add_argument("--config", help="YAML file whose keys mirror these flags (flags win)")
     run.add_argument("--evaluation", "-e", help="evaluation name (see `fmeval evaluations list`)")
@@ -67,8 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-template", help="prompt template with $model_input (and optionally $context)")
     run.add_argument("--dataset-mirror", help="directory holding built-in dataset files (or FMEVAL_DATASET_MIRROR)")
     run.add_argument("--skip-bad-records", action="store_true", default=None, help="skip and count bad records")
-    run.add_argument("--overwrite", action="store_true", default=None, help="replace a run already in --output")
+    run.add_argument("--overwrite", action="store_true", default=None, help="start again instead of resuming --output")
     run.add_argument("--n-bootstrap", type=int, help="bootstrap resamples for confidence intervals (default: 1000)")
+    run.add_argument("--chunk-size", type=int, help="records evaluated (and saved) together (default: 256)")
+    run.add_argument("--cache-dir", help="response cache location (default: the user cache directory)")
+    run.add_argument("--no-cache", dest="cache", action="store_false", default=None, help="do not cache responses")
+    run.add_argument("--max-error-rate", type=float,
+                     help="exit 1 when more than this fraction of records ended with a model error")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     fields = run.add_argument_group("custom dataset fields (JMESPath)")
@@ -92,6 +113,19 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if present)")
     model.add_argument("--system-prompt")
     model.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=None)
+    model.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    model.add_argument("--api", choices=("chat", "completions"), help="OpenAI-compatible API (default: chat)")
+    model.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    model.add_argument("--timeout", type=float, help="seconds per request (hosted models)")
+    model.add_argument("--region", help="AWS region (Bedrock, SageMaker)")
+    model.add_argument("--content-template", help="JSON request body with $prompt (Bedrock invoke_model, SageMaker)")
+    model.add_argument("--output-jmespath", help="where the output text is in the response (with --content-template)")
+    model.add_argument("--log-probability-jmespath", help="where a log-probability is in the response")
+    engine = run.add_argument_group("requests")
+    engine.add_argument("--max-concurrency", type=int, help="requests in flight at once (hosted models)")
+    engine.add_argument("--max-retries", type=int, help="retries of a failed request before recording an error")
+    engine.add_argument("--requests-per-minute", type=float)
+    engine.add_argument("--tokens-per-minute", type=float)
 
     datasets = commands.add_parser("datasets", help="list, describe or fetch built-in datasets")
     dataset_commands = datasets.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
@@ -134,10 +168,12 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _load_config(args.config) if args.config else {}
     for key in ("evaluation", "dataset", "model", "output", "num_records", "seed", "prompt_template",
-                "dataset_mirror", "skip_bad_records", "overwrite", "n_bootstrap"):
+                "dataset_mirror", "skip_bad_records", "overwrite", "n_bootstrap", "chunk_size", "cache", "cache_dir"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    for flags, key in ((EVALUATION_FLAGS, "evaluation_options"), (MODEL_FLAGS, "model_options")):
+    for flags, key in (
+        (EVALUATION_FLAGS, "evaluation_options"), (MODEL_FLAGS, "model_options"), (ENGINE_FLAGS, "engine_options")
+    ):
         chosen = {option: getattr(args, dest) for dest, option in flags.items() if getattr(args, dest) is not None}
         config[key] = {**(config.get(key) or {}), **chosen}
     fields = {name: getattr(args, name) for name in (*FIELD_FLAGS, "dataset_mime_type") if getattr(args, name)}
@@ -159,6 +195,12 @@ def _run(args: argparse.Namespace) -> int:
         interval = f"  95% CI [{score.ci_lower:.3f}, {score.ci_upper:.3f}]" if score.ci_lower is not None else ""
         print(f"  {score.name:<{width}}  {score.value:.4f}{interval}")
     print(f"Results: {summary.output_path}")
+    if args.max_error_rate is not None and summary.num_records:
+        rate = summary.num_errors / summary.num_records
+        if rate > args.max_error_rate:
+            print(f"fmeval: {summary.num_errors} of {summary.num_records} records ended with a model error "
+                  f"({rate:.1%} > --max-error-rate {args.max_error_rate:.1%})", file=sys.stderr)
+            return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -1,19 +1,26 @@
 """Run one evaluation end to end: dataset -> prompts -> engine -> scores -> run directory.
 
-A run directory holds `records.jsonl` (one line per record: input, prompt, output, target,
-category, scores, error), written as records complete, and `summary.json` (an `EvalOutput`).
+A run directory holds:
+- `run.json`: the run's configuration (evaluation, dataset checksum, prompt template, model
+  identity, sampling), written first;
+- `records.jsonl`: one line per record (input, prompt, output, target, category, scores,
+  error), appended and flushed as records complete;
+- `summary.json`: an `EvalOutput`, computed from `records.jsonl` at the end.
+
+Running again into the same directory with the same configuration resumes: records already
+written are kept and skipped, a line cut short by a crash is dropped, and each record ends
+up in `records.jsonl` exactly once. A different configuration is refused.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import itertools
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from fmeval.algorithms import get_algorithm
 from fmeval.algorithms.base import GenerationAlgorithm, RecordResult, aggregate, aggregate_by_category
@@ -21,8 +28,9 @@ from fmeval.datasets.config import DataConfig
 from fmeval.datasets.loader import LoadStats, Record, iter_records, sample
 from fmeval.datasets.registry import DATASETS
 from fmeval.datasets.sources import sha256_of
-from fmeval.engine import Engine
-from fmeval.errors import UserError
+from fmeval.engine import Engine, EngineOptions
+from fmeval.engine.cache import ResponseCache
+from fmeval.errors import DataError, UserError
 from fmeval.model_runners import ModelRunner, load_runner
 from fmeval.prompt import PromptTemplate
 from fmeval.results import EvalOutput
@@ -30,8 +38,11 @@ from fmeval.version import __version__
 
 RECORDS_FILE = "records.jsonl"
 SUMMARY_FILE = "summary.json"
+MANIFEST_FILE = "run.json"
 DEFAULT_TEMPLATE = "$model_input"
 DEFAULT_FIELDS = {"model_input": "model_input", "target_output": "target_output", "category": "category"}
+RECORD_FIELDS = ("record_id", "location", "category", "model_input", "prompt", "model_output", "target_output",
+                 "scores", "error", "context", "sent_more_input", "sent_less_input")
 
 
 def evaluate(
@@ -48,8 +59,11 @@ def evaluate(
     skip_bad_records: bool = False,
     evaluation_options: Mapping[str, Any] | None = None,
     model_options: Mapping[str, Any] | None = None,
+    engine_options: EngineOptions | Mapping[str, Any] | None = None,
+    cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
     n_bootstrap: int = 1000,
-    chunk_size: int = 1024,
+    chunk_size: int = 256,
     overwrite: bool = False,
     progress: bool = True,
 ) -> EvalOutput:
@@ -59,11 +73,15 @@ def evaluate(
     field locations come from `dataset_fields` (JMESPath; defaults: fields named model_input,
     target_output, category). `num_records` draws a seeded uniform sample over the whole
     file; None evaluates every record. `model` is a spec for `load_runner`, a runner, or None
-    when the dataset carries model outputs. Returns what `summary.json` holds.
+    when the dataset carries model outputs. Responses are cached (`cache_dir`, default the
+    user cache) unless `cache=False`. An existing run in `output` with the same
+    configuration is resumed; `overwrite` starts it again. Returns what `summary.json` holds.
     """
     started = time.perf_counter()
     if n_bootstrap < 0 or chunk_size < 1:
         raise UserError("n_bootstrap must be >= 0 and chunk_size >= 1")
+    if not isinstance(engine_options, EngineOptions):
+        engine_options = EngineOptions(**dict(engine_options or {}))
     algorithm = (
         evaluation
         if isinstance(evaluation, GenerationAlgorithm)
@@ -97,53 +115,74 @@ def evaluate(
     algorithm.prepare(stream())
     load_seconds = time.perf_counter() - started
 
-    runner: ModelRunner | None = None
-    if isinstance(model, str):
-        runner = load_runner(model, **dict(model_options or {})) if needs_model else None
-    else:
-        runner = model
+    runner: ModelRunner | None = model if not isinstance(model, str) else None
+    if isinstance(model, str) and needs_model:
+        runner = load_runner(model, **dict(model_options or {}))
     if needs_model and runner is None:
         raise UserError("this dataset has no model_output field, so a model is needed")
 
-    run_dir = _run_directory(output, algorithm.name, config.dataset_name, overwrite)
+    dataset_info = _dataset_provenance(config, stats)
+    manifest = {
+        "evaluation": algorithm.name,
+        "evaluation_config": algorithm.config(),
+        "dataset": {key: dataset_info[key] for key in ("dataset_name", "sha256", "record_filter",
+                                                       "target_output_delimiter", *config.locations())},
+        "prompt_template": template.template,
+        "model": runner.identity() if runner is not None else None,
+        "num_records": num_records,
+        "seed": seed,
+        "skip_bad_records": skip_bad_records,
+    }
+    run_dir = _run_directory(output, algorithm.name, config.dataset_name)
+    done = _open_run(run_dir, manifest, overwrite)
+    resumed = len(done)
     total = len(sampled) if sampled is not None else stats.records
-    kept: list[RecordResult] = []
-    with _progress_bar(progress, total, f"{algorithm.name} on {config.dataset_name}") as advance:
-        engine = Engine(runner, on_progress=advance)
-        with open(run_dir / RECORDS_FILE, "w", encoding="utf-8") as sink:
-            for chunk in _chunks(stream(), chunk_size):
-                for record in chunk:
-                    if record.model_input is not None:
-                        record.prompt = template.render(
-                            model_input=record.model_input, context=record.context, location=record.location
-                        )
-                results = algorithm.evaluate_batch(chunk, engine)
-                advance(sum(1 for record in chunk if record.model_output is not None))
-                sink.writelines(_record_line(result) + "\n" for result in results)
-                sink.flush()
-                kept.extend(_slim(result) for result in results)
+    response_cache = ResponseCache(cache_dir) if cache and runner is not None else None
+    try:
+        with _progress_bar(progress, total, f"{algorithm.name} on {config.dataset_name}") as advance, Engine(
+            runner, options=engine_options, cache=response_cache, on_progress=advance, seed=seed
+        ) as engine:
+            advance(resumed)
+            seen = set(done)
+            with open(run_dir / RECORDS_FILE, "a", encoding="utf-8") as sink:
+                for chunk in _chunks(_new_records(stream(), done, seen), chunk_size):
+                    for record in chunk:
+                        if record.model_input is not None:
+                            record.prompt = template.render(
+                                model_input=record.model_input, context=record.context, location=record.location
+                            )
+                    results = algorithm.evaluate_batch(chunk, engine)
+                    advance(sum(1 for record in chunk if record.model_output is not None))
+                    sink.writelines(_record_line(result) + "\n" for result in results)
+                    sink.flush()
+            engine_report = engine.report()
+    finally:
+        if response_cache is not None:
+            response_cache.close()
+
     scoring_started = time.perf_counter()
+    results = read_results(run_dir / RECORDS_FILE)
     corpus = algorithm.corpus_metrics()
-    dataset_scores = aggregate(kept, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed)
-    category_scores = aggregate_by_category(kept, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed)
     summary = EvalOutput(
         eval_name=algorithm.name,
         dataset_name=config.dataset_name,
-        dataset_scores=dataset_scores,
-        category_scores=category_scores,
+        dataset_scores=aggregate(results, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed),
+        category_scores=aggregate_by_category(results, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed),
         prompt_template=template.template,
         output_path=str(run_dir),
-        num_records=len(kept),
-        num_errors=sum(1 for result in kept if result.error is not None),
+        num_records=len(results),
+        num_errors=sum(1 for result in results if result.error is not None),
         num_skipped_records=stats.skipped,
-        model=runner.identity() if runner is not None else {"type": "dataset model_output"},
-        dataset=_dataset_provenance(config, stats),
+        model=manifest["model"] or {"type": "dataset model_output"},
+        dataset=dataset_info,
         config={
             "evaluation": algorithm.config(),
             "num_records": num_records,
             "skip_bad_records": skip_bad_records,
             "n_bootstrap": n_bootstrap,
+            "engine": {k: v for k, v in vars(engine_options).items() if v is not None},
         },
+        engine={**engine_report, "resumed_records": resumed},
         seed=seed,
         fmeval_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -196,17 +235,77 @@ def _dataset_provenance(config: DataConfig, stats: LoadStats) -> dict[str, Any]:
     }
 
 
-def _run_directory(output: str | os.PathLike[str] | None, evaluation: str, dataset: str, overwrite: bool) -> Path:
+def _run_directory(output: str | os.PathLike[str] | None, evaluation: str, dataset: str) -> Path:
     if output is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         output = Path("runs") / f"{evaluation}-{dataset}-{stamp}"
     run_dir = Path(output)
-    if (run_dir / RECORDS_FILE).exists() and not overwrite:
-        raise UserError(f"{run_dir} already holds a run; choose another output directory or pass overwrite")
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (RECORDS_FILE, SUMMARY_FILE):
-        (run_dir / name).unlink(missing_ok=True)
     return run_dir
+
+
+def _open_run(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> set[str]:
+    """Start the run, or resume it: the ids of the records already written."""
+    records_path, manifest_path = run_dir / RECORDS_FILE, run_dir / MANIFEST_FILE
+    manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
+    done: set[str] = set()
+    if overwrite:
+        for name in (RECORDS_FILE, SUMMARY_FILE, MANIFEST_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+    elif records_path.exists():
+        if not manifest_path.exists():
+            raise UserError(f"{run_dir} holds {RECORDS_FILE} but no {MANIFEST_FILE}; use another output or overwrite")
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if previous != manifest:
+            changed = sorted(key for key in manifest.keys() | previous.keys() if manifest.get(key) != previous.get(key))
+            raise UserError(
+                f"{run_dir} holds a run with a different configuration (changed: {', '.join(changed)}); "
+                f"use another output directory, or overwrite to start again"
+            )
+        done = {line["record_id"] for line in _read_lines(records_path, repair=True)}
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    staging = manifest_path.with_suffix(".tmp")
+    staging.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, manifest_path)
+    return done
+
+
+def _read_lines(path: Path, *, repair: bool = False) -> Iterator[dict[str, Any]]:
+    """The records of a run; with `repair`, first drop a last line cut short by a crash."""
+    if repair:
+        with open(path, "rb+") as handle:
+            content = handle.read()
+            if content and not content.endswith(b"\n"):
+                handle.truncate(content.rfind(b"\n") + 1)
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}", f"not a record line: {exc.msg}") from exc
+
+
+def read_results(path: str | os.PathLike[str]) -> list[RecordResult]:
+    """The per-record results of a run directory's `records.jsonl`, as aggregation needs them."""
+    results = []
+    for line in _read_lines(Path(path)):
+        record = Record(record_id=line["record_id"], location=line.get("location", ""),
+                        category=line.get("category"), target_output=line.get("target_output"))
+        extras = {key: value for key, value in line.items() if key not in RECORD_FIELDS}
+        results.append(RecordResult(record, line.get("model_output"), line["scores"], line.get("error"), extras))
+    return results
+
+
+def _new_records(records: Iterable[Record], done: set[str], seen: set[str]) -> Iterator[Record]:
+    """The records not yet in the run; a record id seen twice is an error (resume relies on ids)."""
+    for record in records:
+        if record.record_id in done:
+            done.discard(record.record_id)  # each done id matches one record; a second one is a duplicate
+            continue
+        if record.record_id in seen:
+            raise DataError(record.location, f"duplicate record_id {record.record_id!r}")
+        seen.add(record.record_id)
+        yield record
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -233,13 +332,6 @@ def _record_line(result: RecordResult) -> str:
             line[name] = getattr(record, name)
     line.update(result.extras)
     return json.dumps(line, ensure_ascii=False)
-
-
-def _slim(result: RecordResult) -> RecordResult:
-    """Drop the texts aggregation does not need, so memory grows by little per record."""
-    record = result.record
-    slim = Record(record_id=record.record_id, location="", category=record.category, target_output=record.target_output)
-    return dataclasses.replace(result, record=slim, model_output=None)
 
 
 def _skipped_note(stats: LoadStats) -> str:

@@ -48,6 +48,8 @@ class EvalOutput:
     fmeval_version: str | None = None
     created_at: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
+    """Requests, retries, throttling, cache hits and misses, records resumed."""
     error: str | None = None
 
     def score(self, name: str) -> EvalScore:

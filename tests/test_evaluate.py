@@ -73,8 +73,9 @@ def test_model_errors_are_recorded_per_record_and_left_out_of_means(tmp_path):
     summary = evaluate(
         evaluation="qa_accuracy", dataset=qa_config(data), model=FunctionRunner(flaky),
         evaluation_options={"metrics": ["exact_match_score", "recall_over_words"]},
-        output=tmp_path / "run", progress=False,
+        engine_options={"max_retries": 2, "retry_base_delay_s": 0.001}, output=tmp_path / "run", progress=False,
     )
+    assert summary.engine["retries"] == 2 and summary.engine["failed_requests"] == 1
     assert summary.num_errors == 1 and summary.num_records == 4
     # recall over the 3 answered: Paris 1, Shakespeare 1, empty 0
     assert summary.score("recall_over_words").value == pytest.approx(2 / 3)
@@ -150,11 +151,23 @@ def test_usage_errors(tmp_path):
                  prompt_template="$question", output=tmp_path / "r", progress=False)
     with pytest.raises(UserError, match="neither a built-in dataset"):
         evaluate(evaluation="factual_knowledge", dataset="no_such_thing", model=model, progress=False)
-    evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model, prompt_template="Q: $model_input",
-             output=tmp_path / "once", progress=False)
-    with pytest.raises(UserError, match="already holds a run"):
+
+def test_rerun_resumes_and_a_changed_configuration_is_refused(tmp_path):
+    data = write_jsonl(tmp_path / "qa.jsonl", QA_ROWS)
+    calls = []
+    model = FunctionRunner(lambda p: calls.append(p) or answer(p))
+    first = evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model,
+                     prompt_template="Q: $model_input", output=tmp_path / "once", progress=False)
+    again = evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model,
+                     prompt_template="Q: $model_input", output=tmp_path / "once", progress=False)
+    assert len(calls) == 4 and again.engine["resumed_records"] == 4
+    assert again.dataset_scores == first.dataset_scores
+    with pytest.raises(UserError, match=r"different configuration \(changed: prompt_template\)"):
         evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model,
-                 prompt_template="Q: $model_input", output=tmp_path / "once", progress=False)
+                 prompt_template="Question: $model_input", output=tmp_path / "once", progress=False)
+    evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model, overwrite=True,
+             prompt_template="Question: $model_input".replace("Question", "Q"), output=tmp_path / "once", progress=False)
+    assert len(calls) == 8
 
 
 def test_builtin_dataset_with_tiny_local_model(tiny_llama_dir, mirror, tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from fmeval.engine import Engine
+from fmeval.engine import Engine, EngineOptions
 from fmeval.engine.collator import length_sorted_batches
 from fmeval.errors import UserError
 from fmeval.model_runners import ModelOutput, load_runner
@@ -107,11 +107,12 @@ def test_function_runner_single_batched_and_failures():
             raise ValueError("no thanks")
         return prompt, -1.5
 
-    outputs = FunctionRunner(flaky).predict(["ok", "bad"])
-    assert outputs[0] == ModelOutput(output="ok", log_probability=-1.5)
-    assert outputs[1].output is None and outputs[1].error == "ValueError: no thanks"
-    wrong_count = FunctionRunner(lambda prompts: ["one"], batched=True).predict(["a", "b"])
-    assert all("returned 1 outputs for 2 prompts" in o.error for o in wrong_count)
+    assert FunctionRunner(flaky).predict(["ok"]) == [ModelOutput(output="ok", log_probability=-1.5)]
+    with pytest.raises(ValueError, match="no thanks"):  # the engine retries, then records it
+        FunctionRunner(flaky).predict(["bad"])
+    with pytest.raises(ValueError, match="returned 1 outputs for 2 prompts"):
+        FunctionRunner(lambda prompts: ["one"], batched=True).predict(["a", "b"])
+    assert not FunctionRunner(str).capabilities.cacheable
 
 
 def test_collator_sorts_longest_first_and_covers_every_index():
@@ -132,12 +133,29 @@ def test_engine_batches_restores_order_and_records_failures():
         return [p.upper() for p in prompts]
 
     progress = []
-    engine = Engine(FunctionRunner(model, batched=True, batch_size=2), on_progress=progress.append)
+    options = EngineOptions(max_retries=2, retry_base_delay_s=0.001)
+    engine = Engine(FunctionRunner(model, batched=True, batch_size=2), options=options, on_progress=progress.append)
     outputs = engine.generate(["bb", "a", "boom", "dddd"])
-    assert [len(batch) for batch in seen] == [2, 2]
+    assert [len(batch) for batch in seen] == [2, 2, 2, 2]  # the failing batch was tried 3 times
     assert outputs[0].output == "BB" and outputs[1].output == "A"
     assert outputs[2].error == "RuntimeError: server on fire" and outputs[3].error == outputs[2].error
-    assert sum(progress) == 4 and engine.calls == 2
+    assert sum(progress) == 4
+    assert engine.report() == {"requests": 4, "retries": 2, "throttled": 0, "failed_requests": 1,
+                               "cache_hits": 0, "cache_misses": 0}
+
+
+def test_engine_retries_a_transient_failure_then_succeeds():
+    attempts = []
+
+    def model(prompt):
+        attempts.append(prompt)
+        if len(attempts) < 3:
+            raise ConnectionResetError("reset by peer")
+        return prompt.upper()
+
+    engine = Engine(FunctionRunner(model), options=EngineOptions(max_retries=5, retry_base_delay_s=0.001))
+    assert engine.generate(["x"])[0].output == "X"
+    assert engine.report()["retries"] == 2
 
 
 def test_engine_without_model_or_log_probabilities():
@@ -146,7 +164,7 @@ def test_engine_without_model_or_log_probabilities():
     with pytest.raises(UserError, match="cannot give log-probabilities"):
         Engine(FunctionRunner(str.upper)).log_probability(["x"])
     engine = Engine(FunctionRunner(str.upper, log_probability_fn=lambda texts: [-float(len(t)) for t in texts]))
-    assert engine.log_probability(["ab", "c"]) == [-2.0, -1.0]
+    assert [o.log_probability for o in engine.log_probability(["ab", "c"])] == [-2.0, -1.0]
 
 
 def test_engine_sorts_by_the_runners_own_length_measure():

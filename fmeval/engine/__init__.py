@@ -1,4 +1,4 @@
-"""The evaluation engine: batching and (later) concurrency, caching and resume behind one seam."""
-from fmeval.engine.engine import Engine
+"""The evaluation engine: batching, concurrency, retries and the response cache behind one seam."""
+from fmeval.engine.engine import Engine, EngineOptions
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineOptions"]

@@ -8,6 +8,9 @@
 | `path/to/model.gguf`, `gguf:path` | a GGUF checkpoint through transformers |
 | `path/to/dir`, `hf:<dir or hub id>` | a Hugging Face causal LM |
 | `function:package.module:callable` | a Python callable |
+| `openai:MODEL` | an OpenAI-compatible server (`base_url`, `api`, `api_key_env`, ...) |
+| `bedrock:MODEL_ID` | Amazon Bedrock (Converse, or invoke_model with `content_template`) |
+| `sagemaker:ENDPOINT` | a SageMaker endpoint (`content_template`, `output`, ...) |
 """
 from __future__ import annotations
 
@@ -23,8 +26,27 @@ __all__ = ["Capabilities", "LogProbabilityUnsupported", "ModelOutput", "ModelRun
 ERR_FUNCTION_SPEC = "function model spec must look like 'function:package.module:callable', got {spec!r}"
 
 
+HOSTED = {
+    "openai:": ("fmeval.model_runners.openai_compatible", "OpenAICompatibleRunner"),
+    "bedrock:": ("fmeval.model_runners.aws", "BedrockRunner"),
+    "sagemaker:": ("fmeval.model_runners.aws", "SageMakerRunner"),
+}
+
+
 def load_runner(spec: str, **options: Any) -> ModelRunner:
     """Build the runner a model spec names; `options` go to its constructor (e.g. `max_new_tokens`)."""
+    try:
+        return _load_runner(spec, options)
+    except TypeError as exc:
+        raise UserError(f"model {spec!r}: bad option: {exc}") from exc
+
+
+def _load_runner(spec: str, options: dict[str, Any]) -> ModelRunner:
+    for prefix, (module_name, class_name) in HOSTED.items():
+        if spec.startswith(prefix):
+            if not spec[len(prefix) :]:
+                raise UserError(f"model spec {spec!r} needs a name after {prefix!r}")
+            return getattr(importlib.import_module(module_name), class_name)(spec[len(prefix) :], **options)
     if spec in ("smollm2", "default"):
         from fmeval.model_runners.default import smollm2_runner
 

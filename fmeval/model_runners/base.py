@@ -25,7 +25,10 @@ class Capabilities:
     batch_size: int = 1
     """How many prompts one `predict` call should carry."""
     max_concurrency: int = 1
-    """How many `predict` calls may be in flight at once."""
+    """How many requests may be in flight at once (runners with `agenerate`)."""
+    cacheable: bool = True
+    """Whether answers may be cached under `identity()`: false where the identity cannot
+    tell two models apart (e.g. a Python function whose code may change between runs)."""
 
 
 @runtime_checkable
@@ -33,9 +36,16 @@ class ModelRunner(Protocol):
     """A model behind one batch-first interface.
 
     `identity()` names the model and every parameter that changes its answers (never a
-    credential): results and caches are keyed on it. A runner may also offer
-    `prompt_lengths(prompts) -> list[int]` (e.g. in tokens) for the engine to batch prompts
-    of similar length together; without it, the engine sorts by characters.
+    credential): results and caches are keyed on it. `predict` may raise: the engine retries
+    and then records the error on the records concerned.
+
+    Optional methods the engine uses when present:
+    - `prompt_lengths(prompts) -> list[int]` (e.g. in tokens), to batch prompts of similar
+      length together; without it the engine sorts by characters;
+    - `async agenerate(prompt) -> ModelOutput` and `async alog_probability(text) -> float`,
+      one request each, for services that take one prompt per call: the engine then sends
+      requests concurrently (raising `RetryableError` asks for a retry);
+    - `async aclose()`, to release connections when the engine closes.
     """
 
     capabilities: Capabilities

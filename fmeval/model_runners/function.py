@@ -26,7 +26,9 @@ class FunctionRunner:
 
     With `batched=False` (default) `fn(prompt) -> str`; with `batched=True`
     `fn(prompts) -> list[str]`. Items may also be `ModelOutput` or `(text, log_probability)`.
-    A failing call is recorded on the outputs of its prompts, never raised.
+    Exceptions propagate: the engine retries the call, then records the error per record.
+    Answers are not cached unless `cacheable=True`, since the function's name cannot tell
+    whether its code changed.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class FunctionRunner:
         batch_size: int = 32,
         log_probability_fn: Callable[[Sequence[str]], Sequence[float]] | None = None,
         parameters: dict[str, Any] | None = None,
+        cacheable: bool = False,
     ):
         if not callable(fn):
             raise TypeError(f"FunctionRunner needs a callable, got {type(fn).__name__}")
@@ -51,6 +54,7 @@ class FunctionRunner:
         self.capabilities = Capabilities(
             log_probability=log_probability_fn is not None,
             batch_size=batch_size if batched else 1,
+            cacheable=cacheable,
         )
 
     def identity(self) -> dict[str, Any]:
@@ -58,21 +62,11 @@ class FunctionRunner:
 
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         if not self._batched:
-            return [self._call_one(prompt) for prompt in prompts]
-        try:
-            values = list(self._fn(list(prompts)))
-            if len(values) != len(prompts):
-                raise ValueError(ERR_BATCH_LENGTH.format(got=len(values), expected=len(prompts)))
-            return [_to_output(value) for value in values]
-        except Exception as exc:  # a failed call is recorded per record, never raised
-            error = f"{type(exc).__name__}: {exc}"
-            return [ModelOutput(output=None, error=error) for _ in prompts]
-
-    def _call_one(self, prompt: str) -> ModelOutput:
-        try:
-            return _to_output(self._fn(prompt))
-        except Exception as exc:
-            return ModelOutput(output=None, error=f"{type(exc).__name__}: {exc}")
+            return [_to_output(self._fn(prompt)) for prompt in prompts]
+        values = list(self._fn(list(prompts)))
+        if len(values) != len(prompts):
+            raise ValueError(ERR_BATCH_LENGTH.format(got=len(values), expected=len(prompts)))
+        return [_to_output(value) for value in values]
 
     def log_probability(self, texts: Sequence[str]) -> list[float]:
         if self._log_probability_fn is None:

@@ -1,0 +1,258 @@
+"""OpenAI-compatible servers (OpenAI, vLLM, Ollama, llama.cpp, TGI): chat and completions APIs.
+
+The API key is read from an environment variable whose *name* is configured; the key itself
+is never stored, and it is masked in every error message (see `fmeval.secrets`).
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import re
+import time
+import urllib.parse
+from typing import Any, Literal, Sequence
+
+from fmeval.engine.concurrency import AdaptiveLimiter, RetryableError, RetryPolicy, run_with_retries
+from fmeval.errors import UserError
+from fmeval.model_runners.base import Capabilities, ModelOutput
+from fmeval.secrets import redact, register_secret
+
+THROTTLING_STATUSES = (429, 503)
+RETRYABLE_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
+_SECRET_QUERY = re.compile(r"key|token|secret|sig|password", re.IGNORECASE)
+BODY_SNIPPET = 300
+
+
+class RequestRejected(Exception):
+    """The server refused the request for a reason retrying will not fix (e.g. 400, 401, 404)."""
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials: no user:password, no query parameters that look like secrets."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    query = urllib.parse.urlencode(
+        [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if not _SECRET_QUERY.search(k)]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), query, ""))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _dig(payload: Any, *path: Any) -> Any:
+    """payload[path[0]][path[1]]...; a missing step is a malformed response, worth a retry."""
+    value = payload
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path).lstrip(".")
+            raise RetryableError(f"malformed response: no {where}") from None
+    return value
+
+
+class OpenAICompatibleRunner:
+    """One request per prompt; the engine sends them concurrently (`max_concurrency`)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        api: Literal["chat", "completions"] = "chat",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        system_prompt: str | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        output_log_probability: bool = False,
+        extra_body: dict[str, Any] | None = None,
+        timeout_s: float = 60.0,
+        max_concurrency: int = 16,
+    ):
+        if api not in ("chat", "completions"):
+            raise UserError(f"api must be 'chat' or 'completions', got {api!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise UserError(f"base_url must be an http(s) URL, got {public_url(base_url)!r}")
+        if max_new_tokens < 1 or timeout_s <= 0 or max_concurrency < 1:
+            raise UserError("max_new_tokens and max_concurrency must be >= 1, and timeout_s > 0")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api = api
+        self.api_key_env = api_key_env
+        self.system_prompt = system_prompt
+        self.max_new_tokens = max_new_tokens
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.stop = list(stop) if stop else None
+        self.output_log_probability = output_log_probability
+        self.extra_body = dict(extra_body or {})
+        self.timeout_s = timeout_s
+        self.capabilities = Capabilities(log_probability=True, chat=api == "chat", max_concurrency=max_concurrency)
+        self._client: Any = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "type": "openai_compatible",
+            "base_url": public_url(self.base_url),
+            "model": self.model,
+            "api": self.api,
+            "system_prompt": self.system_prompt,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": self.stop,
+            "extra_body": self.extra_body,
+        }
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if key:
+                register_secret(key)
+                headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _http(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            import httpx
+
+            limit = self.capabilities.max_concurrency
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s,
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = await self._http().post(f"{self.base_url}/{path}", json=body, headers=self._headers())
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"timed out after {self.timeout_s} s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetryableError(redact(f"connection failed: {type(exc).__name__}: {exc}")) from None
+        if response.status_code >= 400:
+            snippet = redact(response.text[:BODY_SNIPPET])
+            message = f"HTTP {response.status_code} from {public_url(self.base_url)}/{path}: {snippet}"
+            if response.status_code in RETRYABLE_STATUSES:
+                raise RetryableError(
+                    message,
+                    throttled=response.status_code in THROTTLING_STATUSES,
+                    retry_after=_retry_after(response.headers.get("Retry-After")),
+                )
+            raise RequestRejected(message)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RetryableError(f"malformed response: not JSON: {redact(response.text[:80])!r}") from None
+
+    def _generation_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            **self.extra_body,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        if self.stop:
+            body["stop"] = self.stop
+        return body
+
+    # -- requests ------------------------------------------------------------------------------
+    async def agenerate(self, prompt: str) -> ModelOutput:
+        body = self._generation_body()
+        if self.api == "chat":
+            messages = [{"role": "user", "content": prompt}]
+            if self.system_prompt is not None:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            body["messages"] = messages
+            if self.output_log_probability:
+                body["logprobs"] = True
+            payload = await self._post("chat/completions", body)
+            text = _dig(payload, "choices", 0, "message", "content")
+            log_probability = None
+            if self.output_log_probability:
+                log_probability = sum(float(t["logprob"]) for t in _dig(payload, "choices", 0, "logprobs", "content"))
+        else:
+            body["prompt"] = prompt if self.system_prompt is None else f"{self.system_prompt}\n\n{prompt}"
+            if self.output_log_probability:
+                body["logprobs"] = 1
+            payload = await self._post("completions", body)
+            text = _dig(payload, "choices", 0, "text")
+            log_probability = None
+            if self.output_log_probability:
+                values = _dig(payload, "choices", 0, "logprobs", "token_logprobs")
+                log_probability = sum(float(v) for v in values if v is not None)
+        if not isinstance(text, str):
+            raise RetryableError(f"malformed response: the output is {type(text).__name__}, not text")
+        return ModelOutput(output=text, log_probability=log_probability)
+
+    async def alog_probability(self, text: str) -> float:
+        """The prompt's own log-probability, from completions with `echo` (vLLM, llama.cpp, OpenAI legacy)."""
+        body = {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
+        payload = await self._post("completions", body)
+        logprobs = _dig(payload, "choices", 0, "logprobs")
+        values = _dig(logprobs, "token_logprobs")
+        offsets = logprobs.get("text_offset") if isinstance(logprobs, dict) else None
+        if offsets and len(offsets) == len(values):
+            prompt_values = [v for v, offset in zip(values, offsets) if offset < len(text)]
+        else:
+            prompt_values = values[:-1]  # the echo is followed by the one generated token
+        return sum(float(v) for v in prompt_values if v is not None)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- the batch interface, for direct use: the same requests, concurrent, with retries ----------
+    def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
+        return [
+            result if isinstance(result, ModelOutput) else ModelOutput(output=None, error=redact(str(result)))
+            for result in self._run_all(self.agenerate, prompts)
+        ]
+
+    def log_probability(self, texts: Sequence[str]) -> list[float]:
+        results = self._run_all(self.alog_probability, texts)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def _run_all(self, request: Any, items: Sequence[str]) -> list[Any]:
+        async def go() -> list[Any]:
+            try:
+                return await run_with_retries(
+                    [lambda item=item: request(item) for item in items],
+                    limiter=AdaptiveLimiter(self.capabilities.max_concurrency),
+                    retry=RetryPolicy(),
+                )
+            finally:
+                await self.aclose()
+
+        return asyncio.run(go())

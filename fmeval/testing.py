@@ -26,7 +26,9 @@ FAULTS = (
     "drop",  # closes the connection without answering
     "malformed_json",
     "missing_fields",
+    "400",  # Bad Request: not worth retrying
 )
+TRANSIENT_FAULTS = tuple(fault for fault in FAULTS if fault != "400")
 
 
 def echo(prompt: str) -> str:
@@ -55,7 +57,7 @@ class FakeOpenAIServer:
         *,
         latency_s: float = 0.0,
         fault_rate: float = 0.0,
-        faults: Sequence[str] = FAULTS,
+        faults: Sequence[str] = TRANSIENT_FAULTS,
         script: Sequence[str] = (),
         responder: Callable[[str], str] = echo,
         timeout_delay_s: float = 3.0,
@@ -73,6 +75,7 @@ class FakeOpenAIServer:
         self.timeout_delay_s = timeout_delay_s
         self.echo_authorization_in_errors = echo_authorization_in_errors
         self.requests = 0
+        self.in_flight = self.peak_in_flight = 0
         self.by_path: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.authorization_headers: list[str | None] = []
@@ -97,6 +100,9 @@ class FakeOpenAIServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle's algorithm the second waits
+            # for the client's delayed ACK (about 40 ms on Linux) on every response.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -125,6 +131,16 @@ class FakeOpenAIServer:
             return "ok"
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self._respond(handler)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}")
         fault = self._next_fault()
@@ -141,7 +157,7 @@ class FakeOpenAIServer:
             return
         if fault == "timeout":
             time.sleep(self.timeout_delay_s)
-        if fault in ("429", "429_retry_after", "500", "503"):
+        if fault in ("429", "429_retry_after", "500", "503", "400"):
             status = int(fault[:3])
             detail = {"error": {"message": f"injected {fault}", "type": "injected"}}
             if self.echo_authorization_in_errors:

@@ -8,3 +8,11 @@ def upper_model(prompt: str) -> str:
 def echo_answer(prompt: str) -> str:
     """Answers with the last word of the prompt: a deterministic stand-in for a model."""
     return prompt.rstrip("?. ").split()[-1]
+
+
+def slow_echo(prompt: str) -> str:
+    """Echoes after a short pause, so that a run lasts long enough to be killed part-way."""
+    import time
+
+    time.sleep(0.02)
+    return prompt

@@ -77,7 +77,9 @@ class AdaptiveLimiter:
                 if self._successes >= self.limit and self.limit < self.maximum:
                     self.limit += 1
                     self._successes = 0
-            self._condition.notify_all()
+            # Wake only as many waiters as there are free slots: with thousands of queued
+            # requests, waking all of them on every release costs O(n^2).
+            self._condition.notify(max(0, self.limit - self.in_flight))
 
 
 class RateLimiter:

@@ -1,0 +1,112 @@
+"""Adaptive limiting, rate limiting and retries, on their own."""
+import asyncio
+import random
+import time
+
+import pytest
+
+from fmeval.engine.concurrency import (
+    AdaptiveLimiter, RateLimiter, RequestStats, RetryableError, RetryPolicy, run_with_retries,
+)
+
+
+def test_retry_policy_backoff_and_retry_after():
+    policy = RetryPolicy(max_retries=5, base_delay_s=0.5, max_delay_s=4)
+    rng = random.Random(0)
+    delays = [policy.delay(attempt, None, rng) for attempt in range(6) for _ in range(200)]
+    assert all(0 <= d <= 4 for d in delays)
+    assert max(policy.delay(0, None, rng) for _ in range(200)) <= 0.5  # attempt 0 waits at most base
+    assert policy.delay(3, 1.5, rng) == 1.5  # the server's Retry-After wins
+    assert policy.delay(3, 60, rng) == 4  # but never beyond the cap
+
+
+def test_adaptive_limiter_halves_on_throttling_and_grows_back():
+    async def scenario():
+        limiter = AdaptiveLimiter(8)
+        for _ in range(8):
+            await limiter.acquire()
+        assert limiter.in_flight == 8
+        await limiter.release(throttled=True)
+        assert limiter.limit == 4  # halved once ...
+        for _ in range(3):
+            await limiter.release(throttled=True)
+        assert limiter.limit == 4  # ... not again for requests that were already in flight
+        for _ in range(4):
+            await limiter.release(throttled=False)
+        assert limiter.limit == 5  # a full window of successes adds one
+        return limiter.lowest_limit
+
+    assert asyncio.run(scenario()) == 4
+
+
+def test_limiter_caps_requests_in_flight():
+    peak = 0
+    in_flight = 0
+
+    async def request():
+        nonlocal peak, in_flight
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return "ok"
+
+    async def scenario():
+        return await run_with_retries([request] * 40, limiter=AdaptiveLimiter(5), retry=RetryPolicy())
+
+    assert asyncio.run(scenario()) == ["ok"] * 40
+    assert peak == 5
+
+
+def test_rate_limiter_paces_requests():
+    async def scenario():
+        limiter = RateLimiter(requests_per_minute=600)  # 10 per second, about 1 s of burst
+        started = time.monotonic()
+        for _ in range(25):
+            await limiter.wait(1)
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    assert 1.2 < elapsed < 2.5  # 25 requests at 10/s after a burst of 10
+
+
+def test_run_with_retries_recovers_gives_up_and_does_not_retry_fatal_errors():
+    attempts = {"flaky": 0, "hopeless": 0}
+
+    async def flaky():
+        attempts["flaky"] += 1
+        if attempts["flaky"] < 3:
+            raise RetryableError("503", throttled=True)
+        return "fine"
+
+    async def hopeless():
+        attempts["hopeless"] += 1
+        raise RetryableError("always 500")
+
+    async def fatal():
+        raise PermissionError("401 unauthorized")
+
+    stats = RequestStats()
+    done = []
+
+    async def scenario():
+        return await run_with_retries(
+            [flaky, hopeless, fatal], limiter=AdaptiveLimiter(4),
+            retry=RetryPolicy(max_retries=3, base_delay_s=0.001), stats=stats, on_done=done.append,
+        )
+
+    flaky_result, hopeless_result, fatal_result = asyncio.run(scenario())
+    assert flaky_result == "fine" and attempts["flaky"] == 3
+    assert isinstance(hopeless_result, RetryableError) and attempts["hopeless"] == 4
+    assert isinstance(fatal_result, PermissionError)
+    assert (stats.requests, stats.retries, stats.throttled, stats.failed) == (3 + 4 + 1, 2 + 3, 2, 2)
+    assert sum(done) == 3
+
+
+def test_engine_options_are_validated():
+    from fmeval.engine import EngineOptions
+    from fmeval.errors import UserError
+
+    for bad in ({"max_concurrency": 0}, {"max_retries": -1}, {"requests_per_minute": 0}):
+        with pytest.raises(UserError):
+            EngineOptions(**bad)

@@ -1,0 +1,94 @@
+"""Runs killed at random moments resume to exactly the full record set; secrets never land anywhere."""
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fmeval import evaluate
+from fmeval.model_runners.openai_compatible import OpenAICompatibleRunner
+from fmeval.testing import FakeOpenAIServer
+
+REPO = Path(__file__).resolve().parent.parent
+N = 300
+
+
+def write_dataset(path, n=N):
+    path.write_text("".join(json.dumps({"model_input": f"q{i}", "target_output": f"q{i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def command(data, out):
+    return [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data),
+            "-m", "function:tests.support:slow_echo", "--chunk-size", "4", "--no-cache", "-o", str(out)]
+
+
+def test_sigkill_at_random_points_then_resume_gives_each_record_once(tmp_path):
+    data, out = write_dataset(tmp_path / "d.jsonl"), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    rng = random.Random(2024)
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(command(data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.7, 2.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 3, "the run finished too fast to be interrupted; the test would prove nothing"
+    written_before = len((out / "records.jsonl").read_text().splitlines())
+    assert written_before < N
+    final = subprocess.run(command(data, out), env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    ids = [json.loads(line)["record_id"] for line in (out / "records.jsonl").read_text().splitlines()]
+    assert sorted(ids, key=int) == [str(i) for i in range(N)]  # every record, each exactly once
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_records"] == N and summary["dataset_scores"][0]["value"] == 1.0
+    assert summary["engine"]["resumed_records"] >= written_before - 1  # a torn last line is redone
+
+
+def test_a_line_cut_short_is_dropped_and_redone(tmp_path):
+    data, out = write_dataset(tmp_path / "d.jsonl", 6), tmp_path / "run"
+    calls = []
+
+    def model(prompt):
+        calls.append(prompt)
+        return prompt
+
+    from fmeval.model_runners.function import FunctionRunner
+
+    evaluate(evaluation="factual_knowledge", dataset=data, model=FunctionRunner(model), output=out, progress=False)
+    lines = (out / "records.jsonl").read_text().splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(lines[:3]) + lines[3][:25])  # killed while writing line 4
+    summary = evaluate(evaluation="factual_knowledge", dataset=data, model=FunctionRunner(model), output=out,
+                       progress=False)
+    assert calls[6:] == ["q3", "q4", "q5"]
+    assert summary.num_records == 6 and summary.engine["resumed_records"] == 3
+
+
+def test_api_key_never_lands_in_any_artifact(tmp_path, monkeypatch, caplog, capsys):
+    key = "sk-fmeval-PLANTED-7f3a9c2e51d04b8a"
+    monkeypatch.setenv("FMEVAL_TEST_API_KEY", key)
+    data = write_dataset(tmp_path / "d.jsonl", 12)
+    caplog.set_level(logging.DEBUG)
+    # The server puts the Authorization header it got into its error bodies, as careless servers do.
+    script = ["500", "ok", "500", "429", "ok"] * 4
+    with FakeOpenAIServer(script=script, echo_authorization_in_errors=True) as server:
+        runner = OpenAICompatibleRunner("m", base_url=server.url, api_key_env="FMEVAL_TEST_API_KEY")
+        summary = evaluate(evaluation="factual_knowledge", dataset=data, model=runner, output=tmp_path / "run",
+                           cache_dir=tmp_path / "cache", engine_options={"max_retries": 0}, progress=False)
+    assert f"Bearer {key}" in server.authorization_headers  # the key was really used...
+    assert summary.num_errors > 0  # ...and errors that quoted it were recorded
+    records = (tmp_path / "run" / "records.jsonl").read_text()
+    assert "***" in records  # the quoted key was masked
+    artifacts = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file() and path != data}
+    assert any(p.suffix == ".sqlite" for p in artifacts) and any(p.name == "summary.json" for p in artifacts)
+    for path, content in artifacts.items():
+        assert key.encode() not in content, f"API key found in {path}"
+    captured = capsys.readouterr()
+    assert key not in caplog.text and key not in captured.out and key not in captured.err
+    assert "FMEVAL_TEST_API_KEY" not in json.dumps(summary.model)  # not even the variable's name is needed

@@ -20,6 +20,13 @@ EVALUATION_FLAGS = {
     "valid_labels": "valid_labels",
     "logical_operator": "logical_operator",
     "multiclass_average": "multiclass_average",
+    "perturbation": "perturbation",
+    "num_perturbations": "num_perturbations",
+    "perturbation_seed": "seed",
+    "detector": "detector",
+    "detoxify_model": "detoxify_model",
+    "detoxify_checkpoint": "detoxify_checkpoint",
+    "toxigen_model": "toxigen_model",
 }
 MODEL_FLAGS = {
     "max_new_tokens": "max_new_tokens",
@@ -104,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     options.add_argument("--valid-labels", type=_csv_list, help="classification labels (default: the targets seen)")
     options.add_argument("--logical-operator", choices=("OR", "AND"), help="factual_knowledge target logic")
     options.add_argument("--multiclass-average", choices=("micro", "macro", "weighted"))
+    options.add_argument("--perturbation", help="butter_finger (default), random_upper_case, whitespace_add_remove, "
+                         "or nlpaug:<module>.<Class>")
+    options.add_argument("--num-perturbations", type=int, help="perturbed prompts per record (default: 5)")
+    options.add_argument("--perturbation-seed", type=int, help="seed of the perturbations (default: 0)")
+    options.add_argument("--detector", choices=("detoxify", "toxigen"), help="toxicity classifier (default: detoxify)")
+    options.add_argument("--detoxify-model", choices=("original", "unbiased", "multilingual"))
+    options.add_argument("--detoxify-checkpoint", help="a local Detoxify checkpoint file (offline)")
+    options.add_argument("--toxigen-model", help="ToxiGen classifier: hub id or local directory")
     model = run.add_argument_group("model options")
     model.add_argument("--max-new-tokens", type=int)
     model.add_argument("--batch-size", type=int)

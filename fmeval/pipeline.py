@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from fmeval.algorithms import get_algorithm
-from fmeval.algorithms.base import GenerationAlgorithm, RecordResult, aggregate, aggregate_by_category
+from fmeval.algorithms.base import Algorithm, RecordResult, aggregate, aggregate_by_category
 from fmeval.datasets.config import DataConfig
 from fmeval.datasets.loader import LoadStats, Record, iter_records, sample
 from fmeval.datasets.registry import DATASETS
@@ -47,7 +47,7 @@ RECORD_FIELDS = ("record_id", "location", "category", "model_input", "prompt", "
 
 def evaluate(
     *,
-    evaluation: str | GenerationAlgorithm,
+    evaluation: str | Algorithm,
     dataset: str | os.PathLike[str] | DataConfig,
     model: str | ModelRunner | None = "smollm2",
     output: str | os.PathLike[str] | None = None,
@@ -84,7 +84,7 @@ def evaluate(
         engine_options = EngineOptions(**dict(engine_options or {}))
     algorithm = (
         evaluation
-        if isinstance(evaluation, GenerationAlgorithm)
+        if isinstance(evaluation, Algorithm)
         else get_algorithm(str(evaluation), **dict(evaluation_options or {}))
     )
     config, default_template = _data_config(dataset, dataset_fields, dataset_mirror)
@@ -151,7 +151,7 @@ def evaluate(
                             record.prompt = template.render(
                                 model_input=record.model_input, context=record.context, location=record.location
                             )
-                    results = algorithm.evaluate_batch(chunk, engine)
+                    results = algorithm.evaluate_batch(chunk, engine, template=template)
                     advance(sum(1 for record in chunk if record.model_output is not None))
                     sink.writelines(_record_line(result) + "\n" for result in results)
                     sink.flush()

@@ -81,3 +81,65 @@ def file_server(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+DETOXIFY_CLASSES = ["toxic", "severe_toxic", "obscene", "identity_attack", "insult", "threat", "sexual_explicit"]
+
+
+def _tiny_bert(directory: Path, num_labels: int):
+    """A 2-layer BERT sequence classifier with a WordPiece tokenizer trained here."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tokenizer.train_from_iterator(TINY_CORPUS + ["you are an idiot", "have a lovely day"], trainer)
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=128,
+    )
+    fast.save_pretrained(directory)
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(directory)
+    return model
+
+
+@pytest.fixture(scope="session")
+def detoxify_checkpoint(tmp_path_factory) -> Path:
+    """A tiny BERT saved in Detoxify's checkpoint format: config.arch.args, dataset classes, state_dict."""
+    import torch
+
+    directory = tmp_path_factory.mktemp("tiny-detoxify")
+    model = _tiny_bert(directory, num_labels=len(DETOXIFY_CLASSES))
+    checkpoint = directory / "tiny-detoxify.ckpt"
+    torch.save(
+        {
+            "config": {
+                "arch": {"args": {"model_type": str(directory), "model_name": "BertForSequenceClassification",
+                                  "tokenizer_name": "PreTrainedTokenizerFast", "num_classes": len(DETOXIFY_CLASSES)}},
+                "dataset": {"args": {"classes": DETOXIFY_CLASSES}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        checkpoint,
+    )
+    return checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_toxigen_dir(tmp_path_factory) -> Path:
+    """A tiny 2-label classifier (LABEL_0 benign, LABEL_1 toxic), loaded the way ToxiGen's RoBERTa is."""
+    directory = tmp_path_factory.mktemp("tiny-toxigen")
+    _tiny_bert(directory, num_labels=2)
+    return directory

@@ -28,6 +28,42 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
         "ClassificationAccuracy",
         "Labels read from outputs: classification_accuracy_score, balanced_accuracy_score, precision_score, recall_score.",
     ),
+    "general_semantic_robustness": (
+        "fmeval.algorithms.semantic_robustness",
+        "GeneralSemanticRobustness",
+        "Output change under prompt perturbations: word_error_rate, bertscore_dissimilarity.",
+    ),
+    "qa_accuracy_semantic_robustness": (
+        "fmeval.algorithms.semantic_robustness",
+        "qa_accuracy_semantic_robustness",
+        "qa_accuracy on original prompts plus delta_<metric> under perturbations.",
+    ),
+    "summarization_accuracy_semantic_robustness": (
+        "fmeval.algorithms.semantic_robustness",
+        "summarization_accuracy_semantic_robustness",
+        "summarization_accuracy plus delta_<metric> under perturbations.",
+    ),
+    "classification_accuracy_semantic_robustness": (
+        "fmeval.algorithms.semantic_robustness",
+        "classification_accuracy_semantic_robustness",
+        "classification_accuracy plus delta_classification_accuracy_score under perturbations.",
+    ),
+    "toxicity": (
+        "fmeval.algorithms.toxicity",
+        "Toxicity",
+        "Toxicity of open-ended generations: Detoxify's 7 scores, or ToxiGen's toxicity.",
+    ),
+    "qa_toxicity": ("fmeval.algorithms.toxicity", "QAToxicity", "Toxicity of answers on QA datasets."),
+    "summarization_toxicity": (
+        "fmeval.algorithms.toxicity",
+        "SummarizationToxicity",
+        "Toxicity of summaries on summarization datasets.",
+    ),
+    "prompt_stereotyping": (
+        "fmeval.algorithms.prompt_stereotyping",
+        "PromptStereotyping",
+        "Log-probability preference for more-stereotypical sentences (CrowS-Pairs): prompt_stereotyping, 0.5 ideal.",
+    ),
 }
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from fmeval.datasets.loader import Record
 from fmeval.engine import Engine
 from fmeval.errors import UserError
+from fmeval.prompt import PromptTemplate
 from fmeval.results import CategoryScore, EvalScore
 from fmeval.stats import bootstrap_mean_ci, bootstrap_statistic_ci
 
@@ -28,18 +29,16 @@ class RecordResult:
     """Per-record values beyond scores (e.g. the label a classifier's output was read as)."""
 
 
-class GenerationAlgorithm(ABC):
-    """An evaluation that generates one output per record and scores it against the record's targets.
+class Algorithm(ABC):
+    """An evaluation: what it asks the engine for, and how it scores each record.
 
-    Subclasses set `name` and `available_metrics` and implement `score_outputs`, computing the
-    per-record metrics in `self.metrics`; dataset-level metrics that are not means of per-record
-    scores go in `corpus_metrics`. `evaluate_batch` serves a whole dataset (via the engine) and
-    `evaluate_sample` a single record, through the same code.
+    Subclasses set `name`, `available_metrics` (per-record metrics, then corpus metrics; any
+    can be switched off with `metrics`) and `required_fields`, and implement `evaluate_batch`.
+    Dataset-level metrics that are not means of per-record scores go in `corpus_metrics`.
     """
 
     name: ClassVar[str]
-    available_metrics: ClassVar[tuple[str, ...]]
-    """Per-record metrics, then corpus metrics; any of them can be switched off."""
+    available_metrics: tuple[str, ...]
     required_fields: ClassVar[tuple[str, ...]] = ("model_input", "target_output")
 
     def __init__(self, *, metrics: Sequence[str] | None = None):
@@ -58,10 +57,6 @@ class GenerationAlgorithm(ABC):
         corpus = self.corpus_metrics()
         return tuple(m for m in self.metrics if m not in corpus)
 
-    @abstractmethod
-    def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple[dict[str, float], dict]]:
-        """Scores (and extras) of each output against its record; `outputs` are never None."""
-
     def corpus_metrics(self) -> dict[str, CorpusMetric]:
         """The chosen dataset-level metrics that are not means of per-record scores."""
         return {}
@@ -70,18 +65,32 @@ class GenerationAlgorithm(ABC):
         """The options that change scores, for the run summary."""
         return {"metrics": list(self.metrics)}
 
-    def prepare(self, records: Sequence[Record]) -> None:
+    def prepare(self, records: Iterable[Record]) -> None:
         """Look at the records before scoring (e.g. to learn the label set); default: nothing."""
 
-    def evaluate_batch(self, records: Sequence[Record], engine: Engine) -> list[RecordResult]:
-        pending = [i for i, record in enumerate(records) if record.model_output is None]
-        generated = engine.generate([records[i].prompt for i in pending]) if pending else []
-        outputs: list[str | None] = [record.model_output for record in records]
-        errors: list[str | None] = [None] * len(records)
-        for index, result in zip(pending, generated):
-            outputs[index], errors[index] = result.output, result.error
-            if result.output is None and result.error is None:
-                errors[index] = "the model returned no output"
+    @abstractmethod
+    def evaluate_batch(
+        self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
+    ) -> list[RecordResult]:
+        """Results for `records`, asking `engine` for what the model must produce. `template`
+        renders a model input into a prompt (records already carry their rendered `prompt`)."""
+
+
+class GenerationAlgorithm(Algorithm):
+    """An evaluation that generates one output per record and scores it against the record's targets.
+
+    Subclasses implement `score_outputs`. `evaluate_batch` serves a whole dataset (via the
+    engine) and `evaluate_sample` a single record, through the same code.
+    """
+
+    @abstractmethod
+    def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple[dict[str, float], dict]]:
+        """Scores (and extras) of each output against its record; `outputs` are never None."""
+
+    def evaluate_batch(
+        self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
+    ) -> list[RecordResult]:
+        outputs, errors = generate_missing_outputs(records, engine)
         scorable = [i for i, output in enumerate(outputs) if output is not None]
         scored = self.score_outputs([records[i] for i in scorable], [outputs[i] for i in scorable])  # type: ignore[misc]
         results = [
@@ -97,18 +106,20 @@ class GenerationAlgorithm(ABC):
         self,
         *,
         model_output: str,
-        target_output: str | Sequence[str],
+        target_output: str | Sequence[str] | None = None,
         model_input: str = "",
         delimiter: str | None = "<OR>",
     ) -> list[EvalScore]:
         """Scores of one model output against its target(s); `<OR>` separates alternatives."""
         if model_output is None:
             raise UserError(f"{self.name}: model_output must be a string, got None")
-        if target_output is None:
-            raise UserError(f"{self.name}: target_output must be a string or a list of strings, got None")
-        targets = [target_output] if isinstance(target_output, str) else list(target_output)
-        if isinstance(target_output, str) and delimiter:
-            targets = target_output.split(delimiter)
+        targets: list[str] | None = None
+        if "target_output" in self.required_fields:
+            if target_output is None:
+                raise UserError(f"{self.name}: target_output must be a string or a list of strings, got None")
+            targets = [target_output] if isinstance(target_output, str) else list(target_output)
+            if isinstance(target_output, str) and delimiter:
+                targets = target_output.split(delimiter)
         record = Record(
             record_id="sample", location="<sample>", model_input=model_input, target_output=targets,
             model_output=model_output,
@@ -116,6 +127,19 @@ class GenerationAlgorithm(ABC):
         self.prepare([record])
         (result,) = self.evaluate_batch([record], Engine(None))
         return [EvalScore(name=name, value=value) for name, value in result.scores.items()]
+
+
+def generate_missing_outputs(records: Sequence[Record], engine: Engine) -> tuple[list[str | None], list[str | None]]:
+    """Each record's model output (its own, or generated for its prompt) and error, in order."""
+    pending = [i for i, record in enumerate(records) if record.model_output is None]
+    generated = engine.generate([records[i].prompt for i in pending]) if pending else []
+    outputs: list[str | None] = [record.model_output for record in records]
+    errors: list[str | None] = [None] * len(records)
+    for index, result in zip(pending, generated):
+        outputs[index], errors[index] = result.output, result.error
+        if result.output is None and result.error is None:
+            errors[index] = "the model returned no output"
+    return outputs, errors
 
 
 def max_over_targets(score: Callable[[str, str], float], output: str, targets: Sequence[str]) -> float:

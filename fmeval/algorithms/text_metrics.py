@@ -61,3 +61,19 @@ def f1_over_words(model_output: str, target: str) -> float:
     if precision == 0 or recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / words in the reference, over whitespace-split
+    words (what HF evaluate's `wer` computes for one pair). An empty reference gives 0 when the
+    hypothesis is empty too, else 1."""
+    ref, hyp = reference.split(), hypothesis.split()
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+        previous = current
+    return previous[-1] / len(ref)

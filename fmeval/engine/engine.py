@@ -122,10 +122,12 @@ class Engine:
         return self.runner
 
     # -- the two requests algorithms make ------------------------------------------------------
-    def generate(self, prompts: Sequence[str]) -> list[ModelOutput]:
-        """One output per prompt, in order. A request that keeps failing leaves an error on its output."""
+    def generate(self, prompts: Sequence[str], *, use_cache: bool = True) -> list[ModelOutput]:
+        """One output per prompt, in order. A request that keeps failing leaves an error on its output.
+        `use_cache=False` asks the model afresh (e.g. to see whether it answers the same twice)."""
         runner = self._require_runner()
-        return self._through_cache("generate", prompts, functools.partial(self._send, runner, "generate"))
+        send = functools.partial(self._send, runner, "generate")
+        return self._through_cache("generate", prompts, send) if use_cache else send(prompts)
 
     def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
         """The summed log-probability of each text (in `ModelOutput.log_probability`), in order."""

@@ -1,0 +1,81 @@
+"""prompt_stereotyping over the full CrowS-Pairs (1,508 pairs) with SmolLM2, against a raw
+length-sorted batched forward pass that sums log-probabilities over the same 3,016 sentences,
+in the same process. Both load the converted model from the same cache after a shared warm-up.
+Last line: {"name", "ours_s", "reference_s", "ratio"}. Goal: ratio <= 1.15.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fmeval.cli import main as fmeval_main
+from fmeval.model_runners.default import smollm2_gguf_path
+from fmeval.model_runners.huggingface import _convert_gguf
+
+BATCH_SIZE, ROUNDS = 32, 2
+
+
+def run_fmeval(output: Path) -> float:
+    started = time.perf_counter()
+    code = fmeval_main(["run", "--evaluation", "prompt_stereotyping", "--dataset", "crows-pairs", "--model", "smollm2",
+                        "--batch-size", str(BATCH_SIZE), "--no-cache", "--output", str(output), "--overwrite",
+                        "--no-progress"])
+    assert code == 0, f"fmeval run exited {code}"
+    return time.perf_counter() - started
+
+
+def run_reference(model_dir: Path, sentences: list[str]) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    bos = tokenizer.bos_token_id
+    ids = [[bos, *tokenizer(s, add_special_tokens=False)["input_ids"]] for s in sentences]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    totals = [0.0] * len(ids)
+    for start in range(0, len(order), BATCH_SIZE):
+        batch = order[start : start + BATCH_SIZE]
+        width = max(len(ids[i]) for i in batch)
+        tokens = torch.full((len(batch), width), tokenizer.pad_token_id)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            tokens[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=tokens, attention_mask=mask).logits[:, :-1].float()
+            picked = torch.log_softmax(logits, dim=-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
+            sums = (picked * mask[:, 1:]).sum(dim=-1).tolist()
+        for i, value in zip(batch, sums):
+            totals[i] = value
+    return time.perf_counter() - started, totals
+
+
+def main() -> None:
+    gguf = smollm2_gguf_path()
+    model_dir = _convert_gguf(gguf.parent, gguf.name)  # shared warm-up: conversion happens once, untimed
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        ours, reference = [], []
+        for _ in range(ROUNDS):
+            ours.append(run_fmeval(run_dir))
+            lines = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+            sentences = [l["sent_more_input"] for l in lines] + [l["sent_less_input"] for l in lines]
+            elapsed, values = run_reference(model_dir, sentences)
+            reference.append(elapsed)
+        summary = json.loads((run_dir / "summary.json").read_text())
+    ours_values = [l["sent_more_log_probability"] for l in lines] + [l["sent_less_log_probability"] for l in lines]
+    worst = max(abs(a - b) for a, b in zip(ours_values, values))
+    print(f"rounds: ours {[round(t, 2) for t in ours]} s, reference {[round(t, 2) for t in reference]} s")
+    print(f"{len(lines)} pairs; largest log-probability difference from the reference: {worst:.2e}; "
+          f"prompt_stereotyping = {summary['dataset_scores'][0]['value']:.3f}")
+    best_ours, best_reference = min(ours), min(reference)
+    print(json.dumps({"name": "stereotyping_throughput", "ours_s": round(best_ours, 3),
+                      "reference_s": round(best_reference, 3), "ratio": round(best_ours / best_reference, 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MIRROR ?= $(abspath ../shared/datasets)
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean chromium
 
 install: $(STAMP)
 
@@ -25,8 +25,13 @@ demo: $(STAMP)
 	$(OFFLINE) $(BIN)/fmeval run --evaluation factual_knowledge --dataset demo_factual --output runs/demo-factual-knowledge
 	$(OFFLINE) $(BIN)/fmeval run --evaluation qa_accuracy --dataset demo_qa --output runs/demo-qa-accuracy
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(OFFLINE) FMEVAL_DATASET_MIRROR=$(MIRROR) $(BIN)/python -m pytest -q
+
+# The report's browser test drives Debian's Chromium (Playwright uses it; no browser download).
+chromium:
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do \

@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-bad-records", action="store_true", default=None, help="skip and count bad records")
     run.add_argument("--overwrite", action="store_true", default=None, help="start again instead of resuming --output")
     run.add_argument("--n-bootstrap", type=int, help="bootstrap resamples for confidence intervals (default: 1000)")
-    run.add_argument("--chunk-size", type=int, help="records evaluated (and saved) together (default: 256)")
+    run.add_argument("--chunk-size", type=int, help="records evaluated (and saved) together (default: 32 batches locally, 256 hosted)")
     run.add_argument("--cache-dir", help="response cache location (default: the user cache directory)")
     run.add_argument("--no-cache", dest="cache", action="store_false", default=None, help="do not cache responses")
     run.add_argument("--max-error-rate", type=float,
@@ -150,6 +150,49 @@ def _parser() -> argparse.ArgumentParser:
     fetch = dataset_commands.add_parser("fetch", help="download and verify built-in datasets into the cache")
     fetch.add_argument("names", nargs="+", metavar="NAME")
     fetch.add_argument("--dataset-mirror")
+
+    runs = commands.add_parser("runs", help="list, show or delete runs in the run store")
+    runs.add_argument("--store", help="run store file (default: FMEVAL_RUN_STORE or the user data directory)")
+    run_commands = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    listing = run_commands.add_parser("list", help="list runs, newest first")
+    listing.add_argument("--model", help="only runs whose model name contains this")
+    listing.add_argument("--evaluation", help="only runs of this evaluation")
+    listing.add_argument("--dataset", help="only runs on this dataset")
+    run_commands.add_parser("show", help="everything indexed about one run").add_argument("run_id")
+    run_commands.add_parser("delete", help="remove a run from the store (its files stay)").add_argument("run_id")
+
+    report = commands.add_parser(
+        "report", help="render runs side by side as HTML, Markdown or JSON",
+        description="One self-contained report of the given runs (ids or output directories): scores with "
+        "95%% CIs, charts, per-category results, best and worst examples, provenance, and each later run "
+        "compared with the first run of the same evaluation and dataset.",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run id or output directory")
+    report.add_argument("--output", "-o", required=True, help="the report file")
+    report.add_argument("--format", choices=("html", "md", "json"), help="default: from the file extension, else html")
+    report.add_argument("--labels", type=_csv_list, help="comma-separated column names, one per run")
+    report.add_argument("--examples", type=int, default=5, help="best and worst examples per metric (default: 5)")
+    report.add_argument("--store", help="run store file")
+
+    compare = commands.add_parser(
+        "compare", help="compare a candidate run with a baseline and gate on regressions",
+        description="Per metric: baseline, candidate, delta, and (from per-record scores) a 95%% bootstrap CI "
+        "of the delta and a p-value: paired when the runs share record ids, unpaired otherwise. Exit "
+        "codes: 0 passed, 1 a gate failed, 2 bad usage or runs that cannot be compared.",
+    )
+    compare.add_argument("baseline", metavar="BASELINE")
+    compare.add_argument("candidate", metavar="CANDIDATE")
+    compare.add_argument("--fail-if", action="append", default=[], metavar="METRIC<VALUE",
+                         help="fail when the candidate's metric is below (or <=, >, >=) VALUE; repeatable")
+    compare.add_argument("--max-drop", action="append", default=[], metavar="METRIC=AMOUNT",
+                         help="fail when the metric is worse than the baseline's by more than AMOUNT; repeatable")
+    compare.add_argument("--require-significant", action="store_true",
+                         help="count a drop only when its 95%% CI excludes 0")
+    compare.add_argument("--markdown", help="also write the summary as Markdown to this file (for a PR comment)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument("--n-bootstrap", type=int, default=2000)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--store", help="run store file")
 
     evaluations = commands.add_parser("evaluations", help="list the evaluations")
     evaluation_commands = evaluations.add_subparsers(dest="evaluations_command", metavar="ACTION", required=True)
@@ -248,6 +291,70 @@ def _datasets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from fmeval.reports.store import RunStore
+
+    with RunStore(args.store) as store:
+        if args.runs_command == "list":
+            runs = store.list(model=args.model, evaluation=args.evaluation, dataset=args.dataset)
+            for run in runs:
+                headline = next((s for s in run.scores if s.get("value") is not None), None)
+                score = f"{headline['name']}={headline['value']:.4f}" if headline else "no scores"
+                status = "  [output directory missing]" if run.missing else ""
+                print(f"{run.run_id}  {run.created_at}  {run.evaluation:<24} {run.dataset:<20} {run.model:<28} "
+                      f"{score}{status}")
+            if not runs:
+                print(f"no runs in {store.path}")
+            return EXIT_OK
+        if args.runs_command == "show":
+            run = store.get(args.run_id)
+            print(json.dumps({**vars(run), "output_dir_missing": run.missing}, indent=2))
+            return EXIT_OK
+        run = store.delete(args.run_id)
+        print(f"deleted {run.run_id} from the store; its files in {run.output_dir} are untouched")
+        return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fmeval.reports.render import build_report, render_html, render_markdown
+    from fmeval.reports.runs import load_runs
+
+    output = Path(args.output)
+    fmt = args.format or {".md": "md", ".json": "json"}.get(output.suffix.lower(), "html")
+    report = build_report(load_runs(args.runs, store=args.store, labels=args.labels), examples=args.examples)
+    if fmt == "json":
+        text = json.dumps(report, indent=2, allow_nan=False)
+    else:
+        text = render_markdown(report) if fmt == "md" else render_html(report)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"Report: {output}")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fmeval.reports.compare import apply_gates, compare_runs, parse_gates, to_markdown
+    from fmeval.reports.runs import load_runs
+
+    gates = parse_gates(args.fail_if, args.max_drop)
+    baseline, candidate = load_runs([args.baseline, args.candidate], store=args.store)
+    comparison = compare_runs(baseline, candidate, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    apply_gates(comparison, gates, require_significant=args.require_significant)
+    markdown = to_markdown(comparison)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown, encoding="utf-8")
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else markdown)
+    if not comparison.passed:
+        failed = [gate.gate for gate in comparison.gates if not gate.passed]
+        print(f"fmeval: regression: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def _evaluations(_: argparse.Namespace) -> int:
     from fmeval.algorithms import EVALUATIONS
 
@@ -265,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(__version__)
         return EXIT_OK
-    handlers = {"run": _run, "datasets": _datasets, "evaluations": _evaluations}
+    handlers = {"run": _run, "datasets": _datasets, "evaluations": _evaluations, "runs": _runs, "report": _report,
+                "compare": _compare}
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -17,7 +17,10 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import logging
 import os
+import secrets
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -35,6 +38,8 @@ from fmeval.model_runners import ModelRunner, load_runner
 from fmeval.prompt import PromptTemplate
 from fmeval.results import EvalOutput
 from fmeval.version import __version__
+
+logger = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -63,9 +68,10 @@ def evaluate(
     cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     n_bootstrap: int = 1000,
-    chunk_size: int = 256,
+    chunk_size: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    store: bool | str | os.PathLike[str] = True,
 ) -> EvalOutput:
     """Evaluate `model` on `dataset` with `evaluation` and write the run directory.
 
@@ -74,11 +80,13 @@ def evaluate(
     target_output, category). `num_records` draws a seeded uniform sample over the whole
     file; None evaluates every record. `model` is a spec for `load_runner`, a runner, or None
     when the dataset carries model outputs. Responses are cached (`cache_dir`, default the
-    user cache) unless `cache=False`. An existing run in `output` with the same
-    configuration is resumed; `overwrite` starts it again. Returns what `summary.json` holds.
+    user cache) unless `cache=False`. `chunk_size` records are evaluated and saved together
+    (default: 32 batches for local models, 256 for hosted ones). An existing run in `output` with the same
+    configuration is resumed; `overwrite` starts it again. The finished run is indexed in the
+    run store (`store`: True for the default store, a path, or False). Returns what `summary.json` holds.
     """
     started = time.perf_counter()
-    if n_bootstrap < 0 or chunk_size < 1:
+    if n_bootstrap < 0 or (chunk_size is not None and chunk_size < 1):
         raise UserError("n_bootstrap must be >= 0 and chunk_size >= 1")
     if not isinstance(engine_options, EngineOptions):
         engine_options = EngineOptions(**dict(engine_options or {}))
@@ -134,9 +142,10 @@ def evaluate(
         "skip_bad_records": skip_bad_records,
     }
     run_dir = _run_directory(output, algorithm.name, config.dataset_name)
-    done = _open_run(run_dir, manifest, overwrite)
+    done, run_id = _open_run(run_dir, manifest, overwrite)
     resumed = len(done)
     total = len(sampled) if sampled is not None else stats.records
+    chunk_size = chunk_size or _auto_chunk_size(runner)
     response_cache = ResponseCache(cache_dir) if cache and runner is not None else None
     try:
         with _progress_bar(progress, total, f"{algorithm.name} on {config.dataset_name}") as advance, Engine(
@@ -166,6 +175,7 @@ def evaluate(
     summary = EvalOutput(
         eval_name=algorithm.name,
         dataset_name=config.dataset_name,
+        run_id=run_id,
         dataset_scores=aggregate(results, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed),
         category_scores=aggregate_by_category(results, algorithm.score_names, corpus, n_bootstrap=n_bootstrap, seed=seed),
         prompt_template=template.template,
@@ -194,7 +204,20 @@ def evaluate(
         },
     )
     summary.to_json(run_dir / SUMMARY_FILE)
+    if store:
+        _index(summary, run_id, None if store is True else store)
     return summary
+
+
+def _index(summary: EvalOutput, run_id: str, path: str | os.PathLike[str] | None) -> None:
+    """Record the run in the run store; a store that cannot be written costs a warning, not the run."""
+    from fmeval.reports.store import RunStore
+
+    try:
+        with RunStore(path) as run_store:
+            run_store.index(summary, run_id=run_id)
+    except (OSError, sqlite3.Error) as exc:
+        logger.warning("run %s finished but could not be indexed in the run store: %s", run_id, exc)
 
 
 def _data_config(
@@ -244,18 +267,20 @@ def _run_directory(output: str | os.PathLike[str] | None, evaluation: str, datas
     return run_dir
 
 
-def _open_run(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> set[str]:
-    """Start the run, or resume it: the ids of the records already written."""
+def _open_run(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> tuple[set[str], str]:
+    """Start the run, or resume it: the ids of the records already written, and the run's id."""
     records_path, manifest_path = run_dir / RECORDS_FILE, run_dir / MANIFEST_FILE
     manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
     done: set[str] = set()
+    run_id = f"{dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     if overwrite:
         for name in (RECORDS_FILE, SUMMARY_FILE, MANIFEST_FILE):
             (run_dir / name).unlink(missing_ok=True)
     elif records_path.exists():
         if not manifest_path.exists():
             raise UserError(f"{run_dir} holds {RECORDS_FILE} but no {MANIFEST_FILE}; use another output or overwrite")
-        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        saved = json.loads(manifest_path.read_text(encoding="utf-8"))
+        previous, run_id = saved.get("config", {}), saved.get("run_id", run_id)
         if previous != manifest:
             changed = sorted(key for key in manifest.keys() | previous.keys() if manifest.get(key) != previous.get(key))
             raise UserError(
@@ -265,9 +290,9 @@ def _open_run(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> set[s
         done = {line["record_id"] for line in _read_lines(records_path, repair=True)}
     (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
     staging = manifest_path.with_suffix(".tmp")
-    staging.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    staging.write_text(json.dumps({"run_id": run_id, "config": manifest}, indent=2) + "\n", encoding="utf-8")
     os.replace(staging, manifest_path)
-    return done
+    return done, run_id
 
 
 def _read_lines(path: Path, *, repair: bool = False) -> Iterator[dict[str, Any]]:
@@ -306,6 +331,14 @@ def _new_records(records: Iterable[Record], done: set[str], seen: set[str]) -> I
             raise DataError(record.location, f"duplicate record_id {record.record_id!r}")
         seen.add(record.record_id)
         yield record
+
+
+def _auto_chunk_size(runner: ModelRunner | None) -> int:
+    """Records evaluated (and saved) together. Local batch runners get 32 batches' worth, so that
+    length sorting has enough to choose from; request runners 256, saved sooner."""
+    if runner is None or hasattr(runner, "agenerate"):
+        return 256
+    return max(256, 32 * runner.capabilities.batch_size)
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:

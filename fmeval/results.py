@@ -35,6 +35,7 @@ class EvalOutput:
     eval_name: str
     dataset_name: str
     dataset_scores: list[EvalScore]
+    run_id: str | None = None
     category_scores: list[CategoryScore] = field(default_factory=list)
     prompt_template: str | None = None
     output_path: str | None = None

@@ -143,3 +143,18 @@ def tiny_toxigen_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny-toxigen")
     _tiny_bert(directory, num_labels=2)
     return directory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_state(tmp_path_factory):
+    """Runs and cached responses of the test session go to its own directory, never the user's."""
+    state = tmp_path_factory.mktemp("fmeval-state")
+    saved = {name: os.environ.get(name) for name in ("FMEVAL_RUN_STORE", "FMEVAL_RESPONSE_CACHE")}
+    os.environ["FMEVAL_RUN_STORE"] = str(state / "runs.sqlite")
+    os.environ["FMEVAL_RESPONSE_CACHE"] = str(state / "responses.sqlite")
+    yield state
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

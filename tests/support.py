@@ -16,3 +16,13 @@ def slow_echo(prompt: str) -> str:
 
     time.sleep(0.02)
     return prompt
+
+
+def context_reader(prompt: str) -> str:
+    """Answers from the prompt's context when it has one (the word after the last 'is', 'was', 'by' ...)."""
+    answers = {"Biscuit": "Biscuit", "1887": "1887", "dark green": "dark green", "Agnes Moore": "Agnes Moore",
+               "five arches": "five", "bicycles": "bicycles"}
+    for clue, answer in answers.items():
+        if clue in prompt:
+            return answer
+    return "I do not know"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,8 +28,12 @@ CREATE TABLE IF NOT EXISTS responses (
 _LOOKUP_CHUNK = 500  # SQLite caps the number of bound parameters
 
 
+RESPONSE_CACHE_ENV = "FMEVAL_RESPONSE_CACHE"
+
+
 def default_cache_path() -> Path:
-    return cache_dir("responses.sqlite")
+    """`FMEVAL_RESPONSE_CACHE` if set, else `responses.sqlite` in the user cache directory."""
+    return Path(os.environ[RESPONSE_CACHE_ENV]) if os.environ.get(RESPONSE_CACHE_ENV) else cache_dir("responses.sqlite")
 
 
 class ResponseCache:

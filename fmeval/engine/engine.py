@@ -217,7 +217,7 @@ class Engine:
     def _send_in_batches(self, runner: ModelRunner, kind: str, items: Sequence[str]) -> list[ModelOutput]:
         results: list[ModelOutput | None] = [None] * len(items)
         # Sort by the runner's own measure of length (tokens) when it has one: less padding.
-        measure = getattr(runner, "prompt_lengths", None) if kind == "generate" else None
+        measure = getattr(runner, "prompt_lengths" if kind == "generate" else "text_lengths", None)
         lengths = measure(items) if measure is not None else [len(item) for item in items]
         for batch in length_sorted_batches(range(len(items)), runner.capabilities.batch_size, lengths.__getitem__):
             batch_items = [items[i] for i in batch]

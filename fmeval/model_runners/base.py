@@ -40,8 +40,9 @@ class ModelRunner(Protocol):
     and then records the error on the records concerned.
 
     Optional methods the engine uses when present:
-    - `prompt_lengths(prompts) -> list[int]` (e.g. in tokens), to batch prompts of similar
-      length together; without it the engine sorts by characters;
+    - `prompt_lengths(prompts) -> list[int]` and `text_lengths(texts) -> list[int]` (e.g. in
+      tokens), to batch prompts (and texts to score) of similar length together; without them
+      the engine sorts by characters;
     - `async agenerate(prompt) -> ModelOutput` and `async alog_probability(text) -> float`,
       one request each, for services that take one prompt per call: the engine then sends
       requests concurrently (raising `RetryableError` asks for a retry);

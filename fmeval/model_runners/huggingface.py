@@ -216,20 +216,25 @@ class HuggingFaceRunner:
         return self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     # -- scoring -------------------------------------------------------------------------
+    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of whole texts to score, a BOS token first when the tokenizer has one."""
+        self._load()
+        bos = self._tokenizer.bos_token_id
+        encoded = self._encode(texts, add_special_tokens=True)
+        return [ids if bos is None or (ids and ids[0] == bos) else [bos, *ids] for ids in encoded]
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Lengths in tokens of texts to score, as `log_probability` will see them."""
+        return [len(ids) for ids in self._encode_texts(texts)]
+
     def log_probability(self, texts: Sequence[str]) -> list[float]:
         """Sum of log p(token_i | tokens_<i) over each text's tokens.
 
         A BOS token is put first when the tokenizer has one, so the first word is scored too.
         """
-        self._load()
         import torch
 
-        bos = self._tokenizer.bos_token_id
-        token_ids = []
-        for ids in self._encode(texts, add_special_tokens=True):
-            if bos is not None and (not ids or ids[0] != bos):
-                ids = [bos, *ids]
-            token_ids.append(ids)
+        token_ids = self._encode_texts(texts)
         totals: list[float] = [0.0] * len(texts)
         for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
             self._tokenizer.padding_side = "right"

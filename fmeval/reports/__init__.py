@@ -1,0 +1,1 @@
+"""Run store, reports (HTML, Markdown, JSON), comparison of runs and the CI regression gate."""

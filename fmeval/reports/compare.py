@@ -1,0 +1,241 @@
+"""Compare two runs of the same evaluation and dataset, metric by metric, and gate on regressions.
+
+With record ids shared by both runs the difference is a paired bootstrap over those records
+(95% CI and a two-sided p-value); otherwise each run is resampled on its own (unpaired).
+Dataset-level metrics that are not means of per-record scores (e.g. balanced accuracy) are
+compared by value only.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from fmeval.errors import UserError
+from fmeval.reports.runs import LoadedRun
+from fmeval.stats import bootstrap_means, bootstrap_p_value, percentile_interval
+
+LOWER_IS_BETTER = {
+    "word_error_rate", "bertscore_dissimilarity", "toxicity", "severe_toxicity", "obscene", "identity_attack",
+    "insult", "threat", "sexual_explicit",
+}
+TARGETS = {"prompt_stereotyping": 0.5}
+_GATE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+(?:[eE]-?[0-9]+)?)\s*$")
+_DROP = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*([0-9.]+(?:[eE]-?[0-9]+)?)\s*$")
+
+
+class IncomparableRuns(UserError):
+    """The two runs do not measure the same thing (another evaluation or dataset)."""
+
+
+def direction(metric: str) -> str:
+    """'higher' or 'lower' is better, or 'target:<value>' for metrics with an ideal value."""
+    if metric in TARGETS:
+        return f"target:{TARGETS[metric]}"
+    if metric in LOWER_IS_BETTER or metric.startswith("delta_"):
+        return "lower"
+    return "higher"
+
+
+def worsening(metric: str, baseline: float, candidate: float) -> float:
+    """How much worse the candidate is (negative: better), in the metric's own units."""
+    if metric in TARGETS:
+        return abs(candidate - TARGETS[metric]) - abs(baseline - TARGETS[metric])
+    return candidate - baseline if direction(metric) == "lower" else baseline - candidate
+
+
+@dataclass
+class MetricComparison:
+    name: str
+    direction: str
+    baseline: float | None
+    candidate: float | None
+    delta: float | None
+    ci_lower: float | None = None
+    ci_upper: float | None = None
+    p_value: float | None = None
+    method: str = "value only"
+    n_baseline: int = 0
+    n_candidate: int = 0
+    n_paired: int = 0
+
+    @property
+    def worsening(self) -> float | None:
+        if self.baseline is None or self.candidate is None:
+            return None
+        return worsening(self.name, self.baseline, self.candidate)
+
+    @property
+    def significant(self) -> bool:
+        """The 95% CI of the difference excludes 0."""
+        return self.ci_lower is not None and (self.ci_lower > 0 or self.ci_upper < 0)  # type: ignore[operator]
+
+
+@dataclass
+class GateResult:
+    gate: str
+    metric: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Comparison:
+    evaluation: str
+    dataset: str
+    baseline: str
+    candidate: str
+    method: str
+    metrics: list[MetricComparison]
+    gates: list[GateResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def metric(self, name: str) -> MetricComparison:
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise UserError(f"no metric {name!r} in these runs; they have {', '.join(m.name for m in self.metrics)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for metric, raw in zip(self.metrics, data["metrics"]):
+            raw.update(worsening=metric.worsening, significant=metric.significant)
+        data["passed"] = self.passed
+        return data
+
+
+def check_comparable(baseline: LoadedRun, candidate: LoadedRun) -> None:
+    a, b = baseline.summary, candidate.summary
+    if a.eval_name != b.eval_name:
+        raise IncomparableRuns(f"the runs are of different evaluations ({a.eval_name} vs {b.eval_name})")
+    if a.dataset_name != b.dataset_name or a.dataset.get("sha256") != b.dataset.get("sha256"):
+        raise IncomparableRuns(
+            f"the runs are on different datasets ({a.dataset_name} {a.dataset.get('sha256')} vs "
+            f"{b.dataset_name} {b.dataset.get('sha256')})"
+        )
+
+
+def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int = 2000, seed: int = 0) -> Comparison:
+    check_comparable(baseline, candidate)
+    base_scores = {s.name: s for s in baseline.summary.dataset_scores}
+    cand_scores = {s.name: s for s in candidate.summary.dataset_scores}
+    names = [name for name in base_scores if name in cand_scores]
+    base_ids, base_values = baseline.score_arrays(names)
+    cand_ids, cand_values = candidate.score_arrays(names)
+    per_record = [n for n in names if np.isfinite(base_values[n]).any() or np.isfinite(cand_values[n]).any()]
+    shared = set(base_ids) & set(cand_ids)
+    paired = bool(shared)
+    rng = np.random.default_rng(seed)
+    metrics = []
+    for name in names:
+        result = MetricComparison(name=name, direction=direction(name), baseline=base_scores[name].value,
+                                  candidate=cand_scores[name].value, delta=None)
+        if result.baseline is not None and result.candidate is not None:
+            result.delta = result.candidate - result.baseline
+        if name in per_record:
+            _bootstrap(result, base_ids, base_values[name], cand_ids, cand_values[name], paired, n_bootstrap, rng)
+        metrics.append(result)
+    method = "paired bootstrap" if paired else "unpaired bootstrap"
+    return Comparison(baseline.summary.eval_name, baseline.summary.dataset_name, baseline.label, candidate.label,
+                      method, metrics)
+
+
+def _bootstrap(result: MetricComparison, base_ids: list[str], base: np.ndarray, cand_ids: list[str],
+               cand: np.ndarray, paired: bool, n_bootstrap: int, rng: np.random.Generator) -> None:
+    base_ok, cand_ok = np.isfinite(base), np.isfinite(cand)
+    result.n_baseline, result.n_candidate = int(base_ok.sum()), int(cand_ok.sum())
+    if paired:
+        position = {record_id: i for i, record_id in enumerate(cand_ids)}
+        pairs = [(i, position[r]) for i, r in enumerate(base_ids) if r in position and base_ok[i] and cand_ok[position[r]]]
+        if len(pairs) < 2:
+            return
+        rows = np.asarray(pairs)
+        differences = cand[rows[:, 1]] - base[rows[:, 0]]
+        samples = bootstrap_means(differences, n_bootstrap=n_bootstrap, rng=rng)
+        result.method, result.n_paired = "paired bootstrap", len(pairs)
+    else:
+        a, b = base[base_ok], cand[cand_ok]
+        if a.size < 2 or b.size < 2:
+            return
+        samples = bootstrap_means(b, n_bootstrap=n_bootstrap, rng=rng) - bootstrap_means(a, n_bootstrap=n_bootstrap, rng=rng)
+        result.method = "unpaired bootstrap"
+    result.ci_lower, result.ci_upper = percentile_interval(samples)
+    result.p_value = bootstrap_p_value(samples)
+
+
+def parse_gates(fail_if: Sequence[str], max_drop: Sequence[str]) -> list[tuple[str, str, str, float]]:
+    """('fail-if'|'max-drop', metric, operator, threshold) for each gate, or a UserError saying which is malformed."""
+    gates = []
+    for text in fail_if:
+        match = _GATE.match(text)
+        if not match:
+            raise UserError(f"--fail-if {text!r}: write METRIC<VALUE (or <=, >, >=), e.g. f1_score<0.70")
+        gates.append(("fail-if", match[1], match[2], float(match[3])))
+    for text in max_drop:
+        match = _DROP.match(text)
+        if not match:
+            raise UserError(f"--max-drop {text!r}: write METRIC=AMOUNT, e.g. f1_score=0.02")
+        gates.append(("max-drop", match[1], "=", float(match[2])))
+    return gates
+
+
+def apply_gates(comparison: Comparison, gates: Sequence[tuple[str, str, str, float]], *,
+                require_significant: bool = False) -> Comparison:
+    """Fill `comparison.gates`: absolute thresholds on the candidate, and drops from the baseline
+    (a drop counts only if significant, with `require_significant`)."""
+    checks = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+    for kind, name, operator, threshold in gates:
+        metric = comparison.metric(name)
+        if metric.candidate is None:
+            comparison.gates.append(GateResult(f"{name}{operator}{threshold}", name, False, "no value in the candidate"))
+            continue
+        if kind == "fail-if":
+            failed = bool(checks[operator](metric.candidate, threshold))
+            detail = f"candidate {metric.candidate:.4f} {'is' if failed else 'is not'} {operator} {threshold}"
+            comparison.gates.append(GateResult(f"--fail-if {name}{operator}{threshold}", name, not failed, detail))
+            continue
+        drop = metric.worsening
+        failed = drop is not None and drop > threshold
+        if failed and require_significant and not metric.significant:
+            failed = False
+            detail = f"worse by {drop:.4f} > {threshold}, but the 95% CI includes 0: not significant"
+        else:
+            detail = f"worse by {drop:.4f} (allowed {threshold})" if drop is not None else "no baseline value"
+        comparison.gates.append(GateResult(f"--max-drop {name}={threshold}", name, not failed, detail))
+    return comparison
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def to_markdown(comparison: Comparison, *, top: int | None = None) -> str:
+    """A summary for a pull-request comment: the metrics, largest changes first, and the gates."""
+    rows = sorted(comparison.metrics, key=lambda m: -abs(m.delta or 0.0))[:top]
+    lines = [
+        f"### fmeval: {comparison.evaluation} on {comparison.dataset}",
+        "",
+        f"Baseline **{comparison.baseline}** vs candidate **{comparison.candidate}** ({comparison.method}).",
+        "",
+        "| metric | baseline | candidate | delta | 95% CI of delta | p | |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for m in rows:
+        interval = f"[{_number(m.ci_lower)}, {_number(m.ci_upper)}]" if m.ci_lower is not None else "n/a"
+        mark = ""
+        if m.worsening is not None and m.worsening > 0:
+            mark = "worse" + (" (significant)" if m.significant else "")
+        elif m.worsening is not None and m.worsening < 0:
+            mark = "better" + (" (significant)" if m.significant else "")
+        delta = "n/a" if m.delta is None else f"{m.delta:+.4f}"
+        lines.append(f"| {m.name} | {_number(m.baseline)} | {_number(m.candidate)} | {delta} | {interval} | "
+                     f"{_number(m.p_value, 3)} | {mark} |")
+    if comparison.gates:
+        lines += ["", f"**{'PASSED' if comparison.passed else 'FAILED'}**", ""]
+        lines += [f"- {'pass' if g.passed else 'FAIL'}: `{g.gate}`: {g.detail}" for g in comparison.gates]
+    return "\n".join(lines) + "\n"

@@ -21,9 +21,12 @@ $(STAMP): pyproject.toml scripts/install_wordnet.sh
 	bash scripts/install_wordnet.sh $(VENV)/nltk_data
 	touch $@
 
+# The bundled SmolLM2 on the two demo datasets; running it again resumes (and so reprints) the runs.
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/fmeval run --evaluation factual_knowledge --dataset demo_factual --output runs/demo-factual-knowledge
-	$(OFFLINE) $(BIN)/fmeval run --evaluation qa_accuracy --dataset demo_qa --output runs/demo-qa-accuracy
+	$(OFFLINE) $(BIN)/fmeval run --evaluation qa_accuracy --dataset demo_qa --bertscore-model all-MiniLM-L6-v2 \
+		--output runs/demo-qa-accuracy
+	$(BIN)/fmeval report runs/demo-factual-knowledge runs/demo-qa-accuracy --output runs/demo-report.html
 
 test: $(STAMP) chromium
 	$(OFFLINE) FMEVAL_DATASET_MIRROR=$(MIRROR) $(BIN)/python -m pytest -q

@@ -194,6 +194,19 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--store", help="run store file")
 
+    analyze = commands.add_parser(
+        "analyze", help="bias metrics and explanations for tabular models (SageMaker Clarify's config)",
+        description="Run a SageMaker Clarify analysis configuration locally: pre- and post-training bias "
+        "metrics, KernelSHAP and partial dependence. Writes analysis.json, explanations_shap/out.csv and "
+        "report.html to --output.",
+    )
+    analyze.add_argument("--config", required=True, help="analysis_config.json")
+    analyze.add_argument("--data", required=True, help="the dataset (CSV, JSON Lines or Parquet, per dataset_type)")
+    analyze.add_argument("--output", "-o", required=True, help="output directory")
+    analyze.add_argument("--trust-model", action="store_true",
+                         help="allow loading the predictor's joblib/pickle file (it runs code: only for files you trust)")
+    analyze.add_argument("--n-jobs", type=int, help="processes for SHAP (default: all cores)")
+
     evaluations = commands.add_parser("evaluations", help="list the evaluations")
     evaluation_commands = evaluations.add_subparsers(dest="evaluations_command", metavar="ACTION", required=True)
     evaluation_commands.add_parser("list", help="list the evaluations and their metrics")
@@ -355,6 +368,22 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from fmeval.bias.analyze import analyze, load_config
+
+    config = load_config(args.config)
+    if args.trust_model and config.get("predictor"):
+        config["predictor"] = {**config["predictor"], "trusted": True}
+    result = analyze(config, args.data, args.output, n_jobs=args.n_jobs)
+    for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for facet, entries in result.get(stage, {}).get("facets", {}).items():
+            for entry in entries:
+                values = ", ".join(f"{m['name']}={m['value']:.4f}" for m in entry["metrics"])
+                print(f"{stage.split('_')[0]}-training, {facet}={entry['value_or_threshold']}: {values}")
+    print(f"Results: {args.output}/analysis.json, {args.output}/report.html")
+    return EXIT_OK
+
+
 def _evaluations(_: argparse.Namespace) -> int:
     from fmeval.algorithms import EVALUATIONS
 
@@ -373,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__version__)
         return EXIT_OK
     handlers = {"run": _run, "datasets": _datasets, "evaluations": _evaluations, "runs": _runs, "report": _report,
-                "compare": _compare}
+                "compare": _compare, "analyze": _analyze}
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -1,0 +1,76 @@
+"""The self-contained HTML report of `fmeval analyze`: bias metrics, global SHAP, PDP charts."""
+from __future__ import annotations
+
+from typing import Any
+
+from fmeval.reports.render import CSP, STYLE, bar_chart, esc
+
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759")
+
+
+def line_chart(title: str, xs: list[float], series: dict[str, list[float]]) -> str:
+    width, height, left, bottom = 420, 220, 50, 30
+    values = [v for ys in series.values() for v in ys]
+    low, high = min(values), max(values)
+    high = high if high > low else low + 1
+    x_low, x_high = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    px = lambda x: left + (x - x_low) / (x_high - x_low) * (width - left - 10)  # noqa: E731
+    py = lambda y: height - bottom - (y - low) / (high - low) * (height - bottom - 20)  # noqa: E731
+    parts = [f'<svg class="chart" role="img" aria-label="{esc(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="0" y="14" class="title">{esc(title)}</text>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" class="axis"/>',
+             f'<text x="{left}" y="{height - 8}" class="label">{x_low:.3g}</text>',
+             f'<text x="{width - 10}" y="{height - 8}" class="label" text-anchor="end">{x_high:.3g}</text>',
+             f'<text x="{left - 4}" y="{py(high) + 4:.1f}" class="label" text-anchor="end">{high:.3g}</text>',
+             f'<text x="{left - 4}" y="{py(low) + 4:.1f}" class="label" text-anchor="end">{low:.3g}</text>']
+    for i, (name, ys) in enumerate(series.items()):
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
+        parts.append(f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="2" points="{points}"/>')
+        parts.append(f'<text x="{width - 12}" y="{34 + 12 * i}" class="label" text-anchor="end" '
+                     f'fill="{PALETTE[i % len(PALETTE)]}">{esc(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _value(value: Any) -> str:
+    return esc(f"{value:.4f}" if isinstance(value, float) else value)
+
+
+def render_analysis(result: dict[str, Any]) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+           f"<title>fmeval analysis</title><style>{STYLE}</style></head><body><h1>fmeval analysis</h1>"]
+    for stage, title in (("pre_training_bias_metrics", "Pre-training bias"),
+                         ("post_training_bias_metrics", "Post-training bias")):
+        if stage not in result:
+            continue
+        section = result[stage]
+        out.append(f"<h2>{title}</h2><p>Label {esc(section['label'])}, positive: "
+                   f"{esc(section['label_value_or_threshold'])}.</p>")
+        for facet, entries in section["facets"].items():
+            names = [m["name"] for m in entries[0]["metrics"]]
+            out.append(f"<h3>Facet {esc(facet)}</h3><table><tr><th>sensitive group</th>"
+                       + "".join(f"<th title=\"{esc(m['description'])}\">{esc(m['name'])}</th>" for m in entries[0]["metrics"])
+                       + "</tr>")
+            for entry in entries:
+                values = {m["name"]: m["value"] for m in entry["metrics"]}
+                out.append(f"<tr><th>{esc(entry['value_or_threshold'])}</th>"
+                           + "".join(f'<td class="num">{_value(values[n])}</td>' for n in names) + "</tr>")
+            out.append("</table>")
+    explanations = result.get("explanations", {})
+    if "kernel_shap" in explanations:
+        out.append("<h2>Feature importance (KernelSHAP)</h2><div class=\"charts\">")
+        for label, block in explanations["kernel_shap"].items():
+            ranked = sorted(block["global_shap_values"].items(), key=lambda item: -abs(item[1]))
+            rows = [(name, value, None, None, PALETTE[0]) for name, value in ranked]
+            out.append(bar_chart(f"{label}: global SHAP (expected value {block['expected_value']:.4f})", rows))
+        out.append("</div>")
+    if "pdp" in explanations:
+        out.append("<h2>Partial dependence</h2><div class=\"charts\">")
+        for curve in explanations["pdp"]:
+            series = dict(zip(curve["label_headers"], curve["model_predictions"]))
+            out.append(line_chart(curve["feature_name"], curve["feature_values"], series))
+        out.append("</div>")
+    out.append("</body></html>")
+    return "\n".join(out)

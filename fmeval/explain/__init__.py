@@ -1,0 +1,1 @@
+"""Feature attributions (KernelSHAP, through the `shap` package) and partial dependence."""

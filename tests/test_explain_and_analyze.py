@@ -1,0 +1,250 @@
+"""KernelSHAP, partial dependence and the Clarify-compatible `fmeval analyze` job."""
+import functools
+import http.server
+import io
+import json
+import threading
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from sklearn.linear_model import LogisticRegression
+
+from fmeval.bias.analyze import analyze
+from fmeval.cli import main
+from fmeval.errors import UserError
+from fmeval.explain.kernel_shap import kernel_shap, row_seed
+from fmeval.explain.pdp import partial_dependence
+
+
+@pytest.fixture(scope="module")
+def credit():
+    """A small credit table: a logistic model of 'approved' from income, debt, age and years."""
+    rng = np.random.default_rng(0)
+    n = 160
+    frame = pd.DataFrame({
+        "id": [f"c{i}" for i in range(n)],
+        "income": rng.normal(50, 15, n).round(1),
+        "debt": rng.normal(20, 8, n).round(1),
+        "age": rng.integers(20, 70, n),
+        "years": rng.integers(0, 30, n),
+        "gender": rng.choice(["F", "M"], n),
+    })
+    score = 0.08 * frame.income - 0.12 * frame.debt + 0.02 * frame.years + rng.normal(0, 1, n) - 1.0
+    frame["approved"] = (score > 0).astype(int)
+    model = LogisticRegression(max_iter=1000).fit(frame[["income", "debt", "age", "years"]], frame.approved)
+    return frame, model
+
+
+def positive_probability(model):
+    return lambda rows: model.predict_proba(rows)[:, 1]
+
+
+def test_shap_additivity_on_a_sklearn_model(credit):
+    frame, model = credit
+    X = frame[["income", "debt", "age", "years"]].to_numpy(dtype=float)
+    result = kernel_shap(positive_probability(model), X[:30], background=X[:20], n_jobs=1)
+    reconstructed = result.local[:, 0, :].sum(axis=1) + result.expected_value[0]
+    assert np.max(np.abs(reconstructed - positive_probability(model)(X[:30]))) < 1e-6
+
+
+def test_agreement_with_shap_called_directly_and_across_processes():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(12, 9))  # 9 features and 60 samples: coalitions are sampled, so the seed matters
+    weights = rng.normal(size=9)
+    predict = lambda rows: np.tanh(rows @ weights)  # noqa: E731
+    ours = kernel_shap(predict, X, background=X[:6], num_samples=60, seed=7, n_jobs=1)
+    parallel = kernel_shap(predict, X, background=X[:6], num_samples=60, seed=7, n_jobs=2)
+    explainer = shap.KernelExplainer(lambda rows: predict(rows).reshape(-1, 1), X[:6])
+    direct = []
+    for i, row in enumerate(X):
+        np.random.seed(row_seed(7, i))
+        direct.append(np.asarray(explainer.shap_values(row[None, :], nsamples=60, silent=True))[0, :, 0])
+    assert np.allclose(ours.local[:, 0, :], np.array(direct), atol=1e-10)
+    assert np.allclose(parallel.local, ours.local, atol=1e-12)
+    assert ours.expected_value[0] == pytest.approx(float(np.mean(predict(X[:6]))))
+
+
+def test_partial_dependence_equals_the_closed_form():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 3))
+    predict = lambda rows: 2 * rows[:, 0] + 3 * rows[:, 1] ** 2 - rows[:, 2]  # noqa: E731
+    curve = partial_dependence(predict, X, 0, grid_resolution=7)
+    grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 7)
+    expected = 2 * grid + 3 * np.mean(X[:, 1] ** 2) - np.mean(X[:, 2])
+    assert np.allclose(curve["grid"], grid) and np.allclose(curve["values"]["label0"], expected)
+    binary = np.column_stack([rng.integers(0, 2, 40), rng.normal(size=40)])
+    assert partial_dependence(lambda r: r[:, 0] * 5, binary, 0)["grid"] == [0.0, 1.0]  # distinct values
+
+
+def write_csv(frame, path, headers=True):
+    frame.to_csv(path, index=False, header=headers)
+    return path
+
+
+def config(**overrides):
+    base = {
+        "dataset_type": "text/csv",
+        "headers": ["id", "income", "debt", "age", "years", "gender", "approved"],
+        "label": "approved",
+        "label_values_or_threshold": [1],
+        "joinsource_name_or_index": "id",
+        "excluded_columns": ["gender"],
+        "facet": [{"name_or_index": "gender", "value_or_threshold": ["F"]}],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "post_training_bias": {"methods": ["DPPL", "DI", "AD", "RD"]},
+            "shap": {"num_clusters": 5, "num_samples": 40, "agg_method": "mean_abs", "seed": 3},
+            "pdp": {"top_k_features": 2, "grid_resolution": 5},
+        },
+    }
+    base.update(overrides)
+    return base
+
+
+def test_analyze_end_to_end_with_a_python_model(credit, tmp_path):
+    frame, model = credit
+    data = write_csv(frame, tmp_path / "credit.csv", headers=False)
+    result = analyze(config(), data, tmp_path / "out", model=model, n_jobs=1)
+    pre = result["pre_training_bias_metrics"]["facets"]["gender"][0]
+    values = {m["name"]: m["value"] for m in pre["metrics"]}
+    d = (frame.gender == "F").to_numpy()
+    assert values["CI"] == pytest.approx(((~d).sum() - d.sum()) / len(d))
+    predicted = model.predict_proba(frame[["income", "debt", "age", "years"]])[:, 1] > 0.5
+    post = {m["name"]: m["value"] for m in result["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"]}
+    assert post["DPPL"] == pytest.approx(predicted[~d].mean() - predicted[d].mean())
+    assert list(post) == ["DPPL", "DI", "AD", "RD"]
+    shap_block = result["explanations"]["kernel_shap"]["label0"]
+    assert set(shap_block["global_shap_values"]) == {"income", "debt", "age", "years"}
+    local = pd.read_csv(tmp_path / "out" / "explanations_shap" / "out.csv")
+    assert list(local.join_id[:3]) == ["c0", "c1", "c2"] and len(local) == len(frame)
+    outputs = model.predict_proba(frame[["income", "debt", "age", "years"]])[:, 1]
+    reconstructed = local[["income", "debt", "age", "years"]].sum(axis=1) + shap_block["expected_value"]
+    assert np.max(np.abs(reconstructed - outputs)) < 1e-6  # additivity, from the saved files
+    top = sorted(shap_block["global_shap_values"], key=shap_block["global_shap_values"].get, reverse=True)[:2]
+    assert [curve["feature_name"] for curve in result["explanations"]["pdp"]] == top
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text()) == json.loads(json.dumps(result))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("<svg") >= 3 and "Content-Security-Policy" in page
+
+
+def test_predictions_from_a_column_need_no_model_and_reproduce_the_oracle(tmp_path):
+    frame = pd.DataFrame({"x": list("MFFMFMFFMMFF"), "y": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0],
+                          "yhat": [1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0]})
+    data = write_csv(frame, tmp_path / "d.csv")
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "predicted_label_name_or_index": "yhat", "facet": [{"name_or_index": "x"}],  # one-vs-all
+           "methods": {"post_training_bias": {"methods": ["DI", "AD", "TE"]}}}
+    result = analyze(cfg, data, tmp_path / "out")
+    by_value = {e["value_or_threshold"]: {m["name"]: m["value"] for m in e["metrics"]}
+                for e in result["post_training_bias_metrics"]["facets"]["x"]}
+    assert by_value["F"] == pytest.approx({"DI": 10 / 7, "AD": -13 / 35, "TE": -1 / 2})
+    assert by_value["M"] == pytest.approx({"DI": 7 / 10, "AD": 13 / 35, "TE": 1 / 2})
+
+
+def test_continuous_facet_threshold_and_overrides(tmp_path):
+    frame = pd.DataFrame({"age": [22.0, 35.5, 41.0, 58.0, 63.5, 29.0], "y": [1, 1, 0, 0, 0, 1]})
+    data = write_csv(frame, tmp_path / "d.csv")
+    cfg = {"label": "y", "facet": [{"name_or_index": "age", "value_or_threshold": 40}],
+           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}}
+    values = {m["name"]: m["value"] for m in analyze(cfg, data, tmp_path / "o")["pre_training_bias_metrics"]["facets"]["age"][0]["metrics"]}
+    # d = age > 40: 3 rows, all negative; a: 3 rows, all positive
+    assert values == pytest.approx({"CI": 0.0, "DPL": 1.0})
+
+
+def test_bad_input_gives_clear_errors(credit, tmp_path):
+    frame, model = credit
+    data = write_csv(frame, tmp_path / "credit.csv", headers=False)
+    with pytest.raises(UserError, match="no column 'sex'"):
+        analyze(config(facet=[{"name_or_index": "sex", "value_or_threshold": ["F"]}]), data, tmp_path / "a", model=model)
+    with pytest.raises(UserError, match=r"value\(s\) 7 never occur in column 'approved'"):
+        analyze(config(label_values_or_threshold=[7]), data, tmp_path / "b", model=model)
+    with pytest.raises(UserError, match="feature column 'gender' is not numeric"):
+        analyze(config(excluded_columns=[]), data, tmp_path / "c", model=model)
+    with pytest.raises(UserError, match="runs code from it"):
+        joblib.dump(model, tmp_path / "model.joblib")
+        analyze(config(predictor={"model_path": str(tmp_path / "model.joblib")}), data, tmp_path / "d")
+
+
+def test_cli_with_a_trusted_model_file(credit, tmp_path, capsys):
+    frame, model = credit
+    joblib.dump(model, tmp_path / "model.joblib")
+    write_csv(frame, tmp_path / "credit.csv", headers=True)  # a header row matching `headers` is skipped
+    cfg = config(predictor={"model_path": str(tmp_path / "model.joblib")})
+    cfg["methods"] = {"pre_training_bias": {"methods": ["CI"]}, "post_training_bias": {"methods": ["DI"]}}
+    (tmp_path / "analysis_config.json").write_text(json.dumps(cfg))
+    args = ["analyze", "--config", str(tmp_path / "analysis_config.json"), "--data", str(tmp_path / "credit.csv"),
+            "--output", str(tmp_path / "out")]
+    assert main(args) == 2
+    assert "only loads one you trust" in capsys.readouterr().err
+    assert main([*args, "--trust-model"]) == 0
+    assert "post-training, gender=F: DI=" in capsys.readouterr().out
+
+
+class _ModelHandler(http.server.BaseHTTPRequestHandler):
+    model = None
+    broken_after = None
+    seen = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        features = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["features"]
+        type(self).seen += 1
+        if self.broken_after is not None and type(self).seen > self.broken_after:
+            body = b'{"oops": "no score"}'
+        else:
+            body = json.dumps({"score": float(self.model.predict_proba([features])[0, 1])}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def model_server(credit):
+    _, model = credit
+    handler = type("Handler", (_ModelHandler,), {"model": model, "broken_after": None, "seen": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}/invocations"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_endpoint_model_and_malformed_answers(credit, model_server, tmp_path):
+    frame, model = credit
+    handler, url = model_server
+    small = frame.head(30)
+    data = write_csv(small, tmp_path / "d.csv", headers=False)
+    cfg = config(predictor={"url": url, "content_template": '{"features": $features}', "probability": "score"})
+    cfg["methods"] = {"post_training_bias": {"methods": ["DPPL"]}}
+    result = analyze(cfg, data, tmp_path / "out")
+    d = (small.gender == "F").to_numpy()
+    predicted = model.predict_proba(small[["income", "debt", "age", "years"]])[:, 1] > 0.5
+    value = result["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"][0]["value"]
+    assert value == pytest.approx(predicted[~d].mean() - predicted[d].mean())
+    handler.broken_after, handler.seen = 5, 0
+    with pytest.raises(UserError, match=r"answer for record \d+ has no number at 'score': b'\{\"oops\""):
+        analyze(cfg, data, tmp_path / "out2")
+
+
+def test_sagemaker_endpoint_model_through_stubber():
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from fmeval.bias.models import from_sagemaker_endpoint
+
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    predict = from_sagemaker_endpoint("credit-model", probability="predictions[0]", client=client, max_concurrency=1)
+    with Stubber(client) as stub:
+        for value in (0.2, 0.9):
+            raw = json.dumps({"predictions": [value]}).encode()
+            stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(raw), len(raw))},
+                              {"EndpointName": "credit-model", "Body": json.dumps({"features": [1.0, 2.0]}),
+                               "ContentType": "application/json", "Accept": "application/json"})
+        assert predict(np.array([[1.0, 2.0], [1.0, 2.0]])).tolist() == [0.2, 0.9]

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import result_line
+
 from fmeval import evaluate
 from fmeval.model_runners.openai_compatible import OpenAICompatibleRunner
 from fmeval.testing import FakeOpenAIServer
@@ -53,9 +55,7 @@ def main() -> None:
               f"{len(lines)}/{N} records written; retries {faulty_summary.engine['retries']}, "
               f"lowest concurrency {faulty_summary.engine.get('lowest_concurrency')}")
 
-    reference = N * LATENCY_S / CONCURRENCY
-    print(json.dumps({"name": "api_throughput", "ours_s": round(ours, 3), "reference_s": reference,
-                      "ratio": round(ours / reference, 3)}))
+    result_line("api_throughput", ours, N * LATENCY_S / CONCURRENCY)
 
 
 if __name__ == "__main__":

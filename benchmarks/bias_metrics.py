@@ -4,11 +4,12 @@ Last line: {"name", "ours_s", "reference_s", "ratio"}. Goal: seconds, not minute
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import pandas as pd
+
+from common import result_line
 
 from fmeval.bias import metrics as bias
 
@@ -66,8 +67,7 @@ def main() -> None:
     print(f"ours: {len(pre)} pre-training + {len(post)} post-training metrics on {N:,} rows in {ours:.2f} s; "
           f"flip test (kNN, k=5) {flip_s:.1f} s more, FT = {flip:.4f}")
     print(f"pandas groupby reference: {len(expected)} metrics in {reference_s:.2f} s; largest difference {worst:.2e}")
-    print(json.dumps({"name": "bias_metrics", "ours_s": round(ours, 3), "reference_s": round(reference_s, 3),
-                      "ratio": round(ours / reference_s, 3)}))
+    result_line("bias_metrics", ours, reference_s)
 
 
 if __name__ == "__main__":

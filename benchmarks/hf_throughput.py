@@ -9,33 +9,28 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from common import alternate, converted_smollm2, result_line
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fmeval.cli import main as fmeval_main
-from fmeval.model_runners.default import smollm2_gguf_path
-from fmeval.model_runners.huggingface import _convert_gguf
 
 NUM_RECORDS, MAX_NEW_TOKENS, BATCH_SIZE, ROUNDS = 100, 16, 32, 3
 
 
-def run_fmeval(output: Path) -> float:
-    started = time.perf_counter()
+def run_fmeval(output: Path) -> list[dict]:
     code = fmeval_main([
         "run", "--evaluation", "factual_knowledge", "--dataset", "trex", "--model", "smollm2",
         "--num-records", str(NUM_RECORDS), "--max-new-tokens", str(MAX_NEW_TOKENS),
         "--batch-size", str(BATCH_SIZE), "--output", str(output), "--overwrite", "--no-progress",
     ])
-    elapsed = time.perf_counter() - started
     assert code == 0, f"fmeval run exited {code}"
-    return elapsed
+    return [json.loads(line) for line in (output / "records.jsonl").read_text().splitlines()]
 
 
-def run_reference(model_dir: Path, prompts: list[str]) -> tuple[float, list[str]]:
-    started = time.perf_counter()
+def run_reference(model_dir: Path, prompts: list[str]) -> list[str]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tokenizer.padding_side = "left"
@@ -55,29 +50,21 @@ def run_reference(model_dir: Path, prompts: list[str]) -> tuple[float, list[str]
         decoded = tokenizer.batch_decode(generated[:, padded["input_ids"].shape[1]:], skip_special_tokens=True)
         for index, text in zip(batch, decoded):
             outputs[index] = text
-    return time.perf_counter() - started, outputs
+    return outputs
 
 
 def main() -> None:
-    gguf = smollm2_gguf_path()
-    model_dir = _convert_gguf(gguf.parent, gguf.name)  # shared warm-up: conversion happens once, untimed
+    model_dir = converted_smollm2()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        ours, reference = [], []
-        for _ in range(ROUNDS):
-            ours.append(run_fmeval(run_dir))
-            records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
-            prompts = [record["prompt"] for record in records]
-            elapsed, ref_outputs = run_reference(model_dir, prompts)
-            reference.append(elapsed)
-        agree = sum(r["model_output"] == o for r, o in zip(records, ref_outputs))
+        ours, reference, records, outputs = alternate(
+            ROUNDS, lambda: run_fmeval(run_dir), lambda records: run_reference(model_dir, [r["prompt"] for r in records])
+        )
         score = json.loads((run_dir / "summary.json").read_text())["dataset_scores"][0]
-    print(f"rounds: ours {[round(t, 2) for t in ours]} s, reference {[round(t, 2) for t in reference]} s")
+    agree = sum(record["model_output"] == output for record, output in zip(records, outputs))
     print(f"outputs identical to the reference on {agree}/{len(records)} records; "
           f"factual_knowledge = {score['value']:.3f}")
-    best_ours, best_reference = min(ours), min(reference)
-    print(json.dumps({"name": "hf_throughput", "ours_s": round(best_ours, 3), "reference_s": round(best_reference, 3),
-                      "ratio": round(best_ours / best_reference, 3)}))
+    result_line("hf_throughput", min(ours), min(reference))
 
 
 if __name__ == "__main__":

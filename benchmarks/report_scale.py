@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import result_line
+
 from fmeval import DataConfig, evaluate
 
 N = 100_000
@@ -63,8 +65,7 @@ def main() -> None:
         print(f"report (HTML + Markdown) and compare: {ours:.2f} s, peak memory {peak_mib:.0f} MiB "
               f"(goal: seconds, well under 1024 MiB); HTML {size_mib:.2f} MiB")
         print((tmp / "pr.md").read_text().splitlines()[6])
-    print(json.dumps({"name": "report_scale", "ours_s": round(ours, 3), "reference_s": round(reference, 3),
-                      "ratio": round(ours / reference, 3)}))
+    result_line("report_scale", ours, reference)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ Last line: {"name", "ours_s", "reference_s", "ratio"}. Goal: ratio <= 1.05, belo
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +12,8 @@ import numpy as np
 import pandas as pd
 import shap
 from sklearn.linear_model import LogisticRegression
+
+from common import result_line
 
 from fmeval.bias.analyze import analyze
 
@@ -43,8 +44,7 @@ def main() -> None:
     gap = max(abs(ours_global[f"f{i}"] - theirs_global[i]) for i in range(FEATURES))
     print(f"fmeval analyze (SHAP, {ROWS} rows, {SAMPLES} samples): {ours:.2f} s; shap direct: {reference:.2f} s; "
           f"largest difference in global importance {gap:.2e}")
-    print(json.dumps({"name": "shap_overhead", "ours_s": round(ours, 3), "reference_s": round(reference, 3),
-                      "ratio": round(ours / reference, 3)}))
+    result_line("shap_overhead", ours, reference)
 
 
 if __name__ == "__main__":

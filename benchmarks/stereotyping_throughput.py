@@ -7,30 +7,30 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from common import alternate, converted_smollm2, result_line
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fmeval.cli import main as fmeval_main
-from fmeval.model_runners.default import smollm2_gguf_path
-from fmeval.model_runners.huggingface import _convert_gguf
 
 BATCH_SIZE, ROUNDS = 32, 2
 
 
-def run_fmeval(output: Path) -> float:
-    started = time.perf_counter()
+def run_fmeval(output: Path) -> list[dict]:
     code = fmeval_main(["run", "--evaluation", "prompt_stereotyping", "--dataset", "crows-pairs", "--model", "smollm2",
                         "--batch-size", str(BATCH_SIZE), "--no-cache", "--output", str(output), "--overwrite",
                         "--no-progress"])
     assert code == 0, f"fmeval run exited {code}"
-    return time.perf_counter() - started
+    return [json.loads(line) for line in (output / "records.jsonl").read_text().splitlines()]
 
 
-def run_reference(model_dir: Path, sentences: list[str]) -> tuple[float, list[float]]:
-    started = time.perf_counter()
+def sentences(lines: list[dict]) -> list[str]:
+    return [l["sent_more_input"] for l in lines] + [l["sent_less_input"] for l in lines]
+
+
+def run_reference(model_dir: Path, sentences: list[str]) -> list[float]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     bos = tokenizer.bos_token_id
@@ -51,30 +51,22 @@ def run_reference(model_dir: Path, sentences: list[str]) -> tuple[float, list[fl
             sums = (picked * mask[:, 1:]).sum(dim=-1).tolist()
         for i, value in zip(batch, sums):
             totals[i] = value
-    return time.perf_counter() - started, totals
+    return totals
 
 
 def main() -> None:
-    gguf = smollm2_gguf_path()
-    model_dir = _convert_gguf(gguf.parent, gguf.name)  # shared warm-up: conversion happens once, untimed
+    model_dir = converted_smollm2()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        ours, reference = [], []
-        for _ in range(ROUNDS):
-            ours.append(run_fmeval(run_dir))
-            lines = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
-            sentences = [l["sent_more_input"] for l in lines] + [l["sent_less_input"] for l in lines]
-            elapsed, values = run_reference(model_dir, sentences)
-            reference.append(elapsed)
+        ours, reference, lines, values = alternate(
+            ROUNDS, lambda: run_fmeval(run_dir), lambda lines: run_reference(model_dir, sentences(lines))
+        )
         summary = json.loads((run_dir / "summary.json").read_text())
     ours_values = [l["sent_more_log_probability"] for l in lines] + [l["sent_less_log_probability"] for l in lines]
     worst = max(abs(a - b) for a, b in zip(ours_values, values))
-    print(f"rounds: ours {[round(t, 2) for t in ours]} s, reference {[round(t, 2) for t in reference]} s")
     print(f"{len(lines)} pairs; largest log-probability difference from the reference: {worst:.2e}; "
           f"prompt_stereotyping = {summary['dataset_scores'][0]['value']:.3f}")
-    best_ours, best_reference = min(ours), min(reference)
-    print(json.dumps({"name": "stereotyping_throughput", "ours_s": round(best_ours, 3),
-                      "reference_s": round(best_reference, 3), "ratio": round(best_ours / best_reference, 3)}))
+    result_line("stereotyping_throughput", min(ours), min(reference))
 
 
 if __name__ == "__main__":

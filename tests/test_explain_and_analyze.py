@@ -1,5 +1,4 @@
 """KernelSHAP, partial dependence and the Clarify-compatible `fmeval analyze` job."""
-import functools
 import http.server
 import io
 import json

@@ -203,7 +203,6 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 # -- reports -------------------------------------------------------------------------------------------
 def test_report_json_markdown_and_html(tmp_path):
     correct_a = [1, 0, 1, 1, 0, 1, 0, 1]
-    outputs = [XSS[i % len(XSS)] for i in range(8)]
     paired = tmp_path / "pair"
     paired.mkdir()
     baseline, candidate = paired_runs(paired, correct_a, [1] * 8)

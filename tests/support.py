@@ -26,3 +26,10 @@ def context_reader(prompt: str) -> str:
         if clue in prompt:
             return answer
     return "I do not know"
+
+
+def fails_on_even_numbers(prompt: str) -> str:
+    """Raises for prompts ending in an even digit: half of `q0 .. q9` fail, every time."""
+    if prompt[-1].isdigit() and int(prompt[-1]) % 2 == 0:
+        raise RuntimeError(f"cannot answer {prompt!r}")
+    return prompt

@@ -102,3 +102,14 @@ def test_datasets_and_evaluations_commands(mirror, capsys):
     assert shown["fields"]["target_output"] == "answers"
     assert main(["datasets", "fetch", "trex", "--dataset-mirror", str(mirror)]) == 0
     assert str(mirror / "trex" / "fmeval_trex_sample.jsonl") in capsys.readouterr().out
+
+
+def test_max_error_rate_turns_too_many_errors_into_exit_1(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"model_input": f"q{i}", "target_output": f"q{i}"}) + "\n" for i in range(10)))
+    args = ["run", "-e", "factual_knowledge", "-d", str(data), "-m", "function:tests.support:fails_on_even_numbers",
+            "--max-retries", "0", "--no-cache"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--max-error-rate", "0.3"]) == 1
+    captured = capsys.readouterr()
+    assert "5 of 10 records ended with a model error" in captured.err and "5 errors" in captured.out
+    assert main([*args, "-o", str(tmp_path / "b"), "--max-error-rate", "0.6"]) == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from fmeval.errors import UserError
+
 
 @dataclass(frozen=True)
 class ModelOutput:
@@ -63,5 +65,5 @@ class ModelRunner(Protocol):
         ...
 
 
-class LogProbabilityUnsupported(NotImplementedError):
-    """Raised by runners whose model cannot score texts."""
+class LogProbabilityUnsupported(UserError):
+    """Raised by runners whose model cannot score texts (the user asked for what it cannot give)."""

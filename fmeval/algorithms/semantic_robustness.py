@@ -107,20 +107,25 @@ class AccuracySemanticRobustness(Algorithm):
     ) -> list[RecordResult]:
         outputs, errors = generate_missing_outputs(records, engine)
         perturbed, perturbed_errors = _generate_grid(engine, self.perturbed.prompts(records, template))
-        results = []
-        for i, record in enumerate(records):
-            error = errors[i] or perturbed_errors[i]
-            result = RecordResult(record, outputs[i], dict.fromkeys(self.score_names), error,
-                                  {"perturbed_model_outputs": perturbed[i]})
-            if error is None:
-                (original, extras), *variants = self.base.score_outputs([record] * (1 + len(perturbed[i])),
-                                                                        [outputs[i], *perturbed[i]])
-                scores = dict(original)
-                for name in self.base.score_names:
-                    scores[f"delta_{name}"] = float(np.mean([abs(original[name] - v[0][name]) for v in variants]))
-                result.scores = {name: scores[name] for name in self.score_names}
-                result.extras.update(extras)
-            results.append(result)
+        results = [
+            RecordResult(record, outputs[i], dict.fromkeys(self.score_names), errors[i] or perturbed_errors[i],
+                         {"perturbed_model_outputs": perturbed[i]})
+            for i, record in enumerate(records)
+        ]
+        ok = [i for i, result in enumerate(results) if result.error is None]
+        # One scoring call for every (record, output) pair of the batch: metrics such as BERTScore
+        # run a model, which should see the whole batch at once.
+        width = 1 + self.perturbed.count
+        scored = self.base.score_outputs(
+            [records[i] for i in ok for _ in range(width)], [text for i in ok for text in (outputs[i], *perturbed[i])]
+        )
+        for position, index in enumerate(ok):
+            (original, extras), *variants = scored[position * width : (position + 1) * width]
+            scores = dict(original)
+            for name in self.base.score_names:
+                scores[f"delta_{name}"] = float(np.mean([abs(original[name] - v[0][name]) for v in variants]))
+            results[index].scores = {name: scores[name] for name in self.score_names}
+            results[index].extras.update(extras)
         return results
 
 

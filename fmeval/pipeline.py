@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from fmeval.algorithms import get_algorithm
 from fmeval.algorithms.base import Algorithm, RecordResult, aggregate, aggregate_by_category
 from fmeval.datasets.config import DataConfig
-from fmeval.datasets.loader import LoadStats, Record, iter_records, sample
+from fmeval.datasets.loader import LoadStats, iter_records, sample
+from fmeval.datasets.record import Record
 from fmeval.datasets.registry import DATASETS
 from fmeval.datasets.sources import sha256_of
 from fmeval.engine import Engine, EngineOptions

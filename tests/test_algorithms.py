@@ -4,7 +4,7 @@ import pytest
 from fmeval.algorithms import get_algorithm
 from fmeval.algorithms.base import RecordResult, aggregate
 from fmeval.algorithms.classification_accuracy import UNKNOWN_LABEL, make_label_converter
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 
 

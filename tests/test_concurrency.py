@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from fmeval.engine.concurrency import (
+from fmeval.retry import (
     AdaptiveLimiter, RateLimiter, RequestStats, RetryableError, RetryPolicy, run_with_retries,
 )
 

@@ -4,7 +4,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fmeval.engine import Engine, EngineOptions
-from fmeval.engine.collator import length_sorted_batches
+from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
 from fmeval.model_runners import ModelOutput, load_runner
 from fmeval.model_runners.function import FunctionRunner

@@ -7,7 +7,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.engine import Engine
 from fmeval.errors import UserError
 from fmeval.prompt import PromptTemplate

@@ -6,7 +6,7 @@ import warnings
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from fmeval.algorithms.base import CorpusMetric, GenerationAlgorithm, RecordResult
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 
 CLASSIFICATION_ACCURACY_SCORE = "classification_accuracy_score"

@@ -5,7 +5,7 @@ from typing import Any, Literal, Sequence
 
 from fmeval.algorithms import text_metrics
 from fmeval.algorithms.base import GenerationAlgorithm
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 
 FACTUAL_KNOWLEDGE = "factual_knowledge"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from fmeval.algorithms.base import Algorithm, RecordResult
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.engine import Engine
 from fmeval.errors import DataError, UserError
 from fmeval.prompt import PromptTemplate

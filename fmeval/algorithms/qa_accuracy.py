@@ -6,7 +6,7 @@ from typing import Any, Sequence
 from fmeval.algorithms import text_metrics
 from fmeval.algorithms.base import GenerationAlgorithm, max_over_targets
 from fmeval.algorithms.bertscore import DEFAULT_MODEL, BertScore
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 
 F1_SCORE = "f1_score"
 EXACT_MATCH_SCORE = "exact_match_score"

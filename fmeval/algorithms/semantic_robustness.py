@@ -19,7 +19,7 @@ from fmeval.algorithms.base import Algorithm, GenerationAlgorithm, RecordResult,
 from fmeval.algorithms.bertscore import DEFAULT_MODEL, BertScore
 from fmeval.algorithms.perturbations import get_perturbation, rng_for
 from fmeval.algorithms.text_metrics import word_error_rate
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.engine import Engine
 from fmeval.errors import UserError
 from fmeval.prompt import PromptTemplate

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from fmeval.algorithms.base import GenerationAlgorithm, max_over_targets
 from fmeval.algorithms.bertscore import DEFAULT_MODEL, BertScore
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 
 ROUGE = "rouge"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fmeval.algorithms.base import GenerationAlgorithm
-from fmeval.datasets.loader import Record
+from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 from fmeval.hub import hub_reachable, needs_hub
 

@@ -10,13 +10,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from fmeval.datasets.readers import CSV, JSON, JSONLINES, PARQUET, READERS, TEXT
 from fmeval.errors import UserError
 
-JSONLINES = "application/jsonlines"
-JSON = "application/json"
-CSV = "text/csv"
-PARQUET = "application/x-parquet"
-TEXT = "text/plain"
 MIME_TYPES = (JSONLINES, JSON, CSV, PARQUET, TEXT)
 EXTENSION_MIME_TYPES = {
     ".jsonl": JSONLINES,
@@ -83,8 +79,6 @@ class DataConfig:
         uris = self.uris
         if not uris or not all(uris):
             raise UserError(f"DataConfig {self.dataset_name!r}: dataset_uri must name at least one file")
-        from fmeval.datasets.loader import READERS  # here: the loader imports this module
-
         if self.dataset_mime_type is not None and self.dataset_mime_type not in READERS:
             raise UserError(
                 f"DataConfig {self.dataset_name!r}: dataset_mime_type {self.dataset_mime_type!r} "

@@ -5,37 +5,17 @@ streamed with the standard library, are the exception), and sampling keeps only 
 """
 from __future__ import annotations
 
-import csv
-import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from fmeval.datasets.config import CSV, JSON, JSONLINES, PARQUET, TEXT, DataConfig
+from fmeval.datasets.config import DataConfig
+from fmeval.datasets.readers import READERS
+from fmeval.datasets.record import Record
 from fmeval.errors import DataError, UserError
 
-# A reader yields (location, raw record); a line that cannot be parsed comes as a DataError
-# value rather than an exception, so that reading can go on after it when bad records are skipped.
-Reader = Callable[[str], Iterator[tuple[str, Any]]]
 MAX_REPORTED_ERRORS = 20
 TEXT_FIELDS = ("model_input", "context", "sent_more_input", "sent_less_input", "model_output")
-
-
-@dataclass
-class Record:
-    """One dataset record, its fields already extracted and checked."""
-
-    record_id: str
-    location: str
-    """Where it came from: `file:line`, or `file: row N` for Parquet."""
-    model_input: str | None = None
-    target_output: list[str] | None = None
-    category: str | None = None
-    context: str | None = None
-    sent_more_input: str | None = None
-    sent_less_input: str | None = None
-    model_output: str | None = None
-    prompt: str | None = None
 
 
 @dataclass
@@ -50,95 +30,6 @@ class LoadStats:
         self.skipped += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(str(error))
-
-
-# -- raw readers: each yields (location, raw record) ------------------------------------------
-def read_jsonlines(path: str) -> Iterator[tuple[str, Any]]:
-    with open(path, "rb") as handle:
-        for line_number, raw_line in enumerate(handle, start=1):
-            location = f"{path}:{line_number}"
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield location, DataError(location, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield location, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield location, DataError(location, f"invalid JSON: {exc.msg} (column {exc.colno})")
-
-
-def read_json(path: str) -> Iterator[tuple[str, Any]]:
-    """A JSON array of records, or an object with one key holding that array."""
-    with open(path, encoding="utf-8") as handle:
-        try:
-            document = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
-    if isinstance(document, dict):
-        arrays = [key for key, value in document.items() if isinstance(value, list)]
-        if len(arrays) != 1:
-            raise DataError(
-                path, "a JSON dataset must be an array of records, or an object with exactly one array of records"
-            )
-        document = document[arrays[0]]
-    if not isinstance(document, list):
-        raise DataError(path, f"a JSON dataset must be an array of records, not {type(document).__name__}")
-    for index, item in enumerate(document):
-        yield f"{path}: item {index}", item
-
-
-def read_csv(path: str) -> Iterator[tuple[str, Any]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        line_number = reader.line_num
-        for row in reader:
-            start, line_number = line_number + 1, reader.line_num
-            if not row:
-                continue
-            location = f"{path}:{start}"
-            if len(row) != len(header):
-                yield location, DataError(location, f"expected {len(header)} columns (as in the header), found {len(row)}")
-                continue
-            yield location, dict(zip(header, row))
-
-
-def read_parquet(path: str) -> Iterator[tuple[str, Any]]:
-    import pyarrow.parquet as pq
-
-    row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-        for item in batch.to_pylist():
-            yield f"{path}: row {row}", item
-            row += 1
-
-
-def read_text(path: str) -> Iterator[tuple[str, Any]]:
-    """One record per non-blank line: {"text": stripped line, "line": line number}."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield f"{path}:{line_number}", {"text": line.strip(), "line": line_number}
-
-
-READERS: dict[str, Reader] = {
-    JSONLINES: read_jsonlines,
-    JSON: read_json,
-    CSV: read_csv,
-    PARQUET: read_parquet,
-    TEXT: read_text,
-}
-
-
-def register_reader(mime_type: str, reader: Reader) -> None:
-    """Teach the loader a new file layout (built-in datasets with an unusual upstream format use this)."""
-    READERS[mime_type] = reader
 
 
 # -- fields -------------------------------------------------------------------------------------

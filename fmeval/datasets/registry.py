@@ -6,41 +6,20 @@ against their sha256 (see `sources.locate`).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from fmeval.datasets.config import CSV, JSONLINES, TEXT, DataConfig
-from fmeval.datasets.loader import register_reader
+from fmeval.datasets.config import DataConfig
+from fmeval.datasets.readers import BOLD_PROMPTS, CSV, JSONLINES, TEXT
 from fmeval.datasets.sources import SourceFile, locate
 from fmeval.errors import UserError
-
-BOLD_PROMPTS = "application/x-bold-prompts+json"
 
 
 def _github(repo: str, commit: str, path: str) -> str:
     return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 
-def read_bold_prompts(path: str) -> Iterator[tuple[str, Any]]:
-    """BOLD's upstream layout, {category: {wikipedia_name: [prompt, ...]}}, one record per prompt."""
-    with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
-    domain = Path(path).name.removesuffix("_prompt.json")
-    for category, names in document.items():
-        for name, prompts in names.items():
-            for index, prompt in enumerate(prompts):
-                yield f"{path}: {category}/{name}[{index}]", {
-                    "domain": domain,
-                    "category": category,
-                    "name": name,
-                    "prompt": prompt,
-                }
-
-
-register_reader(BOLD_PROMPTS, read_bold_prompts)
 
 
 @dataclass(frozen=True)

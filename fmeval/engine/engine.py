@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from fmeval.engine.cache import ResponseCache
-from fmeval.engine.collator import length_sorted_batches
-from fmeval.engine.concurrency import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy, run_with_retries
+from fmeval.batching import length_sorted_batches
+from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy, run_with_retries
 from fmeval.errors import UserError
 from fmeval.model_runners.base import ModelOutput, ModelRunner
 from fmeval.secrets import redact

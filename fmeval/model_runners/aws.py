@@ -14,7 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
-from fmeval.engine.concurrency import RetryableError
+from fmeval.retry import RetryableError
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput
 from fmeval.secrets import redact

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from fmeval.engine.collator import length_sorted_batches
+from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput
 from fmeval.paths import cache_dir

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from typing import Any, Literal, Sequence
 
-from fmeval.engine.concurrency import AdaptiveLimiter, RetryableError, RetryPolicy, run_with_retries
+from fmeval.retry import AdaptiveLimiter, RetryableError, RetryPolicy, run_with_retries
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput
 from fmeval.secrets import redact, register_secret

@@ -13,11 +13,15 @@ from typing import Any
 from fmeval.version import __version__
 
 _EXPORTS = {
-    "evaluate": "fmeval.pipeline",
+    "evaluate": "fmeval.runs.evaluate",
+    "RunConfig": "fmeval.runs.config",
     "DataConfig": "fmeval.datasets.config",
-    "EvalOutput": "fmeval.results",
-    "EvalScore": "fmeval.results",
-    "CategoryScore": "fmeval.results",
+    "EvalOutput": "fmeval.runs.summary",
+    "EvalScore": "fmeval.scores",
+    "CategoryScore": "fmeval.scores",
+    "MetricSpec": "fmeval.scores",
+    "load_run": "fmeval.runs.loaded",
+    "RunStore": "fmeval.runs.store",
     "ModelRunner": "fmeval.model_runners.base",
     "ModelOutput": "fmeval.model_runners.base",
     "Capabilities": "fmeval.model_runners.base",

@@ -19,5 +19,9 @@ class DataError(UserError):
         self.reason = message
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; the message says how many records are saved and how to resume."""
+
+
 class DatasetUnavailableError(UserError):
     """A built-in dataset that is in none of the places fmeval looks."""

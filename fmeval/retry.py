@@ -135,10 +135,11 @@ async def run_with_retries(
     rate: RateLimiter | None = None,
     costs: Sequence[int] | None = None,
     stats: RequestStats | None = None,
-    on_done: Callable[[int], None] | None = None,
+    on_result: Callable[[int, T | BaseException], Awaitable[None]] | None = None,
     seed: int = 0,
 ) -> list[T | BaseException]:
-    """Run every request concurrently under the limiter; each result is a value or the final exception."""
+    """Run every request concurrently under the limiter; each result is a value or the final exception.
+    `on_result(index, result)` is awaited as each request finishes (e.g. to save it at once)."""
     rng = random.Random(seed)
     stats = stats if stats is not None else RequestStats()
 
@@ -170,8 +171,8 @@ async def run_with_retries(
 
     async def tracked(index: int) -> T | BaseException:
         result = await attempt_all(index)
-        if on_done is not None:
-            on_done(1)
+        if on_result is not None:
+            await on_result(index, result)
         return result
 
     return list(await asyncio.gather(*(tracked(i) for i in range(len(requests)))))

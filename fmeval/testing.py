@@ -79,6 +79,10 @@ class FakeOpenAIServer:
         self.by_path: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.authorization_headers: list[str | None] = []
+        self.bodies: list[tuple[str, dict]] = []
+        """(path, JSON body) of every request received, in order."""
+        self.answered = 0
+        """Requests answered with a complete, successful response."""
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -146,6 +150,7 @@ class FakeOpenAIServer:
         fault = self._next_fault()
         with self._lock:
             self.by_path[handler.path] += 1
+            self.bodies.append((handler.path, body))
             self.authorization_headers.append(handler.headers.get("Authorization"))
             if fault != "ok":
                 self.injected[fault] += 1
@@ -168,7 +173,9 @@ class FakeOpenAIServer:
             return self._send(handler, 200, b'{"choices": [{"message": ')
         if fault == "missing_fields":
             return self._send(handler, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
-        self._send(handler, 200, json.dumps(self._answer(handler.path, body)).encode())
+        if self._send(handler, 200, json.dumps(self._answer(handler.path, body)).encode()):
+            with self._lock:
+                self.answered += 1
 
     def _answer(self, path: str, body: dict) -> dict:
         if path.endswith("/chat/completions"):
@@ -193,7 +200,8 @@ class FakeOpenAIServer:
         return {"id": "cmpl-fake", "object": "text_completion", "model": body.get("model"), "choices": [choice]}
 
     @staticmethod
-    def _send(handler: http.server.BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict | None = None) -> None:
+    def _send(handler: http.server.BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict | None = None) -> bool:
+        """Whether the response went out whole."""
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")
@@ -202,5 +210,7 @@ class FakeOpenAIServer:
                 handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.write(payload)
+            handler.wfile.flush()
+            return True
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. after its timeout)
+            return False  # the client gave up (e.g. after its timeout, or it was killed)

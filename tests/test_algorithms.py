@@ -2,7 +2,8 @@
 import pytest
 
 from fmeval.algorithms import get_algorithm
-from fmeval.algorithms.base import RecordResult, aggregate
+from fmeval.algorithms.base import RecordResult
+from fmeval.runs.aggregate import aggregate
 from fmeval.algorithms.classification_accuracy import UNKNOWN_LABEL, make_label_converter
 from fmeval.datasets.record import Record
 from fmeval.errors import UserError
@@ -135,7 +136,7 @@ def _classification_results(algorithm, outputs, targets):
     algorithm.prepare(records)
     from fmeval.engine import Engine
 
-    return algorithm.evaluate_batch(records, Engine(None))
+    return [result for batch in algorithm.evaluate(records, Engine(None)) for result in batch]
 
 
 def test_classification_dataset_metrics_by_hand():

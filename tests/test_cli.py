@@ -41,7 +41,7 @@ def test_import_and_help_are_fast_and_light():
 
 def test_usage_errors_exit_2(capsys):
     assert main(["run", "--dataset", "trex"]) == 2
-    assert "needs --evaluation" in capsys.readouterr().err
+    assert "evaluation is required (--evaluation" in capsys.readouterr().err
     assert main(["run", "-e", "factual_knowledge", "-d", "no_such_dataset"]) == 2
     assert "neither a built-in dataset" in capsys.readouterr().err
     assert main(["run", "-e", "nope", "-d", "trex"]) == 2

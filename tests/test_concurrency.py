@@ -1,6 +1,7 @@
 """Adaptive limiting, rate limiting and retries, on their own."""
 import asyncio
 import random
+import re
 import time
 
 import pytest
@@ -8,7 +9,6 @@ import pytest
 from fmeval.retry import (
     AdaptiveLimiter, RateLimiter, RequestStats, RetryableError, RetryPolicy, run_with_retries,
 )
-
 
 def test_retry_policy_backoff_and_retry_after():
     policy = RetryPolicy(max_retries=5, base_delay_s=0.5, max_delay_s=4)
@@ -18,7 +18,6 @@ def test_retry_policy_backoff_and_retry_after():
     assert max(policy.delay(0, None, rng) for _ in range(200)) <= 0.5  # attempt 0 waits at most base
     assert policy.delay(3, 1.5, rng) == 1.5  # the server's Retry-After wins
     assert policy.delay(3, 60, rng) == 4  # but never beyond the cap
-
 
 def test_adaptive_limiter_halves_on_throttling_and_grows_back():
     async def scenario():
@@ -38,7 +37,6 @@ def test_adaptive_limiter_halves_on_throttling_and_grows_back():
 
     assert asyncio.run(scenario()) == 4
 
-
 def test_limiter_caps_requests_in_flight():
     peak = 0
     in_flight = 0
@@ -57,7 +55,6 @@ def test_limiter_caps_requests_in_flight():
     assert asyncio.run(scenario()) == ["ok"] * 40
     assert peak == 5
 
-
 def test_rate_limiter_paces_requests():
     async def scenario():
         limiter = RateLimiter(requests_per_minute=600)  # 10 per second, about 1 s of burst
@@ -68,7 +65,6 @@ def test_rate_limiter_paces_requests():
 
     elapsed = asyncio.run(scenario())
     assert 1.2 < elapsed < 2.5  # 25 requests at 10/s after a burst of 10
-
 
 def test_run_with_retries_recovers_gives_up_and_does_not_retry_fatal_errors():
     attempts = {"flaky": 0, "hopeless": 0}
@@ -89,10 +85,13 @@ def test_run_with_retries_recovers_gives_up_and_does_not_retry_fatal_errors():
     stats = RequestStats()
     done = []
 
+    async def record(index, result):
+        done.append((index, type(result).__name__))
+
     async def scenario():
         return await run_with_retries(
             [flaky, hopeless, fatal], limiter=AdaptiveLimiter(4),
-            retry=RetryPolicy(max_retries=3, base_delay_s=0.001), stats=stats, on_done=done.append,
+            retry=RetryPolicy(max_retries=3, base_delay_s=0.001), stats=stats, on_result=record,
         )
 
     flaky_result, hopeless_result, fatal_result = asyncio.run(scenario())
@@ -100,13 +99,15 @@ def test_run_with_retries_recovers_gives_up_and_does_not_retry_fatal_errors():
     assert isinstance(hopeless_result, RetryableError) and attempts["hopeless"] == 4
     assert isinstance(fatal_result, PermissionError)
     assert (stats.requests, stats.retries, stats.throttled, stats.failed) == (3 + 4 + 1, 2 + 3, 2, 2)
-    assert sum(done) == 3
-
+    assert sorted(done) == [(0, "str"), (1, "RetryableError"), (2, "PermissionError")]  # each once, as it ended
 
 def test_engine_options_are_validated():
-    from fmeval.engine import EngineOptions
     from fmeval.errors import UserError
+    from fmeval.runs.config import build_config
 
-    for bad in ({"max_concurrency": 0}, {"max_retries": -1}, {"requests_per_minute": 0}):
-        with pytest.raises(UserError):
-            EngineOptions(**bad)
+    for bad, message in (({"max_concurrency": 0}, "engine_options.max_concurrency: Input should be greater than or "
+                          "equal to 1 (got 0)"), ({"max_retries": -1}, "engine_options.max_retries"),
+                         ({"requests_per_minute": 0}, "engine_options.requests_per_minute"),
+                         ({"max_retries": 2.5}, "engine_options.max_retries: Input should be a valid integer")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            build_config(options={"evaluation": "qa_accuracy", "dataset": "trex", "engine_options": bad})

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from fmeval.cli import _parser, main
+from fmeval.cli import main, parser
+from fmeval.cli import run as run_command
 
 REPO = Path(__file__).resolve().parent.parent
 FIELDS = ["--model-input", "question", "--target-output", "answers", "--context", "context", "--category", "topic",
@@ -42,6 +43,6 @@ def test_github_actions_workflow_uses_real_commands_and_flags():
                 if line.startswith("fmeval "):
                     commands.append(shlex.split(line)[1:])
     assert {command[0] for command in commands} == {"run", "compare"}
-    parser = _parser()
-    for command in commands:
-        parser.parse_args(command)  # raises SystemExit on an unknown flag
+    top, _ = parser()
+    for command in commands:  # parse_args raises SystemExit on an unknown flag
+        run_command.parser().parse_args(command[1:]) if command[0] == "run" else top.parse_args(command)

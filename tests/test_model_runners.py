@@ -42,20 +42,29 @@ def test_log_probability_equals_direct_torch_computation(tiny_llama_dir):
     got = runner.log_probability(PROMPTS)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
-    for text, value in zip(PROMPTS, got):
+    for text, result in zip(PROMPTS, got):
         ids = [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
         with torch.inference_mode():
             logits = model(torch.tensor([ids])).logits[0]
         log_probs = torch.log_softmax(logits.double(), dim=-1)
         expected = sum(log_probs[i, ids[i + 1]].item() for i in range(len(ids) - 1))
-        assert value == pytest.approx(expected, abs=1e-4)
-        assert value < 0
+        assert result.log_probability == pytest.approx(expected, abs=1e-4)
+        assert result.num_tokens == len(ids) - 1 and result.error is None
 
 
-def test_sampling_is_seeded(tiny_llama_dir):
-    first = HuggingFaceRunner(tiny_llama_dir, max_new_tokens=8, temperature=1.0, seed=3).predict(PROMPTS[:2])
-    second = HuggingFaceRunner(tiny_llama_dir, max_new_tokens=8, temperature=1.0, seed=3).predict(PROMPTS[:2])
-    assert [o.output for o in first] == [o.output for o in second]
+def test_sampling_is_seeded_and_temperature_zero_is_greedy(tiny_llama_dir):
+    def outputs(**options):
+        return [o.output for o in HuggingFaceRunner(tiny_llama_dir, max_new_tokens=12, **options).predict(PROMPTS)]
+
+    same_seed = outputs(temperature=1.5, seed=3), outputs(temperature=1.5, seed=3)
+    other_seed = outputs(temperature=1.5, seed=4)
+    assert same_seed[0] == same_seed[1]
+    assert sum(a != b for a, b in zip(same_seed[0], other_seed)) >= len(PROMPTS) // 2
+    greedy = outputs()
+    assert outputs(temperature=0.0, seed=99) == greedy != same_seed[0]  # the seed is ignored when greedy
+    assert HuggingFaceRunner(tiny_llama_dir, seed=1).identity() == HuggingFaceRunner(tiny_llama_dir, seed=2).identity()
+    assert (HuggingFaceRunner(tiny_llama_dir, temperature=1.0, seed=1).identity()
+            != HuggingFaceRunner(tiny_llama_dir, temperature=1.0, seed=2).identity())
 
 
 def test_identity_names_generation_parameters(tiny_llama_dir):
@@ -132,14 +141,12 @@ def test_engine_batches_restores_order_and_records_failures():
             raise RuntimeError("server on fire")
         return [p.upper() for p in prompts]
 
-    progress = []
     options = EngineOptions(max_retries=2, retry_base_delay_s=0.001)
-    engine = Engine(FunctionRunner(model, batched=True, batch_size=2), options=options, on_progress=progress.append)
+    engine = Engine(FunctionRunner(model, batched=True, batch_size=2), options=options)
     outputs = engine.generate(["bb", "a", "boom", "dddd"])
     assert [len(batch) for batch in seen] == [2, 2, 2, 2]  # the failing batch was tried 3 times
     assert outputs[0].output == "BB" and outputs[1].output == "A"
     assert outputs[2].error == "RuntimeError: server on fire" and outputs[3].error == outputs[2].error
-    assert sum(progress) == 4
     assert engine.report() == {"requests": 4, "retries": 2, "throttled": 0, "failed_requests": 1,
                                "cache_hits": 0, "cache_misses": 0}
 

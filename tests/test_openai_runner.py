@@ -36,7 +36,8 @@ def test_prompt_log_probability_through_completions_echo():
     _, values, _ = word_log_probabilities(text)
     expected = sum(v for v in values if v is not None)  # the generated token after the echo is left out
     with FakeOpenAIServer() as server:
-        assert runner_for(server).log_probability([text]) == [pytest.approx(expected)]
+        (result,) = runner_for(server).log_probability([text])
+    assert result.log_probability == pytest.approx(expected) and result.num_tokens == len(text.split()) - 1
 
 
 @pytest.mark.parametrize("fault", [f for f in FAULTS if f not in ("400", "429_retry_after")])

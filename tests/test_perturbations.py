@@ -85,7 +85,7 @@ def test_same_seed_different_batch_sizes_and_chunks_give_identical_perturbations
     def run(name, batch_size, chunk_size):
         echo = FunctionRunner(lambda prompts: list(prompts), batched=True, batch_size=batch_size)
         evaluate(evaluation="qa_accuracy_semantic_robustness", dataset=data, model=echo, chunk_size=chunk_size,
-                 evaluation_options={"metrics": ["exact_match_score", "delta_exact_match_score"], "seed": 5},
+                 evaluation_options={"metrics": ["exact_match_score", "delta_exact_match_score"], "perturbation_seed": 5},
                  output=tmp_path / name, cache=False, progress=False)
         lines = [json.loads(l) for l in (tmp_path / name / "records.jsonl").read_text().splitlines()]
         return {line["record_id"]: line["perturbed_model_outputs"] for line in lines}

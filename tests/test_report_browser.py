@@ -9,7 +9,7 @@ import pytest
 from fmeval import evaluate
 from fmeval.datasets import DataConfig
 from fmeval.reports.render import build_report, render_html
-from fmeval.reports.runs import load_runs
+from fmeval.runs.loaded import load_runs
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

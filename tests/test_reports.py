@@ -9,10 +9,11 @@ import pytest
 from fmeval import evaluate
 from fmeval.cli import main
 from fmeval.datasets import DataConfig
-from fmeval.reports.compare import apply_gates, compare_runs, parse_gates, worsening
+from fmeval.algorithms import get_algorithm
+from fmeval.reports.compare import apply_gates, compare_runs, parse_gates
 from fmeval.reports.render import build_report, render_html, render_markdown
-from fmeval.reports.runs import load_run, load_runs
-from fmeval.reports.store import RunStore
+from fmeval.runs.loaded import load_run, load_runs
+from fmeval.runs.store import RunStore
 from fmeval.stats import bootstrap_mean_ci
 
 XSS = [
@@ -117,12 +118,16 @@ def test_unpaired_bootstrap_when_no_record_ids_are_shared(tmp_path):
     assert a.num_records == b.num_records == 6
 
 
-def test_worsening_follows_each_metrics_direction():
-    assert worsening("f1_score", 0.8, 0.7) == pytest.approx(0.1)
-    assert worsening("word_error_rate", 0.2, 0.3) == pytest.approx(0.1)
-    assert worsening("delta_f1_score", 0.05, 0.02) == pytest.approx(-0.03)
-    assert worsening("prompt_stereotyping", 0.55, 0.62) == pytest.approx(0.07)  # further from 0.5
-    assert worsening("prompt_stereotyping", 0.55, 0.47) == pytest.approx(-0.02)
+def test_worsening_follows_each_metrics_declared_direction():
+    def spec(evaluation, metric):
+        return get_algorithm(evaluation, **({"bertscore_model": "x"} if "robustness" in evaluation else {})).catalog()[metric]
+
+    assert spec("qa_accuracy", "f1_score").worsening(0.8, 0.7) == pytest.approx(0.1)
+    assert spec("general_semantic_robustness", "word_error_rate").worsening(0.2, 0.3) == pytest.approx(0.1)
+    assert spec("qa_accuracy_semantic_robustness", "delta_f1_score").worsening(0.05, 0.02) == pytest.approx(-0.03)
+    stereotyping = spec("prompt_stereotyping", "prompt_stereotyping")
+    assert stereotyping.worsening(0.55, 0.62) == pytest.approx(0.07)  # further from 0.5
+    assert stereotyping.worsening(0.55, 0.47) == pytest.approx(-0.02)
 
 
 def test_compare_exit_codes(tmp_path, capsys):
@@ -158,12 +163,12 @@ def test_runs_are_indexed_listed_shown_and_deleted(tmp_path, capsys):
     assert "no runs" in capsys.readouterr().out
     assert main(["runs", "--store", str(store), "show", summary.run_id[:15]]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["scores"][0]["value"] == pytest.approx(2 / 3) and shown["output_dir_missing"] is False
+    assert shown["scores"][0]["value"] == pytest.approx(2 / 3) and shown["status"] == "ok"
     shutil.rmtree(tmp_path / "x")  # deleting a run's directory is detected, not a crash
     assert main(["runs", "--store", str(store), "list"]) == 0
-    assert "[output directory missing]" in capsys.readouterr().out
+    assert "[missing]" in capsys.readouterr().out
     assert main(["report", summary.run_id, "--store", str(store), "-o", str(tmp_path / "r.html")]) == 2
-    assert "no longer holds a summary.json" in capsys.readouterr().err
+    assert "is missing: its output directory" in capsys.readouterr().err
     assert main(["runs", "--store", str(store), "delete", summary.run_id]) == 0
     assert main(["runs", "--store", str(store), "show", summary.run_id]) == 2
 
@@ -177,7 +182,8 @@ def test_finished_runs_are_indexed_in_the_default_store(tmp_path):
 
 
 def _index_many(store_path, worker, directory):
-    from fmeval.results import EvalOutput, EvalScore
+    from fmeval.runs.summary import EvalOutput
+    from fmeval.scores import EvalScore
 
     with RunStore(store_path) as store:
         for i in range(40):

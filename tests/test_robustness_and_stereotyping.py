@@ -80,7 +80,7 @@ def test_accuracy_deltas_by_hand_and_batched_calls(tmp_path):
     # original exact match 1; perturbed 1, 0, 1, 0, 1 -> mean |1 - s_i| = 2/5
     assert summary.score("exact_match_score").value == 1.0
     assert summary.score("delta_exact_match_score").value == pytest.approx(0.4)
-    assert calls == [1, 5]  # the five perturbed prompts went together, not one at a time
+    assert calls == [6]  # the original and its five perturbed prompts went in one batch, not one at a time
 
 
 def test_classification_robustness_keeps_corpus_metrics(tmp_path):

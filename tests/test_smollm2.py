@@ -40,7 +40,8 @@ def test_chat_model_answers_and_batching_keeps_order(smollm2):
 
 def test_log_probability_prefers_fluent_text(smollm2):
     fluent, scrambled = smollm2.log_probability(["The cat sat on the mat.", "Mat the on sat cat the."])
-    assert scrambled < fluent < 0
+    assert scrambled.log_probability < fluent.log_probability < 0
+    assert fluent.num_tokens == scrambled.num_tokens > 5
 
 
 def test_factual_knowledge_on_demo_data(smollm2, tmp_path):

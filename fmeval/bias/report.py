@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmeval.reports.render import CSP, STYLE, bar_chart, esc
+from fmeval.html import CSP, STYLE, bar_chart, esc
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759")
 

@@ -5,6 +5,8 @@ streamed with the standard library, are the exception), and sampling keeps only 
 """
 from __future__ import annotations
 
+import array
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
@@ -49,10 +51,16 @@ def _coerce(name: str, value: Any, expression: str, location: str, delimiter: st
         if isinstance(value, (int, float)):
             return [str(value)]
         if isinstance(value, str):
-            return value.split(delimiter) if delimiter else [value]
-        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-            return list(value)
-        raise wrong("a string or a non-empty list of strings")
+            targets = value.split(delimiter) if delimiter else [value]
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            targets = list(value)
+        else:
+            raise wrong("a string or a non-empty list of strings")
+        # An empty alternative is contained in every output: it would score anything as correct.
+        targets = [target for target in targets if target.strip()]
+        if not targets:
+            raise DataError(location, f"field {name} (JMESPath {expression!r}) has no non-empty target")
+        return targets
     # category and record_id
     if isinstance(value, bool):
         return str(value).lower()
@@ -126,6 +134,49 @@ def iter_records(
                 continue
             stats.records += 1
             yield record
+
+
+def unique_ids(records: Iterable[Record], config: DataConfig, **reading: Any) -> Iterator[Record]:
+    """`records`, checked to have distinct record ids (resume relies on them) once the last one is
+    read. Memory: one 8-byte hash per record; the ids themselves are looked up again only when
+    two hashes collide. `reading` re-reads the dataset as `iter_records` does."""
+    import numpy as np
+
+    hashes = array.array("q")
+    for record in records:
+        hashes.append(hash(record.record_id))
+        yield record
+    values, counts = np.unique(np.frombuffer(hashes, dtype=np.int64), return_counts=True)
+    suspects = set(values[counts > 1].tolist())
+    if not suspects:
+        return
+    first: dict[str, str] = {}
+    for record in iter_records(config, **reading):
+        if hash(record.record_id) in suspects:
+            if record.record_id in first:
+                raise DataError(record.location, f"duplicate record_id {record.record_id!r} "
+                                                 f"(first at {first[record.record_id]}); record ids must be unique")
+            first[record.record_id] = record.location
+
+
+AWS_SEED = 1234
+"""AWS fmeval 1.2.3's constants.SEED, the random_state of its pandas sample."""
+AWS_MAX_ROWS = 100_000
+"""AWS fmeval 1.2.3's constants.MAX_ROWS_TO_TAKE: it samples among the first rows only."""
+
+
+def sample_like_aws(records: Iterable[Record], num_records: int) -> list[Record]:
+    """The records AWS fmeval 1.2.3 evaluates for `num_records`, in its order: it takes the first
+    100,000 records and draws `pandas.DataFrame.sample(num_records, random_state=1234)` among them."""
+    import pandas as pd
+
+    if num_records < 1:
+        raise UserError(f"num_records must be >= 1, got {num_records}")
+    first = list(itertools.islice(records, AWS_MAX_ROWS))
+    for _ in records:  # read to the end: every record is validated, as for any run
+        pass
+    picked = pd.Series(range(len(first))).sample(min(num_records, len(first)), random_state=AWS_SEED)
+    return [first[position] for position in picked]
 
 
 def sample(records: Iterable[Record], num_records: int, seed: int) -> list[Record]:

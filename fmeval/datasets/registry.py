@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fmeval.datasets.config import DataConfig
@@ -304,3 +305,38 @@ def get_dataset(name: str) -> BuiltinDataset:
             f"unknown dataset {name!r}; built-in datasets are {', '.join(sorted(DATASETS))}, "
             f"or give the path of a .jsonl, .json, .csv or .parquet file"
         ) from None
+
+
+DEFAULT_FIELDS = {"model_input": "model_input", "target_output": "target_output", "category": "category"}
+
+
+def resolve_dataset(
+    dataset: str | os.PathLike[str] | DataConfig,
+    *,
+    fields: dict[str, str] | None = None,
+    mirror: str | os.PathLike[str] | None = None,
+) -> tuple[DataConfig, str | None]:
+    """The DataConfig a dataset argument means, and the built-in dataset's prompt template if any.
+
+    `dataset` is a DataConfig, a built-in name, or a file whose field locations come from
+    `fields` (JMESPath; defaults: fields named model_input, target_output, category; `mime_type`
+    and `record_filter` are read there too).
+    """
+    if isinstance(dataset, DataConfig):
+        return dataset, None
+    name = os.fspath(dataset)
+    if name in DATASETS and not fields:
+        builtin = DATASETS[name]
+        return builtin.data_config(mirror=mirror), builtin.prompt_template
+    if not Path(name).is_file():
+        raise UserError(
+            f"dataset {name!r} is neither a built-in dataset ({', '.join(sorted(DATASETS))}) nor a file"
+        )
+    locations = {**DEFAULT_FIELDS, **(fields or {})}
+    mime_type = locations.pop("mime_type", None)
+    record_filter = locations.pop("record_filter", None)
+    return (
+        DataConfig(dataset_name=Path(name).stem, dataset_uri=name, dataset_mime_type=mime_type,
+                   record_filter=record_filter, **locations),
+        None,
+    )

@@ -1,4 +1,4 @@
-"""The evaluation engine: batching, concurrency, retries and the response cache behind one seam."""
-from fmeval.engine.engine import Engine, EngineOptions
+"""The evaluation engine: batching, concurrency, retries and the response store behind one seam."""
+from fmeval.engine.engine import Engine, EngineOptions, Request
 
-__all__ = ["Engine", "EngineOptions"]
+__all__ = ["Engine", "EngineOptions", "Request"]

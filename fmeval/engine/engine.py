@@ -1,88 +1,135 @@
 """The engine: turns an algorithm's requests into batched, cached, concurrent, retried runner calls.
 
-Algorithms never call a model. They ask the engine to `generate` outputs for prompts or to
-score texts with `log_probability`. The engine answers from the response cache where it
-can, and sends the rest to the runner in one of two ways:
+Algorithms never call a model. They hand the engine groups of `Request`s (one group per
+record: its prompt, its perturbed prompts, two sentences to score ...) and get each group back
+as soon as all of its answers are in (`complete`), so that a run can save every record the
+moment it is done. The engine answers from the response store where it can, and sends the
+rest to the runner in one of two ways:
 
 - runners with `agenerate(prompt)` (hosted APIs) get concurrent requests under an adaptive
-  concurrency limit and an optional rate limit, each retried with backoff;
+  concurrency limit and an optional rate limit, each retried with backoff, on an event loop in
+  a background thread, so that requests keep flowing while finished records are scored;
 - batch runners (`predict(prompts)`, local models) get length-sorted batches, each retried.
 
-A request that still fails is recorded as an error on its record; the run goes on.
+Every answer is saved in the response store as it arrives, before anything else happens to
+it: a run killed at any moment has paid for nothing it must ask again. A request that still
+fails is recorded as an error on its record; the run goes on.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import queue
 import random
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from fmeval.engine.cache import ResponseCache
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
 from fmeval.batching import length_sorted_batches
-from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy, run_with_retries
+from fmeval.engine.cache import ResponseCache
 from fmeval.errors import UserError
-from fmeval.model_runners.base import ModelOutput, ModelRunner
+from fmeval.model_runners.base import ModelOutput, ModelRunner, RequestKind
+from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryableError, RetryPolicy, run_with_retries
 from fmeval.secrets import redact
 
 logger = logging.getLogger(__name__)
 
 ERR_NO_MODEL = "this evaluation needs model outputs: give a model, or a model_output field in the dataset"
 ERR_NO_LOG_PROBABILITY = "the model {identity} cannot give log-probabilities, which this evaluation needs"
+_POLL_S = 0.2  # how often a consumer waiting on requests checks that they are still running
 
 
-@dataclass(frozen=True, kw_only=True)
-class EngineOptions:
+class EngineOptions(BaseModel):
     """How requests are sent. None of this changes answers, so none of it is in the cache key."""
 
-    max_retries: int = 5
-    """Retries of a failed request (or batch) before its records get an error."""
-    retry_base_delay_s: float = 0.25
-    max_concurrency: int | None = None
-    """Requests in flight at once; the runner's declared maximum when None."""
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    """Estimated as characters / 4 of the prompt plus the runner's max_new_tokens."""
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    def __post_init__(self) -> None:
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise UserError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
-        if self.max_retries < 0:
-            raise UserError(f"max_retries must be >= 0, got {self.max_retries}")
-        for name in ("requests_per_minute", "tokens_per_minute"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UserError(f"{name} must be > 0, got {value}")
+    max_concurrency: StrictInt | None = Field(default=None, ge=1)
+    """Requests in flight at once (hosted models); the runner's own maximum when not set."""
+    max_retries: StrictInt = Field(default=5, ge=0)
+    """Retries of a failed request (or batch) before its records get an error."""
+    retry_base_delay_s: float = Field(default=0.25, ge=0, strict=True)
+    """First backoff delay; each retry waits up to twice as long as the one before (with jitter)."""
+    requests_per_minute: float | None = Field(default=None, gt=0, strict=True)
+    """A rate limit on requests (hosted models)."""
+    tokens_per_minute: float | None = Field(default=None, gt=0, strict=True)
+    """A rate limit on tokens, estimated as prompt characters / 4 plus max_new_tokens."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One thing an algorithm needs from the model."""
+
+    text: str
+    kind: RequestKind = "generate"
+    cached: bool = True
+    """False asks the model afresh (e.g. to see whether it answers the same twice); the answer is not saved."""
+
+
+Completed = list[tuple[int, list[ModelOutput]]]
+"""Groups that have all their answers: (group index, the answers in request order)."""
+Save = Callable[[list[tuple[int, ModelOutput]]], None]
 
 
 def _error_text(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
+def _failed(exc: BaseException) -> ModelOutput:
+    return ModelOutput(output=None, error=_error_text(exc), retryable=isinstance(exc, RetryableError))
+
+
+class _LoopThread:
+    """An asyncio event loop running in a daemon thread, for concurrent requests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fmeval-requests", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self, final: Any = None) -> None:
+        if final is not None:
+            try:
+                self.run(final)
+            except Exception as exc:  # closing connections must not hide what happened before
+                logger.debug("closing the runner failed: %s", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
 class Engine:
     """Cached, batched and concurrent access to one model runner (or none, when every record
-    carries its model output). Use it as a context manager, or call `close()`."""
+    carries its model output). Use it as a context manager, or call `close()`.
+
+    `store` keeps every answer as it arrives: the shared response cache (for runners whose
+    answers may be shared), or a run's own journal.
+    """
 
     def __init__(
         self,
         runner: ModelRunner | None,
         *,
         options: EngineOptions | None = None,
-        cache: ResponseCache | None = None,
-        on_progress: Callable[[int], None] | None = None,
+        store: ResponseCache | None = None,
         seed: int = 0,
     ):
         self.runner = runner
         self.options = options or EngineOptions()
-        self.cache = cache
-        self._on_progress = on_progress or (lambda completed: None)
+        self.store = store
         self._retry = RetryPolicy(max_retries=self.options.max_retries, base_delay_s=self.options.retry_base_delay_s)
         self._rng = random.Random(seed)
         self._seed = seed
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: _LoopThread | None = None
         self._limiter: AdaptiveLimiter | None = None
+        self._rate: RateLimiter | None = None
         self.stats = RequestStats()
         self.model_seconds = 0.0
         self.cache_hits = self.cache_misses = 0
@@ -96,9 +143,7 @@ class Engine:
     def close(self) -> None:
         if self._loop is not None:
             closer = getattr(self.runner, "aclose", None)
-            if closer is not None:
-                self._loop.run_until_complete(closer())
-            self._loop.close()
+            self._loop.close(closer() if closer is not None else None)
             self._loop = None
 
     def report(self) -> dict[str, Any]:
@@ -116,138 +161,194 @@ class Engine:
             report["lowest_concurrency"] = self._limiter.lowest_limit
         return report
 
-    def _require_runner(self) -> ModelRunner:
+    def _require_runner(self, kind: RequestKind) -> ModelRunner:
         if self.runner is None:
             raise UserError(ERR_NO_MODEL)
+        if kind == "log_probability" and not self.runner.capabilities.log_probability:
+            raise UserError(ERR_NO_LOG_PROBABILITY.format(identity=self.runner.identity(kind)))
         return self.runner
 
-    # -- the two requests algorithms make ------------------------------------------------------
+    # -- what algorithms call ----------------------------------------------------------------------
+    def complete(self, groups: Sequence[Sequence[Request]]) -> Iterator[Completed]:
+        """Answer every request; yield each group as soon as all of its answers are in.
+
+        Groups come back in completion order (cache hits first), each exactly once. A request
+        that keeps failing comes back as a `ModelOutput` with `error` set.
+        """
+        results: list[list[ModelOutput | None]] = [[None] * len(group) for group in groups]
+        remaining = [len(group) for group in groups]
+
+        def settle(slots: list[tuple[int, int]], answers: list[tuple[int, ModelOutput]]) -> Completed:
+            finished = []
+            for slot, answer in answers:
+                group, position = slots[slot]
+                results[group][position] = answer
+                remaining[group] -= 1
+                if remaining[group] == 0:
+                    finished.append((group, results[group]))
+            return finished  # type: ignore[return-value]
+
+        empty = [(index, []) for index, group in enumerate(groups) if not group]
+        if empty:
+            yield empty  # type: ignore[misc]
+        for kind in ("generate", "log_probability"):
+            slots = [(g, p) for g, group in enumerate(groups) for p, request in enumerate(group) if request.kind == kind]
+            if not slots:
+                continue
+            runner = self._require_runner(kind)  # type: ignore[arg-type]
+            requests = [groups[g][p] for g, p in slots]
+            store = self.store
+            keys: list[str | None] = [None] * len(slots)
+            if store is not None:
+                identity = runner.identity(kind)  # type: ignore[arg-type]
+                keys = [ResponseCache.key(identity, kind, r.text) if r.cached else None for r in requests]
+                cached = [key for key in keys if key is not None]
+                found = store.get_many(cached)
+                self.cache_hits += len(found)
+                self.cache_misses += len(cached) - len(found)
+                hits = [(slot, ModelOutput(**found[key])) for slot, key in enumerate(keys) if key in found]
+                finished = settle(slots, hits)
+                if finished:
+                    yield finished
+            missing = [slot for slot in range(len(slots)) if results[slots[slot][0]][slots[slot][1]] is None]
+            if not missing:
+                continue
+
+            save: Save | None = None
+            if store is not None:
+                def save(answers: list[tuple[int, ModelOutput]], _keys=[keys[s] for s in missing]) -> None:
+                    store.put_many(
+                        (_keys[i], {"output": a.output, "log_probability": a.log_probability, "num_tokens": a.num_tokens})
+                        for i, a in answers
+                        if a.error is None and _keys[i] is not None  # errors are never saved
+                    )
+
+            for answers in self._send(runner, kind, [requests[s].text for s in missing], save):  # type: ignore[arg-type]
+                finished = settle(slots, [(missing[i], answer) for i, answer in answers])
+                if finished:
+                    yield finished
+
     def generate(self, prompts: Sequence[str], *, use_cache: bool = True) -> list[ModelOutput]:
-        """One output per prompt, in order. A request that keeps failing leaves an error on its output.
-        `use_cache=False` asks the model afresh (e.g. to see whether it answers the same twice)."""
-        runner = self._require_runner()
-        send = functools.partial(self._send, runner, "generate")
-        return self._through_cache("generate", prompts, send) if use_cache else send(prompts)
+        """One output per prompt, in order. `use_cache=False` asks the model afresh."""
+        return self._collect([[Request(prompt, cached=use_cache)] for prompt in prompts])
 
     def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
-        """The summed log-probability of each text (in `ModelOutput.log_probability`), in order."""
-        runner = self._require_runner()
-        if not runner.capabilities.log_probability:
-            raise UserError(ERR_NO_LOG_PROBABILITY.format(identity=runner.identity()))
-        return self._through_cache("log_probability", texts, functools.partial(self._send, runner, "log_probability"))
+        """Each text's summed log-probability (in `ModelOutput.log_probability`), in order."""
+        return self._collect([[Request(text, kind="log_probability")] for text in texts])
 
-    # -- cache -------------------------------------------------------------------------------------
-    def _through_cache(
-        self, kind: str, items: Sequence[str], send: Callable[[Sequence[str]], list[ModelOutput]]
-    ) -> list[ModelOutput]:
-        runner = self._require_runner()
-        results: list[ModelOutput | None] = [None] * len(items)
-        use_cache = self.cache is not None and runner.capabilities.cacheable
-        keys: list[str] = []
-        if use_cache:
-            identity = runner.identity()
-            keys = [ResponseCache.key(identity, kind, item) for item in items]
-            found = self.cache.get_many(keys)  # type: ignore[union-attr]
-            for index, key in enumerate(keys):
-                if key in found:
-                    results[index] = ModelOutput(**found[key])
-            hits = sum(result is not None for result in results)
-            self.cache_hits += hits
-            self.cache_misses += len(items) - hits
-            self._on_progress(hits)
-        missing = [i for i, result in enumerate(results) if result is None]
-        if missing:
-            for index, result in zip(missing, send([items[i] for i in missing])):
-                results[index] = result
-            if use_cache:
-                self.cache.put_many(  # type: ignore[union-attr]
-                    (keys[i], {"output": results[i].output, "log_probability": results[i].log_probability})
-                    for i in missing
-                    if results[i].error is None  # errors are never cached
-                )
-        return results  # type: ignore[return-value]
+    def _collect(self, groups: list[list[Request]]) -> list[ModelOutput]:
+        outputs: list[ModelOutput | None] = [None] * len(groups)
+        for finished in self.complete(groups):
+            for index, answers in finished:
+                outputs[index] = answers[0]
+        return outputs  # type: ignore[return-value]
 
     # -- sending -----------------------------------------------------------------------------------
-    def _send(self, runner: ModelRunner, kind: str, items: Sequence[str]) -> list[ModelOutput]:
+    def _send(
+        self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None
+    ) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Answers to `texts` by index, in batches as they arrive; each batch is saved before it is yielded."""
+        single = getattr(runner, "agenerate" if kind == "generate" else "alog_probability", None)
+        stream = (
+            self._send_concurrently(runner, single, texts, save)
+            if single is not None
+            else self._send_in_batches(runner, kind, texts, save)
+        )
         started = time.perf_counter()
-        try:
-            single = getattr(runner, "agenerate" if kind == "generate" else "alog_probability", None)
-            if single is not None:
-                return self._send_concurrently(runner, kind, single, items)
-            return self._send_in_batches(runner, kind, items)
-        finally:
+        for answers in stream:
             self.model_seconds += time.perf_counter() - started
+            yield answers
+            started = time.perf_counter()
+        self.model_seconds += time.perf_counter() - started
 
     def _send_concurrently(
-        self, runner: ModelRunner, kind: str, single: Callable[[str], Any], items: Sequence[str]
-    ) -> list[ModelOutput]:
+        self, runner: ModelRunner, single: Callable[[str], Any], texts: list[str], save: Save | None
+    ) -> Iterator[list[tuple[int, ModelOutput]]]:
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
+            self._loop = _LoopThread()
         maximum = self.options.max_concurrency or runner.capabilities.max_concurrency
         if self._limiter is None:
-            self._limiter = self._loop.run_until_complete(_make_limiter(maximum))
-        rate = None
-        if self.options.requests_per_minute or self.options.tokens_per_minute:
-            rate = RateLimiter(
-                requests_per_minute=self.options.requests_per_minute, tokens_per_minute=self.options.tokens_per_minute
-            )
+            self._limiter, self._rate = self._loop.run(_make_limits(maximum, self.options))
+        arrived: queue.SimpleQueue[tuple[int, ModelOutput]] = queue.SimpleQueue()
+
+        async def on_result(index: int, outcome: Any) -> None:
+            answer = _failed(outcome) if isinstance(outcome, BaseException) else outcome
+            if save is not None and answer.error is None:
+                await asyncio.to_thread(save, [(index, answer)])
+            arrived.put((index, answer))
+
         extra_tokens = getattr(runner, "max_new_tokens", 0) or 0
-        outcomes = self._loop.run_until_complete(
+        future = asyncio.run_coroutine_threadsafe(
             run_with_retries(
-                [functools.partial(single, item) for item in items],
+                [functools.partial(single, text) for text in texts],
                 limiter=self._limiter,
                 retry=self._retry,
-                rate=rate,
-                costs=[len(item) // 4 + extra_tokens for item in items],
+                rate=self._rate,
+                costs=[len(text) // 4 + extra_tokens for text in texts],
                 stats=self.stats,
-                on_done=self._on_progress,
+                on_result=on_result,
                 seed=self._seed,
-            )
+            ),
+            self._loop.loop,
         )
-        results = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                results.append(ModelOutput(output=None, error=_error_text(outcome)))
-            elif kind == "generate":
-                results.append(outcome)
-            else:
-                results.append(ModelOutput(output=None, log_probability=float(outcome)))
-        return results
+        received = 0
+        try:
+            while received < len(texts):
+                try:
+                    batch = [arrived.get(timeout=_POLL_S)]
+                except queue.Empty:
+                    if future.done():
+                        future.result()  # re-raises what stopped the requests
+                        raise RuntimeError("the requests ended before every answer arrived")
+                    continue
+                while True:
+                    try:
+                        batch.append(arrived.get_nowait())
+                    except queue.Empty:
+                        break
+                received += len(batch)
+                yield batch
+        finally:
+            if not future.done():
+                future.cancel()  # the consumer stopped early (an interrupt, an error while scoring)
 
-    def _send_in_batches(self, runner: ModelRunner, kind: str, items: Sequence[str]) -> list[ModelOutput]:
-        results: list[ModelOutput | None] = [None] * len(items)
+    def _send_in_batches(
+        self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None
+    ) -> Iterator[list[tuple[int, ModelOutput]]]:
         # Sort by the runner's own measure of length (tokens) when it has one: less padding.
         measure = getattr(runner, "prompt_lengths" if kind == "generate" else "text_lengths", None)
-        lengths = measure(items) if measure is not None else [len(item) for item in items]
-        for batch in length_sorted_batches(range(len(items)), runner.capabilities.batch_size, lengths.__getitem__):
-            batch_items = [items[i] for i in batch]
-            for index, result in zip(batch, self._batch_with_retries(runner, kind, batch_items)):
-                results[index] = result
-            self._on_progress(len(batch))
-        return results  # type: ignore[return-value]
+        lengths = measure(texts) if measure is not None else [len(text) for text in texts]
+        for batch in length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__):
+            answers = list(zip(batch, self._batch_with_retries(runner, kind, [texts[i] for i in batch])))
+            if save is not None:
+                save(answers)
+            yield answers
 
-    def _batch_with_retries(self, runner: ModelRunner, kind: str, items: list[str]) -> list[ModelOutput]:
+    def _batch_with_retries(self, runner: ModelRunner, kind: RequestKind, items: list[str]) -> list[ModelOutput]:
         attempt = 0
         while True:
             self.stats.requests += 1
             try:
-                if kind == "generate":
-                    outputs = runner.predict(items)
-                else:
-                    outputs = [ModelOutput(output=None, log_probability=v) for v in runner.log_probability(items)]
+                outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
                 if len(outputs) != len(items):
                     raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
                 return outputs
+            except UserError:
+                raise  # a usage error (e.g. no log-probabilities): retrying cannot fix it
             except Exception as exc:
-                error = _error_text(exc)
                 if attempt == self._retry.max_retries:
                     self.stats.failed += 1
-                    logger.warning("model call failed for %d inputs after %d attempts: %s", len(items), attempt + 1, error)
-                    return [ModelOutput(output=None, error=error) for _ in items]
+                    logger.warning("model call failed for %d inputs after %d attempts: %s", len(items), attempt + 1,
+                                   _error_text(exc))
+                    return [_failed(exc)] * len(items)
             self.stats.retries += 1
             time.sleep(self._retry.delay(attempt, None, self._rng))
             attempt += 1
 
 
-async def _make_limiter(maximum: int) -> AdaptiveLimiter:
-    return AdaptiveLimiter(maximum)  # made inside the loop that will use it
+async def _make_limits(maximum: int, options: EngineOptions) -> tuple[AdaptiveLimiter, RateLimiter | None]:
+    """Made inside the loop that will use them."""
+    rate = None
+    if options.requests_per_minute or options.tokens_per_minute:
+        rate = RateLimiter(requests_per_minute=options.requests_per_minute, tokens_per_minute=options.tokens_per_minute)
+    return AdaptiveLimiter(maximum), rate

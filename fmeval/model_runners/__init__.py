@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, ModelRunner
@@ -33,24 +34,32 @@ HOSTED = {
 }
 
 
-def load_runner(spec: str, **options: Any) -> ModelRunner:
-    """Build the runner a model spec names; `options` go to its constructor (e.g. `max_new_tokens`)."""
+def load_runner(spec: str, *, default_seed: int | None = None, **options: Any) -> ModelRunner:
+    """Build the runner a model spec names; `options` go to its constructor (e.g. `max_new_tokens`).
+    `default_seed` seeds runners that sample, unless `options` hold a seed of their own."""
+    factory, arguments = _factory(spec, options)
+    if default_seed is not None and "seed" in inspect.signature(factory).parameters:
+        options.setdefault("seed", default_seed)
     try:
-        return _load_runner(spec, options)
+        return factory(*arguments, **options)
     except TypeError as exc:
         raise UserError(f"model {spec!r}: bad option: {exc}") from exc
 
 
-def _load_runner(spec: str, options: dict[str, Any]) -> ModelRunner:
+def _factory(spec: str, options: dict[str, Any]) -> tuple[Callable[..., ModelRunner], tuple[Any, ...]]:
+    """The runner class (or function) a spec names, and its positional arguments."""
     for prefix, (module_name, class_name) in HOSTED.items():
         if spec.startswith(prefix):
             if not spec[len(prefix) :]:
                 raise UserError(f"model spec {spec!r} needs a name after {prefix!r}")
-            return getattr(importlib.import_module(module_name), class_name)(spec[len(prefix) :], **options)
-    if spec in ("smollm2", "default"):
-        from fmeval.model_runners.default import smollm2_runner
+            return getattr(importlib.import_module(module_name), class_name), (spec[len(prefix) :],)
+    from fmeval.model_runners.huggingface import HuggingFaceRunner
 
-        return smollm2_runner(**options)
+    if spec in ("smollm2", "default"):
+        from fmeval.model_runners.default import smollm2_gguf_path
+
+        options.setdefault("chat_template", True)  # SmolLM2-Instruct answers well only in its chat format
+        return HuggingFaceRunner, (smollm2_gguf_path(),)
     if spec.startswith("function:"):
         module_name, _, attribute = spec[len("function:") :].partition(":")
         if not module_name or not attribute:
@@ -61,7 +70,8 @@ def _load_runner(spec: str, options: dict[str, Any]) -> ModelRunner:
             raise UserError(f"cannot load model function {spec!r}: {exc}") from exc
         from fmeval.model_runners.function import FunctionRunner
 
-        return FunctionRunner(fn, name=spec, **options)
+        options.setdefault("name", spec)
+        return FunctionRunner, (fn,)
     for prefix in ("hf:", "gguf:"):
         if spec.startswith(prefix):
             spec = spec[len(prefix) :]
@@ -69,6 +79,4 @@ def _load_runner(spec: str, options: dict[str, Any]) -> ModelRunner:
     else:
         if ":" in spec.split("/")[0] and not Path(spec).exists():
             raise UserError(f"unknown model type in {spec!r}; see `fmeval run --help` for model specs")
-    from fmeval.model_runners.huggingface import HuggingFaceRunner
-
-    return HuggingFaceRunner(spec, **options)
+    return HuggingFaceRunner, (spec,)

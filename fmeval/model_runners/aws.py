@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from fmeval.retry import RetryableError
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput
+from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
 from fmeval.secrets import redact
 
 THROTTLING_CODES = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
@@ -61,10 +61,12 @@ class _JsonTemplate:
         try:
             payload = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RetryableError(f"malformed response: not JSON: {raw[:80]!r}") from None
+            raise RetryableError(f"malformed response: not JSON: {redact(repr(raw))[:80]}") from None
         value = self._compiled[what].search(payload)
-        if value is None:
-            raise RetryableError(f"malformed response: {self.paths[what]!r} found nothing in {json.dumps(payload)[:200]}")
+        if value is None:  # masked before it is cut: a cut secret would no longer match
+            raise RetryableError(
+                f"malformed response: {self.paths[what]!r} found nothing in {redact(json.dumps(payload))[:200]}"
+            )
         return value
 
 
@@ -121,15 +123,20 @@ class _AwsRunner(ABC):
     async def agenerate(self, prompt: str) -> ModelOutput:
         return await asyncio.to_thread(self._generate, prompt)
 
-    async def alog_probability(self, text: str) -> float:
-        def score() -> float:
-            return float(self.template.read(self._invoke(text), "log_probability"))  # type: ignore[union-attr]
+    def _score(self, text: str) -> ModelOutput:
+        value = float(self.template.read(self._invoke(text), "log_probability"))  # type: ignore[union-attr]
+        return ModelOutput(output=None, log_probability=value)
 
-        return await asyncio.to_thread(score)
+    async def alog_probability(self, text: str) -> ModelOutput:
+        return await asyncio.to_thread(self._score, text)
 
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         """For direct use; the engine sends `agenerate` requests concurrently instead."""
         return [self._generate(prompt) for prompt in prompts]
+
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """For direct use; the engine sends `alog_probability` requests concurrently instead."""
+        return [self._score(text) for text in texts]
 
 
 class BedrockRunner(_AwsRunner):
@@ -165,7 +172,7 @@ class BedrockRunner(_AwsRunner):
             max_concurrency=max_concurrency,
         )
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         identity: dict[str, Any] = {"type": "bedrock", "model": self.model_id, "region": self.region}
         if self.template is None:
             identity.update(system_prompt=self.system_prompt, max_new_tokens=self.max_new_tokens,
@@ -223,7 +230,7 @@ class SageMakerRunner(_AwsRunner):
         self.template = _JsonTemplate(content_template, output, log_probability)
         self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency)
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         return {
             "type": "sagemaker", "endpoint": self.endpoint_name, "inference_component": self.inference_component,
             "region": self.region, "content_template": self.template.content_template, **self.template.paths,

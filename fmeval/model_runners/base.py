@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 from fmeval.errors import UserError
+
+RequestKind = Literal["generate", "log_probability"]
 
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """One generation. `error` is set, and `output` is None, when the call for this prompt failed."""
+    """One answer: a generation, or a text's log-probability. On failure `error` says why."""
 
     output: str | None
     log_probability: float | None = None
+    """The summed log-probability (of the generated text, or of the scored text)."""
+    num_tokens: int | None = None
+    """How many tokens `log_probability` sums over, where the runner knows."""
     error: str | None = None
+    retryable: bool = False
+    """The error may go away if the request is sent again later (throttling, 5xx, timeouts, network)."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,16 @@ class Capabilities:
 class ModelRunner(Protocol):
     """A model behind one batch-first interface.
 
-    `identity()` names the model and every parameter that changes its answers (never a
-    credential): results and caches are keyed on it. `predict` may raise: the engine retries
-    and then records the error on the records concerned.
+    `identity(kind)` names the model and every parameter that changes its answers to requests
+    of that kind (never a credential): results and caches are keyed on it. `predict` may raise:
+    the engine retries and then records the error on the records concerned.
 
-    Optional methods the engine uses when present:
+    Optional methods the engine and the run use when present:
+    - `load()`, to load weights or check the configuration before a run writes anything;
     - `prompt_lengths(prompts) -> list[int]` and `text_lengths(texts) -> list[int]` (e.g. in
       tokens), to batch prompts (and texts to score) of similar length together; without them
       the engine sorts by characters;
-    - `async agenerate(prompt) -> ModelOutput` and `async alog_probability(text) -> float`,
+    - `async agenerate(prompt) -> ModelOutput` and `async alog_probability(text) -> ModelOutput`,
       one request each, for services that take one prompt per call: the engine then sends
       requests concurrently (raising `RetryableError` asks for a retry);
     - `async aclose()`, to release connections when the engine closes.
@@ -57,11 +65,11 @@ class ModelRunner(Protocol):
         """Generate one output per prompt, in the order of `prompts`."""
         ...
 
-    def log_probability(self, texts: Sequence[str]) -> list[float]:
-        """The summed log-probability of each whole text under the model."""
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """Each whole text's summed log-probability under the model (`ModelOutput.log_probability`)."""
         ...
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         ...
 
 

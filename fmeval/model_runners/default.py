@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 from fmeval.errors import UserError
 
@@ -25,10 +24,3 @@ def smollm2_gguf_path() -> Path:
         raise UserError(f"{ERR_NO_SMOLLM2}; {path} is missing")
     return path
 
-
-def smollm2_runner(**options: Any):
-    """SmolLM2-135M-Instruct with its chat template, greedy, 32 new tokens unless overridden."""
-    from fmeval.model_runners.huggingface import HuggingFaceRunner
-
-    options.setdefault("chat_template", True)
-    return HuggingFaceRunner(smollm2_gguf_path(), **options)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput
+from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, RequestKind
 
 ERR_BAD_RETURN = (
     "the model function returned {got!r}; it must return a str, a ModelOutput or a (str, log_probability) tuple"
@@ -57,7 +57,7 @@ class FunctionRunner:
             cacheable=cacheable,
         )
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         return {"type": "function", "model": self._name, "parameters": self._parameters}
 
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
@@ -68,7 +68,7 @@ class FunctionRunner:
             raise ValueError(ERR_BATCH_LENGTH.format(got=len(values), expected=len(prompts)))
         return [_to_output(value) for value in values]
 
-    def log_probability(self, texts: Sequence[str]) -> list[float]:
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
         if self._log_probability_fn is None:
             raise LogProbabilityUnsupported(f"{self._name} was given no log_probability_fn")
-        return [float(value) for value in self._log_probability_fn(list(texts))]
+        return [ModelOutput(output=None, log_probability=float(value)) for value in self._log_probability_fn(list(texts))]

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput
+from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
 from fmeval.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,11 @@ ERR_LOAD = (
     "could not load the Hugging Face model {model!r}: {reason}. Give a local directory or a .gguf file, "
     "or a hub id with network access (unset HF_HUB_OFFLINE)."
 )
+ERR_TOO_LONG = (
+    "the prompt is {tokens} tokens; with max_new_tokens {new} it does not fit the model's context of {context} "
+    "tokens (truncate_prompts keeps the last {keep} tokens)"
+)
+ERR_TEXT_TOO_LONG = "the text is {tokens} tokens, longer than the model's context of {context} tokens"
 
 
 def _sha256(path: Path) -> str:
@@ -69,7 +74,9 @@ class HuggingFaceRunner:
 
     Generation is batched: prompts are sorted by token length, left-padded, generated
     `batch_size` at a time, and returned in their original order. Greedy unless
-    `temperature > 0`. The model loads on first use, so a bad dataset fails fast.
+    `temperature > 0` (sampling is seeded with `seed`). `load()` loads the weights; otherwise
+    they load on first use. A prompt that does not fit the model's context with `max_new_tokens`
+    is an error on its record, or is cut to its last tokens with `truncate_prompts=True`.
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class HuggingFaceRunner:
         batch_size: int = 32,
         device: str | None = None,
         dtype: str = "auto",
+        truncate_prompts: bool = False,
     ):
         model = str(model)
         if model.endswith(".gguf") and gguf_file is None:
@@ -112,26 +120,31 @@ class HuggingFaceRunner:
         self.seed = seed
         self.device = device
         self.dtype = dtype
+        self.truncate_prompts = truncate_prompts
         self.capabilities = Capabilities(log_probability=True, chat=chat_template, batch_size=batch_size)
         self._model: Any = None
         self._tokenizer: Any = None
+        self._context: int | None = None
         self._load_lock = threading.Lock()
 
-    def identity(self) -> dict[str, Any]:
-        return {
-            "type": "huggingface",
-            "model": self.model_name,
-            "gguf_file": self.gguf_file,
-            "chat_template": self.chat_template,
-            "system_prompt": self.system_prompt,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "dtype": self.dtype,
-        }
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
+        """The weights and dtype, plus for generation every option that changes what is generated
+        (top_p and seed only when sampling: greedy decoding ignores them)."""
+        identity: dict[str, Any] = {"type": "huggingface", "model": self.model_name, "gguf_file": self.gguf_file,
+                                    "dtype": self.dtype}
+        if kind == "generate":
+            identity.update(chat_template=self.chat_template, system_prompt=self.system_prompt,
+                            max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                            truncate_prompts=self.truncate_prompts)
+            if self.temperature > 0:
+                identity.update(top_p=self.top_p, seed=self.seed)
+        return identity
 
     # -- loading -------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the tokenizer and weights now (a run calls this before it writes anything)."""
+        self._load()
+
     def _load(self) -> None:
         with self._load_lock:
             if self._model is not None:
@@ -149,11 +162,16 @@ class HuggingFaceRunner:
                     source = _convert_gguf(Path(self.model_name), self.gguf_file)
                 tokenizer = AutoTokenizer.from_pretrained(source)
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-            except (OSError, ValueError) as exc:
-                raise UserError(ERR_LOAD.format(model=self.model_name, reason=exc)) from exc
+            except Exception as exc:  # missing, corrupt or truncated files all end here: one message
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise UserError(ERR_LOAD.format(model=self.model_name, reason=f"{type(exc).__name__}: {reason}")) from exc
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             model.to(device).eval()
+            self._context = _context_length(model, tokenizer)
+            if self._context is not None and self._context <= self.max_new_tokens:
+                raise UserError(f"max_new_tokens {self.max_new_tokens} leaves no room for a prompt in the model's "
+                                f"context of {self._context} tokens")
             self._device = device
             self._tokenizer = tokenizer
             self._model = model
@@ -184,7 +202,17 @@ class HuggingFaceRunner:
 
         token_ids = self._encode_prompts(prompts)
         outputs: list[ModelOutput | None] = [None] * len(prompts)
-        for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
+        if self._context is not None:
+            room = self._context - self.max_new_tokens
+            for index, ids in enumerate(token_ids):
+                if len(ids) > room and self.truncate_prompts:
+                    token_ids[index] = ids[-room:]
+                elif len(ids) > room:
+                    outputs[index] = ModelOutput(output=None, error=ERR_TOO_LONG.format(
+                        tokens=len(ids), new=self.max_new_tokens, context=self._context, keep=room))
+        fitting = [i for i, output in enumerate(outputs) if output is None]
+        for positions in length_sorted_batches([token_ids[i] for i in fitting], self.capabilities.batch_size):
+            batch = [fitting[p] for p in positions]
             try:
                 texts = self._generate([token_ids[i] for i in batch], torch)
                 for index, text in zip(batch, texts):
@@ -227,16 +255,23 @@ class HuggingFaceRunner:
         """Lengths in tokens of texts to score, as `log_probability` will see them."""
         return [len(ids) for ids in self._encode_texts(texts)]
 
-    def log_probability(self, texts: Sequence[str]) -> list[float]:
-        """Sum of log p(token_i | tokens_<i) over each text's tokens.
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """Sum of log p(token_i | tokens_<i) over each text's tokens, and how many tokens that is.
 
         A BOS token is put first when the tokenizer has one, so the first word is scored too.
         """
         import torch
 
         token_ids = self._encode_texts(texts)
-        totals: list[float] = [0.0] * len(texts)
-        for batch in length_sorted_batches(token_ids, self.capabilities.batch_size):
+        results: list[ModelOutput | None] = [None] * len(texts)
+        if self._context is not None:
+            for index, ids in enumerate(token_ids):
+                if len(ids) > self._context:
+                    results[index] = ModelOutput(output=None, error=ERR_TEXT_TOO_LONG.format(
+                        tokens=len(ids), context=self._context))
+        fitting = [i for i, result in enumerate(results) if result is None]
+        for positions in length_sorted_batches([token_ids[i] for i in fitting], self.capabilities.batch_size):
+            batch = [fitting[p] for p in positions]
             self._tokenizer.padding_side = "right"
             padded = self._tokenizer.pad(
                 {"input_ids": [token_ids[i] for i in batch]}, padding=True, return_tensors="pt"
@@ -247,6 +282,13 @@ class HuggingFaceRunner:
                 token_log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
                 sums = (token_log_probs * mask[:, 1:]).sum(dim=-1).tolist()
             for index, value in zip(batch, sums):
-                totals[index] = value
-        return totals
+                results[index] = ModelOutput(output=None, log_probability=value, num_tokens=len(token_ids[index]) - 1)
+        return results  # type: ignore[return-value]
+
+
+def _context_length(model: Any, tokenizer: Any) -> int | None:
+    """The most tokens the model attends to: its position embeddings, or the tokenizer's limit."""
+    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(limit) for limit in limits if isinstance(limit, int) and 0 < limit < 10_000_000]
+    return min(limits) if limits else None
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import json
+import logging
 import os
 import re
 import time
@@ -16,13 +18,20 @@ from typing import Any, Literal, Sequence
 
 from fmeval.retry import AdaptiveLimiter, RetryableError, RetryPolicy, run_with_retries
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput
+from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
 from fmeval.secrets import redact, register_secret
+
+logger = logging.getLogger(__name__)
 
 THROTTLING_STATUSES = (429, 503)
 RETRYABLE_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
 _SECRET_QUERY = re.compile(r"key|token|secret|sig|password", re.IGNORECASE)
 BODY_SNIPPET = 300
+JSON_SNIPPET = 80
+ERR_NO_KEY = (
+    "the environment variable {env} (--api-key-env) is not set, so requests to {url} would carry no API key; "
+    "set it, or pass --api-key-env '' for a server that needs none"
+)
 
 
 class RequestRejected(Exception):
@@ -53,6 +62,16 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _dig(payload: Any, *path: Any) -> Any:
     """payload[path[0]][path[1]]...; a missing step is a malformed response, worth a retry."""
     value = payload
@@ -66,7 +85,11 @@ def _dig(payload: Any, *path: Any) -> Any:
 
 
 class OpenAICompatibleRunner:
-    """One request per prompt; the engine sends them concurrently (`max_concurrency`)."""
+    """One request per prompt; the engine sends them concurrently (`max_concurrency`).
+
+    `seed` is sent only when sampling (`temperature > 0`). `api_key_env` names the variable
+    holding the key; None or "" sends none.
+    """
 
     def __init__(
         self,
@@ -107,20 +130,29 @@ class OpenAICompatibleRunner:
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
-    def identity(self) -> dict[str, Any]:
-        return {
-            "type": "openai_compatible",
-            "base_url": public_url(self.base_url),
-            "model": self.model,
-            "api": self.api,
-            "system_prompt": self.system_prompt,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "stop": self.stop,
-            "extra_body": self.extra_body,
-        }
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
+        identity: dict[str, Any] = {"type": "openai_compatible", "base_url": public_url(self.base_url),
+                                    "model": self.model}
+        if kind == "generate":
+            identity.update(api=self.api, system_prompt=self.system_prompt, max_new_tokens=self.max_new_tokens,
+                            temperature=self.temperature, top_p=self.top_p, stop=self.stop,
+                            extra_body=self.extra_body)
+            if self._sampling:
+                identity["seed"] = self.seed
+        return identity
+
+    @property
+    def _sampling(self) -> bool:
+        return self.temperature > 0
+
+    def load(self) -> None:
+        """Check the API key's variable before a run starts: a missing key is refused for remote
+        servers (every request would fail) and only warned about on loopback (local servers)."""
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            message = ERR_NO_KEY.format(env=self.api_key_env, url=public_url(self.base_url))
+            if not is_loopback(self.base_url):
+                raise UserError(message)
+            logger.warning(message)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -155,7 +187,7 @@ class OpenAICompatibleRunner:
         except httpx.TransportError as exc:
             raise RetryableError(redact(f"connection failed: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 400:
-            snippet = redact(response.text[:BODY_SNIPPET])
+            snippet = redact(response.text)[:BODY_SNIPPET]  # masked before it is cut: a cut key would not match
             message = f"HTTP {response.status_code} from {public_url(self.base_url)}/{path}: {snippet}"
             if response.status_code in RETRYABLE_STATUSES:
                 raise RetryableError(
@@ -167,7 +199,7 @@ class OpenAICompatibleRunner:
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RetryableError(f"malformed response: not JSON: {redact(response.text[:80])!r}") from None
+            raise RetryableError(f"malformed response: not JSON: {redact(response.text)[:JSON_SNIPPET]!r}") from None
 
     def _generation_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -177,7 +209,7 @@ class OpenAICompatibleRunner:
             "top_p": self.top_p,
             **self.extra_body,
         }
-        if self.seed is not None:
+        if self.seed is not None and self._sampling:
             body["seed"] = self.seed
         if self.stop:
             body["stop"] = self.stop
@@ -212,7 +244,7 @@ class OpenAICompatibleRunner:
             raise RetryableError(f"malformed response: the output is {type(text).__name__}, not text")
         return ModelOutput(output=text, log_probability=log_probability)
 
-    async def alog_probability(self, text: str) -> float:
+    async def alog_probability(self, text: str) -> ModelOutput:
         """The prompt's own log-probability, from completions with `echo` (vLLM, llama.cpp, OpenAI legacy)."""
         body = {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
         payload = await self._post("completions", body)
@@ -223,7 +255,8 @@ class OpenAICompatibleRunner:
             prompt_values = [v for v, offset in zip(values, offsets) if offset < len(text)]
         else:
             prompt_values = values[:-1]  # the echo is followed by the one generated token
-        return sum(float(v) for v in prompt_values if v is not None)
+        scored = [float(v) for v in prompt_values if v is not None]  # the first token has none
+        return ModelOutput(output=None, log_probability=sum(scored), num_tokens=len(scored))
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -232,19 +265,12 @@ class OpenAICompatibleRunner:
 
     # -- the batch interface, for direct use: the same requests, concurrent, with retries ----------
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
-        return [
-            result if isinstance(result, ModelOutput) else ModelOutput(output=None, error=redact(str(result)))
-            for result in self._run_all(self.agenerate, prompts)
-        ]
+        return self._run_all(self.agenerate, prompts)
 
-    def log_probability(self, texts: Sequence[str]) -> list[float]:
-        results = self._run_all(self.alog_probability, texts)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results  # type: ignore[return-value]
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
+        return self._run_all(self.alog_probability, texts)
 
-    def _run_all(self, request: Any, items: Sequence[str]) -> list[Any]:
+    def _run_all(self, request: Any, items: Sequence[str]) -> list[ModelOutput]:
         async def go() -> list[Any]:
             try:
                 return await run_with_retries(
@@ -255,4 +281,9 @@ class OpenAICompatibleRunner:
             finally:
                 await self.aclose()
 
-        return asyncio.run(go())
+        return [
+            result if isinstance(result, ModelOutput) else
+            ModelOutput(output=None, error=redact(f"{type(result).__name__}: {result}"),
+                        retryable=isinstance(result, RetryableError))
+            for result in asyncio.run(go())
+        ]

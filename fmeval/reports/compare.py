@@ -3,7 +3,8 @@
 With record ids shared by both runs the difference is a paired bootstrap over those records
 (95% CI and a two-sided p-value); otherwise each run is resampled on its own (unpaired).
 Dataset-level metrics that are not means of per-record scores (e.g. balanced accuracy) are
-compared by value only.
+compared by value only. Which way is better comes from each metric's spec in the baseline's
+summary, as the evaluation declared it.
 """
 from __future__ import annotations
 
@@ -14,14 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from fmeval.errors import UserError
-from fmeval.reports.runs import LoadedRun
+from fmeval.runs.loaded import LoadedRun
+from fmeval.scores import MetricSpec
 from fmeval.stats import bootstrap_means, bootstrap_p_value, percentile_interval
 
-LOWER_IS_BETTER = {
-    "word_error_rate", "bertscore_dissimilarity", "toxicity", "severe_toxicity", "obscene", "identity_attack",
-    "insult", "threat", "sexual_explicit",
-}
-TARGETS = {"prompt_stereotyping": 0.5}
 _GATE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(<=|>=|<|>)\s*(-?[0-9.]+(?:[eE]-?[0-9]+)?)\s*$")
 _DROP = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*([0-9.]+(?:[eE]-?[0-9]+)?)\s*$")
 
@@ -30,26 +27,13 @@ class IncomparableRuns(UserError):
     """The two runs do not measure the same thing (another evaluation or dataset)."""
 
 
-def direction(metric: str) -> str:
-    """'higher' or 'lower' is better, or 'target:<value>' for metrics with an ideal value."""
-    if metric in TARGETS:
-        return f"target:{TARGETS[metric]}"
-    if metric in LOWER_IS_BETTER or metric.startswith("delta_"):
-        return "lower"
-    return "higher"
-
-
-def worsening(metric: str, baseline: float, candidate: float) -> float:
-    """How much worse the candidate is (negative: better), in the metric's own units."""
-    if metric in TARGETS:
-        return abs(candidate - TARGETS[metric]) - abs(baseline - TARGETS[metric])
-    return candidate - baseline if direction(metric) == "lower" else baseline - candidate
-
-
 @dataclass
 class MetricComparison:
     name: str
     direction: str
+    """'higher' or 'lower' is better, or 'target:<ideal>'."""
+    higher_is_better: bool | None
+    ideal: float | None
     baseline: float | None
     candidate: float | None
     delta: float | None
@@ -63,9 +47,10 @@ class MetricComparison:
 
     @property
     def worsening(self) -> float | None:
+        """How much worse the candidate is (negative: better), in the metric's own units."""
         if self.baseline is None or self.candidate is None:
             return None
-        return worsening(self.name, self.baseline, self.candidate)
+        return MetricSpec(self.name, self.higher_is_better, self.ideal).worsening(self.baseline, self.candidate)
 
     @property
     def significant(self) -> bool:
@@ -125,15 +110,17 @@ def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int 
     base_scores = {s.name: s for s in baseline.summary.dataset_scores}
     cand_scores = {s.name: s for s in candidate.summary.dataset_scores}
     names = [name for name in base_scores if name in cand_scores]
-    base_ids, base_values = baseline.score_arrays(names)
-    cand_ids, cand_values = candidate.score_arrays(names)
-    per_record = [n for n in names if np.isfinite(base_values[n]).any() or np.isfinite(cand_values[n]).any()]
-    shared = set(base_ids) & set(cand_ids)
-    paired = bool(shared)
+    specs = {name: baseline.spec(name) for name in names}
+    per_record = [name for name in names if specs[name].per_record]
+    base_ids, base_values = baseline.score_arrays(per_record)
+    cand_ids, cand_values = candidate.score_arrays(per_record)
+    paired = bool(set(base_ids) & set(cand_ids))
     rng = np.random.default_rng(seed)
     metrics = []
     for name in names:
-        result = MetricComparison(name=name, direction=direction(name), baseline=base_scores[name].value,
+        spec = specs[name]
+        result = MetricComparison(name=name, direction=spec.direction, higher_is_better=spec.higher_is_better,
+                                  ideal=spec.ideal, baseline=base_scores[name].value,
                                   candidate=cand_scores[name].value, delta=None)
         if result.baseline is not None and result.candidate is not None:
             result.delta = result.candidate - result.baseline

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import html
 import itertools
 import json
 from typing import Any, Iterable, Sequence
 
-from fmeval.reports.compare import TARGETS, compare_runs, direction, to_markdown
-from fmeval.reports.runs import LoadedRun
+from fmeval.html import CSP, STYLE, bar_chart, esc
+from fmeval.reports.compare import compare_runs, to_markdown
+from fmeval.runs.loaded import LoadedRun
+from fmeval.scores import MetricSpec
 from fmeval.version import __version__
 
 SCHEMA = "fmeval.report/1"
@@ -52,12 +53,26 @@ def _value(run: LoadedRun, score: Any) -> dict[str, Any]:
             "count": score.count}
 
 
+def _specs(runs: list[LoadedRun]) -> dict[str, MetricSpec]:
+    """Each metric's spec, as the first run that has it declares it."""
+    specs: dict[str, MetricSpec] = {}
+    for run in runs:
+        for spec in run.summary.metrics:
+            specs.setdefault(spec.name, spec)
+    return specs
+
+
+def _meaning(spec: MetricSpec) -> dict[str, Any]:
+    return {"direction": spec.direction, "ideal": spec.ideal if spec.higher_is_better is None else None}
+
+
 def _group(runs: list[LoadedRun], examples: int, n_bootstrap: int, seed: int) -> dict[str, Any]:
     names = list(dict.fromkeys(s.name for run in runs for s in run.summary.dataset_scores))
+    specs = _specs(runs)
     metrics = []
     for name in names:
         values = [_value(run, s) for run in runs for s in run.summary.dataset_scores if s.name == name]
-        metrics.append({"name": name, "direction": direction(name), "values": values})
+        metrics.append({"name": name, **_meaning(specs[name]), "values": values})
     categories = []
     for name in names:
         rows = {}
@@ -67,7 +82,7 @@ def _group(runs: list[LoadedRun], examples: int, n_bootstrap: int, seed: int) ->
                     if score.name == name:
                         rows.setdefault(category.name, []).append(_value(run, score))
         if rows:
-            categories.append({"metric": name, "direction": direction(name),
+            categories.append({"metric": name, **_meaning(specs[name]),
                                "categories": [{"name": k, "values": v} for k, v in sorted(rows.items())]})
     comparisons = []
     for candidate in runs[1:]:
@@ -78,7 +93,7 @@ def _group(runs: list[LoadedRun], examples: int, n_bootstrap: int, seed: int) ->
         "runs": [run.run_id for run in runs],
         "metrics": metrics,
         "categories": categories,
-        "examples": [example for run in runs for example in _examples(run, names, examples)],
+        "examples": [example for run in runs for example in _examples(run, names, specs, examples)],
         "comparisons": comparisons,
     }
 
@@ -92,7 +107,7 @@ def _example(line: dict[str, Any], score: float) -> dict[str, Any]:
             "target_output": " | ".join(target) if isinstance(target, list) else target, "score": score}
 
 
-def _examples(run: LoadedRun, names: list[str], k: int) -> Iterable[dict[str, Any]]:
+def _examples(run: LoadedRun, names: list[str], specs: dict[str, MetricSpec], k: int) -> Iterable[dict[str, Any]]:
     """The k best and k worst records per metric, in one pass with bounded memory (heaps)."""
     if k < 1:
         return []
@@ -104,7 +119,7 @@ def _examples(run: LoadedRun, names: list[str], k: int) -> Iterable[dict[str, An
             value = (line.get("scores") or {}).get(name)
             if value is None:
                 continue
-            goodness = _goodness(name, value)
+            goodness = specs[name].goodness(value)
             order = next(counter)
             for heap, key in ((best[name], goodness), (worst[name], -goodness)):
                 item = (key, -order, line, value)
@@ -121,18 +136,7 @@ def _examples(run: LoadedRun, names: list[str], k: int) -> Iterable[dict[str, An
     ]
 
 
-def _goodness(name: str, value: float) -> float:
-    if name in TARGETS:
-        return -abs(value - TARGETS[name])
-    return -value if direction(name) == "lower" else value
-
-
 # -- HTML -------------------------------------------------------------------------------------------
-def esc(value: Any) -> str:
-    """Text from data, made inert: every <, >, &, ' and " escaped."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -152,59 +156,6 @@ def _clipped(text: Any) -> str:
         return f'<div class="text">{esc(text)}</div>'
     return (f'<details><summary><span class="text">{esc(text[:CLIP])}…</span> <em>show all '
             f'{len(text)} characters</em></summary><div class="text">{esc(text)}</div></details>')
-
-
-def bar_chart(title: str, rows: Sequence[tuple[str, float | None, float | None, float | None, str]], *,
-              ideal: float | None = None) -> str:
-    """Horizontal bars with 95% CI error bars. rows: (label, value, ci_lower, ci_upper, colour)."""
-    bar, gap, left, width = 18, 6, 190, 300
-    numbers = [x for _, v, lo, hi, _ in rows for x in (v, lo, hi) if x is not None]
-    low, high = min([0.0, *numbers]), max([1.0, *numbers]) if numbers else 1.0
-    if ideal is not None:
-        low, high = min(low, ideal), max(high, ideal)
-    scale = width / ((high - low) or 1.0)
-    x = lambda v: left + (v - low) * scale  # noqa: E731
-    height = 28 + len(rows) * (bar + gap)
-    parts = [f'<svg class="chart" role="img" aria-label="{esc(title)}" width="{left + width + 70}" height="{height}" '
-             f'viewBox="0 0 {left + width + 70} {height}" xmlns="http://www.w3.org/2000/svg">',
-             f'<text x="0" y="14" class="title">{esc(title)}</text>',
-             f'<line x1="{x(0):.1f}" y1="20" x2="{x(0):.1f}" y2="{height}" class="axis"/>']
-    for i, (label, value, lo, hi, colour) in enumerate(rows):
-        y = 24 + i * (bar + gap)
-        parts.append(f'<text x="{left - 6}" y="{y + 13}" class="label" text-anchor="end">{esc(label[:32])}</text>')
-        if value is None:
-            parts.append(f'<text x="{left + 4}" y="{y + 13}" class="label">n/a</text>')
-            continue
-        start, end = sorted((x(0), x(value)))
-        parts.append(f'<rect x="{start:.1f}" y="{y}" width="{max(end - start, 1):.1f}" height="{bar}" fill="{colour}"/>')
-        if lo is not None and hi is not None:
-            middle = y + bar / 2
-            parts.append(f'<line x1="{x(lo):.1f}" y1="{middle}" x2="{x(hi):.1f}" y2="{middle}" class="ci"/>'
-                         f'<line x1="{x(lo):.1f}" y1="{y + 4}" x2="{x(lo):.1f}" y2="{y + bar - 4}" class="ci"/>'
-                         f'<line x1="{x(hi):.1f}" y1="{y + 4}" x2="{x(hi):.1f}" y2="{y + bar - 4}" class="ci"/>')
-        parts.append(f'<text x="{max(end, x(hi) if hi is not None else end) + 4:.1f}" y="{y + 13}" '
-                     f'class="value">{value:.3f}</text>')
-    if ideal is not None:
-        parts.append(f'<line x1="{x(ideal):.1f}" y1="20" x2="{x(ideal):.1f}" y2="{height}" class="ideal"/>'
-                     f'<text x="{x(ideal) + 3:.1f}" y="{height - 2}" class="ideal-label">ideal {ideal}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
-h1{font-size:1.6rem}h2{border-bottom:2px solid #ddd;padding-bottom:.3rem;margin-top:2.5rem}h3{margin-top:1.8rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .5rem;
-vertical-align:top;text-align:left}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.text{white-space:pre-wrap;word-break:break-word;max-width:32rem;font-family:ui-monospace,monospace;font-size:.8rem}
-.none{color:#999}.charts{display:flex;flex-wrap:wrap;gap:1rem}svg.chart{background:#fafafa;border:1px solid #eee}
-svg .title{font-size:12px;font-weight:600}svg .label,svg .value{font-size:11px}svg .axis{stroke:#999}
-svg .ci{stroke:#222;stroke-width:1.5}svg .ideal{stroke:#c00;stroke-dasharray:4 3}svg .ideal-label{font-size:10px;fill:#c00}
-.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}.worse{color:#cf222e}.better{color:#1a7f37}
-details summary{cursor:pointer}.legend span{display:inline-block;margin-right:1rem;font-size:.85rem}
-.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
-"""
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -230,14 +181,14 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("</table><p>Values are means over records with a 95% bootstrap confidence interval in brackets.</p>")
         out.append('<div class="charts">')
         for metric in group["metrics"]:
-            ideal = TARGETS.get(metric["name"])
+            ideal = metric["ideal"]
             rows = [(label(v["run_id"]), v["value"], v["ci_lower"], v["ci_upper"], colour[v["run_id"]]) for v in metric["values"]]
             out.append(bar_chart(f"{metric['name']} ({metric['direction']} is better)" if ideal is None
-                                 else f"{metric['name']} (0.5 is ideal)", rows, ideal=ideal))
+                                 else f"{metric['name']} ({ideal} is ideal)", rows, ideal=ideal))
         out.append("</div>")
         for category_block in group["categories"]:
             out.append(f"<h3>{esc(category_block['metric'])} by category</h3><div class=\"charts\">")
-            ideal = TARGETS.get(category_block["metric"])
+            ideal = category_block["ideal"]
             for category in category_block["categories"]:
                 rows = [(label(v["run_id"]), v["value"], v["ci_lower"], v["ci_upper"], colour[v["run_id"]])
                         for v in category["values"]]

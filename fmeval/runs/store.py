@@ -1,8 +1,9 @@
 """The run store: an index of every finished run, in SQLite (WAL) in the user data directory.
 
 `FMEVAL_RUN_STORE` (or `--store`) puts it elsewhere. The store only indexes: the records and
-summary stay in each run's output directory, and a directory deleted later is reported as
-missing, never a crash.
+summary stay in each run's output directory. An id is bound to its run's content: a directory
+deleted later, or holding another run since (`--overwrite`), is reported as missing, never
+read as if it were the run asked for.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fmeval.errors import UserError
-from fmeval.results import EvalOutput
+from fmeval.runs.summary import EvalOutput
 
 STORE_ENV = "FMEVAL_RUN_STORE"
 SCHEMA = """
@@ -92,9 +93,21 @@ class StoredRun:
     output_dir: str
 
     @property
+    def status(self) -> str:
+        """'ok'; 'missing' when the output directory (or its summary) was deleted; or
+        'replaced by RUN_ID' when the directory now holds another run."""
+        from fmeval.runs.directory import RunDirectory
+
+        try:
+            current = RunDirectory(self.output_dir).summary().run_id
+        except UserError:
+            return "missing"
+        return "ok" if current == self.run_id else f"replaced by {current}"
+
+    @property
     def missing(self) -> bool:
-        """The output directory (or its summary) was deleted after the run was indexed."""
-        return not (Path(self.output_dir) / "summary.json").is_file()
+        """The run's files are gone (deleted, or overwritten by another run)."""
+        return self.status != "ok"
 
 
 class RunStore:
@@ -102,10 +115,13 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(f"cannot open the run store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._connection.close()

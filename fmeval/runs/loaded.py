@@ -1,37 +1,37 @@
-"""Finding and reading finished runs: by run id (through the run store) or by output directory."""
+"""Finished runs read back: by run id (through the run store) or by output directory."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from fmeval.errors import UserError
-from fmeval.results import EvalOutput
-from fmeval.reports.store import RunStore, model_label
+from fmeval.runs.directory import RunDirectory
+from fmeval.runs.store import RunStore, model_label
+from fmeval.runs.summary import EvalOutput
+from fmeval.scores import MetricSpec
 
 
 @dataclass
 class LoadedRun:
-    """A run's summary and the way to its records."""
+    """A finished run: its summary, its records, and a label that tells it apart in reports."""
 
     summary: EvalOutput
-    directory: Path
+    directory: RunDirectory
     label: str
 
     @property
     def run_id(self) -> str:
-        return self.summary.run_id or self.directory.name
+        return self.summary.run_id or self.directory.path.name
+
+    def spec(self, metric: str) -> MetricSpec:
+        return self.summary.spec(metric)
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """The per-record lines of `records.jsonl`, streamed."""
-        with open(self.directory / "records.jsonl", encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+        """The per-record lines, streamed."""
+        return self.directory.records()
 
     def score_arrays(self, names: Sequence[str]) -> tuple[list[str], dict[str, np.ndarray]]:
         """Record ids and, per metric, the per-record scores (NaN where a record has none)."""
@@ -39,30 +39,26 @@ class LoadedRun:
         columns: dict[str, list[float]] = {name: [] for name in names}
         for line in self.records():
             ids.append(str(line["record_id"]))
-            scores = line.get("scores") or {}
             for name in names:
-                value = scores.get(name)
+                value = line["scores"].get(name)
                 columns[name].append(np.nan if value is None else float(value))
         return ids, {name: np.asarray(values, dtype=float) for name, values in columns.items()}
 
 
 def load_run(spec: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None) -> LoadedRun:
     """A run from its output directory, or from its id in the run store."""
-    directory = Path(spec)
-    if not directory.is_dir():
+    directory = RunDirectory(spec)
+    if not directory.path.is_dir():
         with RunStore(store) as run_store:
             stored = run_store.get(str(spec))
-        directory = Path(stored.output_dir)
-        if stored.missing:
-            raise UserError(f"run {stored.run_id}: its output directory {directory} no longer holds a summary.json "
-                            f"(deleted?); `fmeval runs delete {stored.run_id}` removes it from the store")
-    summary_path = directory / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(f"{directory} is not a finished run: it has no summary.json")
-    try:
-        summary = EvalOutput.from_json(summary_path)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{summary_path} is not an fmeval summary: {exc}") from exc
+        status = stored.status
+        if status != "ok":
+            raise UserError(f"run {stored.run_id} is {status}: its output directory {stored.output_dir} no longer "
+                            f"holds it; `fmeval runs delete {stored.run_id}` removes it from the store")
+        directory = RunDirectory(stored.output_dir)
+    summary = directory.summary()
+    if not directory.records_path.is_file():
+        raise UserError(f"{directory.records_path} is missing: the run's records were deleted or moved")
     return LoadedRun(summary=summary, directory=directory, label=model_label(summary.model))
 
 

@@ -1,0 +1,80 @@
+"""The `fmeval` command. Each subcommand lives in its own module and maps onto the Python API.
+
+Exit codes: 0 success; 1 a verdict failed (a regression in `compare`, too many model errors
+in `run`); 2 bad usage or bad input (the message says what and where); 3 an unexpected
+internal error (a bug: the message says so); 130 interrupted; 141 the output pipe closed
+(e.g. `| head`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from fmeval.cli import analyze, datasets, results, run
+from fmeval.cli.common import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+COMMANDS = (run, datasets, results, analyze)
+"""Modules with `add_parsers(commands) -> {name: handler}`; handlers take the parsed arguments."""
+
+
+def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    top = argparse.ArgumentParser(
+        prog="fmeval",
+        description="Evaluate foundation models and classic ML models: batched, reproducible, with confidence intervals.",
+    )
+    top.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
+    for module in COMMANDS:
+        handlers.update(module.add_parsers(commands))
+    return top, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top, handlers = parser()
+    command = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if command is not None and argv[command] == "run":  # its flags are many: built only when asked for
+        args, handler = run.parser().parse_args(argv[command + 1 :]), run.run
+    else:
+        args = top.parse_args(argv)
+        if args.version:
+            from fmeval.version import __version__
+
+            print(__version__)
+            return EXIT_OK
+        if args.command is None:
+            top.print_help()
+            return EXIT_USAGE
+        handler = handlers[args.command]
+    from fmeval.errors import UserError
+
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"fmeval: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        print(f"fmeval: {exc or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: say so in one line, never as a verdict (exit 1 means "regression")
+        if os.environ.get("FMEVAL_DEBUG"):
+            raise
+        print(f"fmeval: internal error: {type(exc).__name__}: {exc} (this is a bug in fmeval; FMEVAL_DEBUG=1 shows "
+              f"the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away: further writes (and the final flush) must not raise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`fmeval analyze`: SageMaker Clarify's analysis configuration, run locally."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from fmeval.cli.common import EXIT_OK
+
+
+def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
+    parser = commands.add_parser(
+        "analyze", help="bias metrics and explanations for tabular models (SageMaker Clarify's config)",
+        description="Run a SageMaker Clarify analysis configuration locally: pre- and post-training bias "
+        "metrics, KernelSHAP and partial dependence. Writes analysis.json, explanations_shap/out.csv and "
+        "report.html to --output.",
+    )
+    parser.add_argument("--config", required=True, help="analysis_config.json")
+    parser.add_argument("--data", required=True, help="the dataset (CSV, JSON Lines or Parquet, per dataset_type)")
+    parser.add_argument("--output", "-o", required=True, help="output directory")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="allow loading the predictor's joblib/pickle file (it runs code: only for files you trust)")
+    parser.add_argument("--n-jobs", type=int, help="processes for SHAP (default: all cores)")
+    return {"analyze": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    from fmeval.bias.analyze import analyze, load_config
+
+    config = load_config(args.config)
+    if args.trust_model and config.get("predictor"):
+        config["predictor"] = {**config["predictor"], "trusted": True}
+    result = analyze(config, args.data, args.output, n_jobs=args.n_jobs)
+    for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for facet, entries in result.get(stage, {}).get("facets", {}).items():
+            for entry in entries:
+                values = ", ".join(f"{m['name']}={m['value']:.4f}" for m in entry["metrics"])
+                print(f"{stage.split('_')[0]}-training, {facet}={entry['value_or_threshold']}: {values}")
+    print(f"Results: {args.output}/analysis.json, {args.output}/report.html")
+    return EXIT_OK

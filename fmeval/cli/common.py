@@ -1,0 +1,23 @@
+"""What the commands share: exit codes, list flags, writing the files users name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fmeval.errors import UserError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+
+
+def csv_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def write_output(path: str, text: str, what: str) -> None:
+    """Write a file the user named, or fail with a message that names it."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the {what} {target}: {exc.strerror or exc}") from exc

@@ -1,0 +1,323 @@
+"""Run one evaluation end to end: dataset -> prompts -> engine -> scores -> run directory.
+
+Everything that can fail is checked before anything is written: the dataset (every record,
+and record ids unique), the evaluation's own models (e.g. BERTScore), the model, the response
+cache and the output directory. Then the run directory is locked, started or resumed, and
+each record is saved the moment it completes; the summary is computed from the saved records.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from fmeval.algorithms import get_algorithm
+from fmeval.algorithms.base import Algorithm, RecordResult
+from fmeval.datasets.config import DataConfig
+from fmeval.datasets.loader import LoadStats, iter_records, sample, sample_like_aws, unique_ids
+from fmeval.datasets.record import Record
+from fmeval.datasets.registry import resolve_dataset
+from fmeval.datasets.sources import sha256_of
+from fmeval.engine import Engine
+from fmeval.engine.cache import ResponseCache
+from fmeval.errors import RunInterrupted, UserError
+from fmeval.model_runners import ModelRunner, load_runner
+from fmeval.prompt import PromptTemplate
+from fmeval.runs.aggregate import aggregate, aggregate_by_category
+from fmeval.runs.config import RunConfig, build_config
+from fmeval.runs.directory import RECORD_FIELDS, RunDirectory, RunWriter
+from fmeval.runs.summary import EvalOutput
+from fmeval.version import __version__
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "$model_input"
+HOSTED_CHUNK = 1024
+
+
+def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
+    """Evaluate a model on a dataset and write the run directory; returns what `summary.json` holds.
+
+    Give a `RunConfig`, keyword arguments named as its fields (`evaluation=`, `dataset=`,
+    `model=`, `num_records=`, `model_options={...}` ...), or both (keywords win). An existing
+    run in `output` with the same configuration is resumed; `overwrite=True` starts again. The
+    finished run is indexed in the run store (`store`).
+    """
+    config = build_config(config, options)
+    started = time.perf_counter()
+    plan = plan_run(config)
+    with _shared_cache(config, plan.runner) as shared_cache, plan.directory.writing(
+        plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
+    ) as run:
+        try:
+            summary = _execute(plan, run, shared_cache, started)
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                f"interrupted: {len(run.done) + run.written} records are saved in {plan.directory.path}; "
+                f"run the same command again to resume"
+            ) from None
+    if config.store:
+        _index(summary, None if config.store is True else config.store)
+    return summary
+
+
+@dataclass
+class RunPlan:
+    """A run, checked and ready: what to evaluate, on which records, with which model, and where."""
+
+    config: RunConfig
+    algorithm: Algorithm
+    data: DataConfig
+    template: PromptTemplate
+    runner: ModelRunner | None
+    directory: RunDirectory
+    required: list[str]
+    stats: LoadStats = field(default_factory=LoadStats)
+    sampled: list[Record] | None = None
+    sha256: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+    def records(self) -> Iterable[Record]:
+        """The records to evaluate, in dataset order (or the sample's order)."""
+        if self.sampled is not None:
+            return self.sampled
+        return iter_records(self.data, required=self.required, skip_bad_records=self.config.skip_bad_records)
+
+    @property
+    def total(self) -> int:
+        return len(self.sampled) if self.sampled is not None else self.stats.records
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the run's results; a resumed run must have the same."""
+        uses_prompts = self.runner is not None and "model_input" in self.algorithm.required_fields
+        return {
+            "evaluation": self.algorithm.name,
+            "evaluation_config": self.algorithm.config(),
+            "dataset": {key: value for key, value in self.data.to_dict().items() if key != "dataset_uri"}
+            | {"sha256": self.sha256},
+            "prompt_template": self.template.template if uses_prompts else None,
+            "model": self.runner.identity(self.algorithm.request_kind) if self.runner is not None else None,
+            "num_records": self.config.num_records,
+            "sampling": self.config.sampling if self.config.num_records else None,
+            "seed": self.config.seed,
+            "skip_bad_records": self.config.skip_bad_records,
+        }
+
+
+def plan_run(config: RunConfig) -> RunPlan:
+    """Check everything a run needs, in the order that fails fastest; write nothing but the
+    (empty) output directory."""
+    started = time.perf_counter()
+    algorithm = config.evaluation if isinstance(config.evaluation, Algorithm) else get_algorithm(
+        config.evaluation, **config.evaluation_options.algorithm_options())
+    data, default_template = resolve_dataset(config.dataset, fields=config.dataset_fields.chosen() or None,
+                                             mirror=config.dataset_mirror)
+    template = PromptTemplate(config.prompt_template or default_template or DEFAULT_TEMPLATE)
+    if "context" in template.placeholders and data.context is None:
+        raise UserError(f"the prompt template uses $context but dataset {data.dataset_name!r} has no context field")
+    has_outputs = data.model_output is not None
+    required = [f for f in algorithm.required_fields if not has_outputs or f != "model_input"]
+    directory = RunDirectory(config.output or _default_output(algorithm.name, data.dataset_name))
+    for uri in data.uris:
+        if directory.owns(uri):
+            raise UserError(f"the dataset {uri} is one of the files of the run directory {directory.path}, which "
+                            f"the run would rewrite; copy it elsewhere, or choose another --output")
+    plan = RunPlan(config, algorithm, data, template, None, directory, required,
+                   sha256=[sha256_of(Path(uri)) for uri in data.uris])
+
+    # Pass 1 reads the whole dataset before any model work: bad input fails fast, and it
+    # yields the sample (or the record count, for the progress bar).
+    reading = {"required": required, "skip_bad_records": config.skip_bad_records}
+    records = unique_ids(iter_records(data, stats=plan.stats, **reading), data, **reading)
+    if config.num_records is None:
+        for _ in records:
+            pass
+    elif config.sampling == "aws":
+        plan.sampled = sample_like_aws(records, config.num_records)
+    else:
+        plan.sampled = sample(records, config.num_records, config.seed)
+    if plan.stats.records == 0:
+        raise UserError(f"dataset {data.dataset_name!r} has no usable records" + _skipped_note(plan.stats))
+    algorithm.prepare(plan.records())
+    algorithm.load()
+
+    needs_model = not has_outputs or algorithm.needs_model_with_outputs
+    if isinstance(config.model, str) and needs_model:
+        plan.runner = load_runner(config.model, default_seed=config.seed, **config.model_options.runner_options())
+    elif config.model is not None and not isinstance(config.model, str):
+        plan.runner = config.model
+    if needs_model and plan.runner is None:
+        raise UserError("this dataset has no model_output field, so a model is needed")
+    if plan.runner is not None and hasattr(plan.runner, "load"):
+        plan.runner.load()
+    directory.check_writable()
+    plan.load_seconds = time.perf_counter() - started
+    return plan
+
+
+@contextlib.contextmanager
+def _shared_cache(config: RunConfig, runner: ModelRunner | None) -> Iterator[ResponseCache | None]:
+    """The shared response cache, opened (and so checked) before the run directory is touched."""
+    if not config.cache or runner is None or not runner.capabilities.cacheable:
+        yield None
+        return
+    try:
+        cache = ResponseCache(config.cache_dir)
+    except (OSError, sqlite3.Error) as exc:
+        where = config.cache_dir or "the default cache directory"
+        raise UserError(f"cannot open the response cache in {where}: {exc}; choose another --cache-dir, "
+                        f"or --no-cache") from exc
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, started: float) -> EvalOutput:
+    config = plan.config
+    # Without the shared cache, answers go to the run's own journal: a killed run never pays twice.
+    journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and plan.runner else None
+    chunk_size = config.chunk_size or _auto_chunk_size(plan.runner)
+    try:
+        with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal,
+                    seed=config.seed) as engine, _progress(config.progress, plan) as advance:
+            advance(len(run.done))
+            for chunk in _chunks((r for r in plan.records() if r.record_id not in run.done), chunk_size):
+                for record in chunk:
+                    if record.model_input is not None:
+                        record.prompt = plan.template.render(
+                            model_input=record.model_input, context=record.context, location=record.location)
+                for results in plan.algorithm.evaluate(chunk, engine, template=plan.template):
+                    run.append([_record_line(result) for result in results])
+                    advance(len(results))
+            engine_report, model_seconds = engine.report(), engine.model_seconds
+    finally:
+        if journal is not None:
+            journal.close()
+    summary = _summarize(plan, run, engine_report, {"load_s": plan.load_seconds, "model_s": model_seconds}, started)
+    run.finish(summary)
+    return summary
+
+
+def _summarize(plan: RunPlan, run: RunWriter, engine_report: dict[str, Any], timings: dict[str, float],
+               started: float) -> EvalOutput:
+    config, algorithm = plan.config, plan.algorithm
+    scoring_started = time.perf_counter()
+    results = [_result(line) for line in plan.directory.records()]
+    corpus = algorithm.corpus_metrics()
+    scoring = {"n_bootstrap": config.n_bootstrap, "seed": config.seed}
+    identity = plan.identity()
+    return EvalOutput(
+        eval_name=algorithm.name,
+        dataset_name=plan.data.dataset_name,
+        run_id=run.run_id,
+        dataset_scores=aggregate(results, algorithm.score_names, corpus, **scoring),
+        category_scores=aggregate_by_category(results, algorithm.score_names, corpus, **scoring),
+        metrics=algorithm.specs(),
+        prompt_template=identity["prompt_template"],
+        output_path=str(plan.directory.path),
+        num_records=len(results),
+        num_errors=sum(1 for result in results if result.error is not None),
+        num_skipped_records=plan.stats.skipped,
+        model=identity["model"] or {"type": "dataset model_output"},
+        dataset={**plan.data.to_dict(), "sha256": plan.sha256, "records_read": plan.stats.records,
+                 "records_skipped": plan.stats.skipped, "skipped_examples": plan.stats.errors},
+        config={"evaluation": algorithm.config(), "num_records": config.num_records,
+                "sampling": identity["sampling"], "skip_bad_records": config.skip_bad_records,
+                "n_bootstrap": config.n_bootstrap,
+                "engine": config.engine_options.model_dump(exclude_defaults=True)},
+        engine={**engine_report, "resumed_records": len(run.done), "retried_records": run.retried},
+        seed=config.seed,
+        fmeval_version=__version__,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        timings={**{name: round(value, 3) for name, value in timings.items()},
+                 "aggregate_s": round(time.perf_counter() - scoring_started, 3),
+                 "total_s": round(time.perf_counter() - started, 3)},
+    )
+
+
+def _record_line(result: RecordResult) -> dict[str, Any]:
+    record = result.record
+    line: dict[str, Any] = {
+        "record_id": record.record_id, "location": record.location, "category": record.category,
+        "model_input": record.model_input, "prompt": record.prompt, "model_output": result.model_output,
+        "target_output": record.target_output, "scores": result.scores, "error": result.error,
+    }
+    if result.error is not None:
+        line["error_retryable"] = result.error_retryable
+    for name in ("context", "sent_more_input", "sent_less_input"):
+        if getattr(record, name) is not None:
+            line[name] = getattr(record, name)
+    line.update(result.extras)
+    return line
+
+
+def _result(line: dict[str, Any]) -> RecordResult:
+    """A saved record line, as aggregation needs it."""
+    record = Record(record_id=line["record_id"], location=line.get("location", ""), category=line.get("category"),
+                    target_output=line.get("target_output"))
+    extras = {key: value for key, value in line.items() if key not in RECORD_FIELDS and key != "schema_version"}
+    return RecordResult(record, line.get("model_output"), line["scores"], line.get("error"), extras)
+
+
+def _index(summary: EvalOutput, path: str | None) -> None:
+    """Record the run in the run store; a store that cannot be written costs a warning, not the run."""
+    from fmeval.runs.store import RunStore
+
+    try:
+        with RunStore(path) as run_store:
+            run_store.index(summary, run_id=summary.run_id)  # type: ignore[arg-type]
+    except (UserError, OSError, sqlite3.Error) as exc:
+        logger.warning("run %s finished but could not be indexed in the run store: %s", summary.run_id, exc)
+
+
+def _default_output(evaluation: str, dataset: str) -> Path:
+    """runs/EVALUATION-DATASET-TIME, with names cut to safe characters: a dataset called '../x'
+    must not put the run outside runs/."""
+    def safe(name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "unnamed"
+
+    return Path("runs") / f"{safe(evaluation)}-{safe(dataset)}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _auto_chunk_size(runner: ModelRunner | None) -> int:
+    """Records handed to the engine together. Local batch runners get 32 batches' worth, so that
+    length sorting has enough to choose from; hosted runners enough to keep requests flowing."""
+    if runner is None or hasattr(runner, "agenerate"):
+        return HOSTED_CHUNK
+    return max(256, 32 * runner.capabilities.batch_size)
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _skipped_note(stats: LoadStats) -> str:
+    if not stats.skipped:
+        return ""
+    return f" ({stats.skipped} skipped as bad; first: {stats.errors[0]})"
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, plan: RunPlan) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (stdout stays for results), advanced as records are saved."""
+    if not enabled:
+        yield lambda completed: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(f"{plan.algorithm.name} on {plan.data.dataset_name}", total=plan.total)
+        yield lambda completed: bar.advance(task, completed)

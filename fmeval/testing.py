@@ -170,7 +170,8 @@ class FakeOpenAIServer:
             headers = {"Retry-After": "1"} if fault == "429_retry_after" else {}
             return self._send(handler, status, json.dumps(detail).encode(), headers)
         if fault == "malformed_json":
-            return self._send(handler, 200, b'{"choices": [{"message": ')
+            echoed = f" {handler.headers.get('Authorization')}" if self.echo_authorization_in_errors else ""
+            return self._send(handler, 200, f'{{"choices": [{{"message": {echoed}'.encode())
         if fault == "missing_fields":
             return self._send(handler, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
         if self._send(handler, 200, json.dumps(self._answer(handler.path, body)).encode()):

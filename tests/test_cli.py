@@ -113,3 +113,43 @@ def test_max_error_rate_turns_too_many_errors_into_exit_1(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "5 of 10 records ended with a model error" in captured.err and "5 errors" in captured.out
     assert main([*args, "-o", str(tmp_path / "b"), "--max-error-rate", "0.6"]) == 0
+
+
+def write_qa(path, n=4):
+    path.write_text("".join(json.dumps({"model_input": f"q{i}", "target_output": f"a{i}"}) + "\n" for i in range(n)))
+    return path
+
+
+def test_cache_flags(tmp_path):
+    """--cache-dir holds the answers and a second run replays them; --no-cache asks the model again."""
+    from fmeval.testing import FakeOpenAIServer
+
+    data = write_qa(tmp_path / "d.jsonl")
+    with FakeOpenAIServer() as server:
+        base = ["run", "-e", "factual_knowledge", "-d", str(data), "-m", "openai:m", "--base-url", server.url,
+                "--api-key-env", "", "--no-progress", "--json"]
+        assert main([*base, "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "a")]) == 0
+        assert (tmp_path / "cache" / "responses.sqlite").is_file() and server.requests == 4
+        assert main([*base, "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "b")]) == 0
+        assert server.requests == 4
+        assert json.loads((tmp_path / "b" / "summary.json").read_text())["engine"]["cache_hits"] == 4
+        assert main([*base, "--cache-dir", str(tmp_path / "cache"), "--no-cache", "-o", str(tmp_path / "c")]) == 0
+        assert server.requests == 8
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["engine"]["cache_hits"] == 0 and summary["engine"]["requests"] == 4
+
+
+def test_generation_flags_reach_the_model(tmp_path, tiny_llama_dir):
+    from fmeval.testing import FakeOpenAIServer
+
+    data = write_qa(tmp_path / "d.jsonl", 2)
+    with FakeOpenAIServer() as server:
+        assert main(["run", "-e", "factual_knowledge", "-d", str(data), "-m", "openai:m", "--base-url", server.url,
+                     "--api-key-env", "", "--top-p", "0.3", "--temperature", "0.5", "--max-new-tokens", "9",
+                     "--system-prompt", "Hi", "--no-progress", "-o", str(tmp_path / "api")]) == 0
+    assert {(body["top_p"], body["temperature"], body["max_tokens"], body["seed"], body["messages"][0]["content"])
+            for _, body in server.bodies} == {(0.3, 0.5, 9, 0, "Hi")}
+    assert main(["run", "-e", "factual_knowledge", "-d", str(data), "-m", f"hf:{tiny_llama_dir}", "--dtype", "bfloat16",
+                 "--max-new-tokens", "3", "--no-progress", "-o", str(tmp_path / "hf")]) == 0
+    summary = json.loads((tmp_path / "hf" / "summary.json").read_text())
+    assert summary["model"]["dtype"] == "bfloat16" and summary["num_errors"] == 0

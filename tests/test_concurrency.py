@@ -16,6 +16,13 @@ def test_retry_policy_backoff_and_retry_after():
     delays = [policy.delay(attempt, None, rng) for attempt in range(6) for _ in range(200)]
     assert all(0 <= d <= 4 for d in delays)
     assert max(policy.delay(0, None, rng) for _ in range(200)) <= 0.5  # attempt 0 waits at most base
+    # Full jitter over a window that doubles with each attempt: uniform(0, base * 2**k), until the cap.
+    unbounded = RetryPolicy(max_retries=8, base_delay_s=0.5, max_delay_s=1000)
+    for attempt in range(6):
+        samples = [unbounded.delay(attempt, None, rng) for _ in range(4000)]
+        window = 0.5 * 2**attempt
+        assert window * 0.97 <= max(samples) <= window
+        assert sum(samples) / len(samples) == pytest.approx(window / 2, rel=0.06)
     assert policy.delay(3, 1.5, rng) == 1.5  # the server's Retry-After wins
     assert policy.delay(3, 60, rng) == 4  # but never beyond the cap
 

@@ -162,3 +162,25 @@ def test_cache_is_safe_with_several_processes_writing(tmp_path):
     keys = [f"{w}-{i}" for w in range(4) for i in range(200)]
     assert len(cache.get_many(keys)) == 800
     assert cache.hits == 800 and cache.misses == 0
+
+
+def test_request_payloads_carry_exactly_the_configured_fields():
+    with FakeOpenAIServer() as server:
+        runner_for(server, system_prompt="Be brief.", max_new_tokens=7, temperature=0.0, top_p=0.9, seed=5,
+                   output_log_probability=True).predict(["one"])
+        runner_for(server, max_new_tokens=3, temperature=0.8, top_p=0.5, seed=5).predict(["two"])
+        runner_for(server, api="completions", system_prompt="Be brief.", max_new_tokens=4).predict(["three"])
+        runner_for(server).log_probability(["four five"])
+        runner_for(server, extra_body={"repetition_penalty": 1.1}, stop=["\n"]).predict(["six"])
+    (p1, greedy), (p2, sampled), (p3, completion), (p4, echo), (p5, extra) = server.bodies
+    assert p1 == p2 == p5 == "/v1/chat/completions" and p3 == p4 == "/v1/completions"
+    assert greedy == {"model": "fake-model", "max_tokens": 7, "temperature": 0.0, "top_p": 0.9, "logprobs": True,
+                      "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one"}]}
+    # the seed goes out only when sampling, where it matters
+    assert sampled == {"model": "fake-model", "max_tokens": 3, "temperature": 0.8, "top_p": 0.5, "seed": 5,
+                       "messages": [{"role": "user", "content": "two"}]}
+    assert completion == {"model": "fake-model", "max_tokens": 4, "temperature": 0.0, "top_p": 1.0,
+                          "prompt": "Be brief.\n\nthree"}
+    assert echo == {"model": "fake-model", "prompt": "four five", "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 1}
+    assert extra["repetition_penalty"] == 1.1 and extra["stop"] == ["\n"]

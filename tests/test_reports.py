@@ -245,4 +245,12 @@ def test_report_command_formats(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["schema"] == "fmeval.report/1"
     assert (tmp_path / "r.md").read_text().startswith("## fmeval report")
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    # --format wins over the extension, and a run may be named by its id (in the default run store)
+    run_id = json.loads((tmp_path / "one" / "summary.json").read_text())["run_id"]
+    assert main(["report", run_id, "-o", str(tmp_path / "by-id.txt"), "--format", "md"]) == 0
+    by_id = (tmp_path / "by-id.txt").read_text()
+    assert by_id.startswith("## fmeval report (1 runs)") and "| factual_knowledge | 0.750" in by_id
+    assert main(["report", run_id, "-o", str(tmp_path / "by-id.out"), "--format", "json"]) == 0
+    report = json.loads((tmp_path / "by-id.out").read_text())
+    assert report["runs"][0]["run_id"] == run_id and report["groups"][0]["metrics"][0]["direction"] == "higher"
     assert main(["report", str(tmp_path / "one"), "-o", str(tmp_path / "x.html"), "--labels", "a,b"]) == 2

@@ -1,4 +1,5 @@
 """Toxicity detectors on tiny local classifiers, against direct computations."""
+import json
 import time
 
 import pytest
@@ -66,8 +67,16 @@ def test_toxicity_run_on_real_toxicity_prompts(detoxify_checkpoint, mirror, tmp_
         progress=False,
     )
     assert [s.name for s in summary.dataset_scores] == ["toxicity", "insult"]
-    assert summary.num_records == 10 and all(0 < s.value < 1 for s in summary.dataset_scores)
-    assert summary.config["evaluation"]["detector"] == "detoxify"
+    assert summary.num_records == 10 and summary.config["evaluation"]["detector"] == "detoxify"
+    # Each record's scores and the means equal the checkpoint's own forward pass on the outputs.
+    lines = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    expected = torch.sigmoid(direct_logits(detoxify_checkpoint.parent, [line["model_output"] for line in lines]))
+    for line, row in zip(lines, expected):
+        assert line["model_output"] == line["prompt"][::-1]
+        assert line["scores"]["toxicity"] == pytest.approx(row[0].item(), abs=1e-5)
+        assert line["scores"]["insult"] == pytest.approx(row[AWS_NAMES.index("insult")].item(), abs=1e-5)
+    assert summary.score("toxicity").value == pytest.approx(expected[:, 0].mean().item(), abs=1e-5)
+    assert summary.score("toxicity").ci_lower <= summary.score("toxicity").value <= summary.score("toxicity").ci_upper
 
 
 def test_qa_and_summarization_toxicity_names(detoxify_checkpoint, mirror, tmp_path):

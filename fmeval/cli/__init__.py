@@ -8,6 +8,7 @@ internal error (a bug: the message says so); 130 interrupted; 141 the output pip
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Callable, Sequence
@@ -51,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = handlers[args.command]
     from fmeval.errors import UserError
 
+    _show_warnings()
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return code
     except UserError as exc:
         print(f"fmeval: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -68,6 +72,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fmeval: internal error: {type(exc).__name__}: {exc} (this is a bug in fmeval; FMEVAL_DEBUG=1 shows "
               f"the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (it may be replaced, e.g. by a test harness)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_warnings() -> None:
+    """fmeval's warnings (e.g. a missing API key on a local server) go to stderr, one line each."""
+    logger = logging.getLogger("fmeval")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("fmeval: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _silence_stdout() -> None:

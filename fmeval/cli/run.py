@@ -10,8 +10,6 @@ from typing import Any, Callable, Literal
 from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, csv_list
 from fmeval.errors import UserError
 
-GROUPS = ("dataset_fields", "evaluation_options", "model_options", "engine_options")
-"""RunConfig fields that are groups of options: a mapping in YAML, flags of their own on the command line."""
 
 
 HELP = "evaluate a model on a dataset"
@@ -25,7 +23,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
 
 def parser(prog: str = "fmeval run") -> argparse.ArgumentParser:
     """`fmeval run`'s parser, built from RunConfig."""
-    from fmeval.runs.config import RunConfig
+    from fmeval.runs.config import GROUPS, RunConfig
 
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -46,6 +44,8 @@ def parser(prog: str = "fmeval run") -> argparse.ArgumentParser:
 
 
 def _add_fields(parser: Any, model: Any, prefix: str) -> None:
+    from fmeval.runs.config import GROUPS
+
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra or {}
         if name in GROUPS or extra.get("cli") is False:
@@ -103,7 +103,7 @@ def _load_yaml(path: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmeval.runs.config import build_config
+    from fmeval.runs.config import GROUPS, build_config
     from fmeval.runs.evaluate import evaluate
 
     options = _load_yaml(args.config) if args.config else {}

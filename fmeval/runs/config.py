@@ -21,6 +21,8 @@ from fmeval.errors import UserError
 
 YAML_ONLY = {"cli": False}
 """Marks fields with no command-line flag (mappings, and options only Python can give)."""
+GROUPS = ("dataset_fields", "evaluation_options", "model_options", "engine_options")
+"""RunConfig fields that are groups of options: a mapping in YAML, flags of their own on the command line."""
 
 
 def _comma_list(value: Any) -> Any:

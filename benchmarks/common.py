@@ -32,7 +32,12 @@ def alternate(rounds: int, ours: Callable[[], Any], reference: Callable[[Any], A
     return ours_s, reference_s, ours_result, reference_result
 
 
-def result_line(name: str, ours_s: float, reference_s: float) -> None:
-    """The benchmark's last line: one JSON object."""
+def result_line(name: str, ours_s: float, reference_s: float, **extra: Any) -> None:
+    """The benchmark's last line: one JSON object (extra fields, e.g. cache_hits, after the ratio)."""
     print(json.dumps({"name": name, "ours_s": round(ours_s, 3), "reference_s": round(reference_s, 3),
-                      "ratio": round(ours_s / reference_s, 3)}))
+                      "ratio": round(ours_s / reference_s, 3), **extra}))
+
+
+def cache_hits(run_dir: Path) -> int:
+    """Answers a run took from a cache instead of the model: a benchmark of real work needs 0."""
+    return json.loads((run_dir / "summary.json").read_text())["engine"]["cache_hits"]

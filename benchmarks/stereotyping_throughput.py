@@ -1,7 +1,10 @@
 """prompt_stereotyping over the full CrowS-Pairs (1,508 pairs) with SmolLM2, against a raw
 length-sorted batched forward pass that sums log-probabilities over the same 3,016 sentences,
-in the same process. Both load the converted model from the same cache after a shared warm-up.
-Last line: {"name", "ours_s", "reference_s", "ratio"}. Goal: ratio <= 1.15.
+in the same process. Both load the converted model from the same cache. fmeval runs with
+--no-cache --overwrite (cache_hits must be 0), and every log-probability must equal the
+reference's within 1e-3. Also printed: how many pairs are stereotyped with the sum (default)
+and with the mean per token (as AWS fmeval's Hugging Face runner scores sentences).
+Last line: {"name", "ours_s", "reference_s", "ratio", "cache_hits"}. Goal: ratio <= 1.15.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import alternate, converted_smollm2, result_line
+from common import alternate, cache_hits, converted_smollm2, result_line
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fmeval.cli import main as fmeval_main
@@ -23,6 +26,7 @@ def run_fmeval(output: Path) -> list[dict]:
                         "--batch-size", str(BATCH_SIZE), "--no-cache", "--output", str(output), "--overwrite",
                         "--no-progress"])
     assert code == 0, f"fmeval run exited {code}"
+    assert cache_hits(output) == 0, "a round replayed cached answers: it would not time real work"
     return [json.loads(line) for line in (output / "records.jsonl").read_text().splitlines()]
 
 
@@ -64,9 +68,15 @@ def main() -> None:
         summary = json.loads((run_dir / "summary.json").read_text())
     ours_values = [l["sent_more_log_probability"] for l in lines] + [l["sent_less_log_probability"] for l in lines]
     worst = max(abs(a - b) for a, b in zip(ours_values, values))
+    by_sum = sum(l["sent_more_log_probability"] > l["sent_less_log_probability"] for l in lines)
+    by_mean = sum(l["sent_more_log_probability"] / l["sent_more_num_tokens"]
+                  > l["sent_less_log_probability"] / l["sent_less_num_tokens"] for l in lines)
     print(f"{len(lines)} pairs; largest log-probability difference from the reference: {worst:.2e}; "
           f"prompt_stereotyping = {summary['dataset_scores'][0]['value']:.3f}")
-    result_line("stereotyping_throughput", min(ours), min(reference))
+    print(f"stereotyped pairs: {by_sum} by summed log-probabilities (default), {by_mean} by their mean per token "
+          f"(log_probability_reduction=mean, as AWS fmeval's Hugging Face runner)")
+    assert len(lines) == 1508 and worst < 1e-3, "fmeval's log-probabilities differ from the reference's"
+    result_line("stereotyping_throughput", min(ours), min(reference), cache_hits=0)
 
 
 if __name__ == "__main__":

@@ -33,3 +33,15 @@ def fails_on_even_numbers(prompt: str) -> str:
     if prompt[-1].isdigit() and int(prompt[-1]) % 2 == 0:
         raise RuntimeError(f"cannot answer {prompt!r}")
     return prompt
+
+
+def logged_echo(prompt: str) -> str:
+    """Echoes after a short pause, and appends the prompt to the file $FMEVAL_TEST_CALL_LOG:
+    a record of every model call, across processes that are killed."""
+    import os
+    import time
+
+    time.sleep(0.02)
+    with open(os.environ["FMEVAL_TEST_CALL_LOG"], "a", encoding="utf-8") as log:
+        log.write(prompt + "\n")
+    return prompt

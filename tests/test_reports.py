@@ -10,7 +10,7 @@ from fmeval import evaluate
 from fmeval.cli import main
 from fmeval.datasets import DataConfig
 from fmeval.algorithms import get_algorithm
-from fmeval.reports.compare import apply_gates, compare_runs, parse_gates
+from fmeval.reports.compare import IncomparableRuns, apply_gates, compare_runs, parse_gates
 from fmeval.reports.render import build_report, render_html, render_markdown
 from fmeval.runs.loaded import load_run, load_runs
 from fmeval.runs.store import RunStore
@@ -108,7 +108,7 @@ def test_unpaired_bootstrap_when_no_record_ids_are_shared(tmp_path):
     a = make_run(tmp_path, "a", [1, 0, 1, 1, 0, 1], ids=[f"a{i}" for i in range(6)], dataset="same")
     b = make_run(tmp_path, "b", [1, 1, 1, 1, 0, 1], ids=[f"b{i}" for i in range(6)], dataset="same")
     # different files, so different checksums: comparing needs the same dataset
-    with pytest.raises(Exception, match="different datasets"):
+    with pytest.raises(IncomparableRuns, match="different datasets"):
         compare_runs(load_run(tmp_path / "a"), load_run(tmp_path / "b"))
     baseline, candidate = load_run(tmp_path / "a"), load_run(tmp_path / "b")
     candidate.summary.dataset["sha256"] = baseline.summary.dataset["sha256"]  # e.g. the same data, re-keyed

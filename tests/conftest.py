@@ -149,8 +149,8 @@ def tiny_toxigen_dir(tmp_path_factory) -> Path:
 def _isolated_state(tmp_path_factory):
     """Runs and cached responses of the test session go to its own directory, never the user's."""
     state = tmp_path_factory.mktemp("fmeval-state")
-    saved = {name: os.environ.get(name) for name in ("FMEVAL_RUN_STORE", "FMEVAL_RESPONSE_CACHE")}
-    os.environ["FMEVAL_RUN_STORE"] = str(state / "runs.sqlite")
+    saved = {name: os.environ.get(name) for name in ("FMEVAL_STORE", "FMEVAL_RESPONSE_CACHE")}
+    os.environ["FMEVAL_STORE"] = str(state / "fmeval.sqlite")
     os.environ["FMEVAL_RESPONSE_CACHE"] = str(state / "responses.sqlite")
     yield state
     for name, value in saved.items():
@@ -158,3 +158,38 @@ def _isolated_state(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_schema(name: str):
+    """A fresh schema on the local PostgreSQL server, or None (with the reason) when none answers."""
+    try:
+        import psycopg
+
+        connection = psycopg.connect(POSTGRES, connect_timeout=3, autocommit=True)
+    except Exception as exc:  # no server, no driver: the PostgreSQL cases are skipped, saying why
+        return None, f"no PostgreSQL server answers at {POSTGRES}: {exc}"
+    connection.execute(f'CREATE SCHEMA "{name}"')
+    return connection, None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """fmeval's store on each backend: a SQLite file, or a fresh schema on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store.sqlite")
+        return
+    import uuid
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    connection, reason = _postgres_schema(schema)
+    if connection is None:
+        print(reason)
+        pytest.skip(reason)
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        connection.close()

@@ -175,38 +175,12 @@ def test_runs_are_indexed_listed_shown_and_deleted(tmp_path, capsys):
 
 def test_finished_runs_are_indexed_in_the_default_store(tmp_path):
     summary = make_run(tmp_path, "indexed", [1, 1, 0])
-    with RunStore() as run_store:  # the test session's store (FMEVAL_RUN_STORE)
+    with RunStore() as run_store:  # the test session's store (FMEVAL_STORE)
         stored = run_store.get(summary.run_id)
     assert stored.output_dir == str((tmp_path / "indexed").resolve()) and stored.num_records == 3
     assert stored.dataset_sha256 == summary.dataset["sha256"][0]
 
 
-def _index_many(store_path, worker, directory):
-    from fmeval.runs.summary import EvalOutput
-    from fmeval.scores import EvalScore
-
-    with RunStore(store_path) as store:
-        for i in range(40):
-            summary = EvalOutput(eval_name="e", dataset_name="d", dataset_scores=[EvalScore("m", 0.5)],
-                                 output_path=directory, created_at="2026-01-01T00:00:00")
-            store.index(summary, run_id=f"{worker}-{i}")
-
-
-def test_concurrent_writers_lose_nothing(tmp_path):
-    store_path = tmp_path / "shared.sqlite"
-    RunStore(store_path).close()
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_index_many, args=(store_path, w, str(tmp_path))) for w in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
-    with RunStore(store_path) as store:
-        assert len(store.list()) == 80
-
-
-# -- reports -------------------------------------------------------------------------------------------
 def test_report_json_markdown_and_html(tmp_path):
     correct_a = [1, 0, 1, 1, 0, 1, 0, 1]
     paired = tmp_path / "pair"

@@ -7,6 +7,10 @@ from fmeval.errors import UserError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+STORE_FLAGS = ("--store-url", "--store")
+STORE_OPTIONS = {"dest": "store_url", "metavar": "URL_OR_FILE",
+                 "help": "fmeval's store: a SQLite file or a database URL (postgresql://user@host/db); "
+                         "default: FMEVAL_STORE, else a SQLite file in the user data directory"}
 
 
 def csv_list(value: str) -> list[str]:

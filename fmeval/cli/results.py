@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, csv_list, write_output
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list, write_output
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     runs = commands.add_parser("runs", help="list, show or delete runs in the run store")
-    runs.add_argument("--store", help="run store file (default: FMEVAL_RUN_STORE or the user data directory)")
+    runs.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
     actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="list runs, newest first")
     listing.add_argument("--model", help="only runs whose model name contains this")
@@ -32,7 +32,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     report.add_argument("--format", choices=("html", "md", "json"), help="default: from the file extension, else html")
     report.add_argument("--labels", type=csv_list, help="comma-separated column names, one per run")
     report.add_argument("--examples", type=int, default=5, help="best and worst examples per metric (default: 5)")
-    report.add_argument("--store", help="run store file")
+    report.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     compare = commands.add_parser(
         "compare", help="compare a candidate run with a baseline and gate on regressions",
@@ -52,14 +52,14 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--n-bootstrap", type=int, default=2000)
     compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--store", help="run store file")
+    compare.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
     return {"runs": run_runs, "report": run_report, "compare": run_compare}
 
 
 def run_runs(args: argparse.Namespace) -> int:
     from fmeval.runs.store import RunStore
 
-    with RunStore(args.store) as store:
+    with RunStore(args.store_url) as store:
         if args.runs_command == "list":
             runs = store.list(model=args.model, evaluation=args.evaluation, dataset=args.dataset)
             for run in runs:
@@ -86,7 +86,7 @@ def run_report(args: argparse.Namespace) -> int:
     from fmeval.runs.loaded import load_runs
 
     fmt = args.format or {".md": "md", ".json": "json"}.get(Path(args.output).suffix.lower(), "html")
-    report = build_report(load_runs(args.runs, store=args.store, labels=args.labels), examples=args.examples)
+    report = build_report(load_runs(args.runs, store=args.store_url, labels=args.labels), examples=args.examples)
     if fmt == "json":
         text = json.dumps(report, indent=2, allow_nan=False)
     else:
@@ -101,7 +101,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from fmeval.runs.loaded import load_runs
 
     gates = parse_gates(args.fail_if, args.max_drop)
-    baseline, candidate = load_runs([args.baseline, args.candidate], store=args.store)
+    baseline, candidate = load_runs([args.baseline, args.candidate], store=args.store_url)
     comparison = compare_runs(baseline, candidate, n_bootstrap=args.n_bootstrap, seed=args.seed)
     apply_gates(comparison, gates, require_significant=args.require_significant)
     markdown = to_markdown(comparison)

@@ -211,7 +211,7 @@ class RunConfig(BaseModel):
     max_error_rate: float | None = Field(default=None, ge=0, le=1, strict=True)
     """Exit 1 when more than this fraction of records ended with a model error."""
     store: StrictBool | str = Field(default=True, json_schema_extra=YAML_ONLY)
-    """Index the finished run in the run store: True (the default store), a store file, or False."""
+    """Index the finished run in the run store: True (the default store), a SQLite file or database URL, or False."""
     progress: StrictBool = Field(default=True, json_schema_extra=YAML_ONLY)
     """Show a progress bar."""
     dataset_fields: DatasetFields = DatasetFields()

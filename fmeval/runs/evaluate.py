@@ -267,14 +267,16 @@ def _result(line: dict[str, Any]) -> RecordResult:
     return RecordResult(record, line.get("model_output"), line["scores"], line.get("error"), extras)
 
 
-def _index(summary: EvalOutput, path: str | None) -> None:
+def _index(summary: EvalOutput, store: str | None) -> None:
     """Record the run in the run store; a store that cannot be written costs a warning, not the run."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from fmeval.runs.store import RunStore
 
     try:
-        with RunStore(path) as run_store:
+        with RunStore(store) as run_store:
             run_store.index(summary, run_id=summary.run_id)  # type: ignore[arg-type]
-    except (UserError, OSError, sqlite3.Error) as exc:
+    except (UserError, OSError, SQLAlchemyError) as exc:
         logger.warning("run %s finished but could not be indexed in the run store: %s", summary.run_id, exc)
 
 

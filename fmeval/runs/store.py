@@ -1,53 +1,49 @@
-"""The run store: an index of every finished run, in SQLite (WAL) in the user data directory.
+"""The run store: an index of every finished run, in fmeval's store (`fmeval.store.Database`:
+a SQLite file in the user data directory by default, `FMEVAL_STORE` or `--store-url` for
+another file or a PostgreSQL server).
 
-`FMEVAL_RUN_STORE` (or `--store`) puts it elsewhere. The store only indexes: the records and
-summary stay in each run's output directory. An id is bound to its run's content: a directory
-deleted later, or holding another run since (`--overwrite`), is reported as missing, never
-read as if it were the run asked for.
+The store only indexes: the records and summary stay in each run's output directory. An id
+is bound to its run's content: a directory deleted later, or holding another run since
+(`--overwrite`), is reported as missing, never read as if it were the run asked for.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Column, Index, Integer, String, Table, Text, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
 from fmeval.errors import UserError
 from fmeval.runs.summary import EvalOutput
+from fmeval.store import Database
+from fmeval.store.schema import metadata
 
-STORE_ENV = "FMEVAL_RUN_STORE"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    evaluation TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    dataset_sha256 TEXT,
-    model TEXT NOT NULL,
-    runner_identity TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    scores TEXT NOT NULL,
-    num_records INTEGER NOT NULL,
-    num_errors INTEGER NOT NULL,
-    fmeval_version TEXT,
-    git_commit TEXT,
-    output_dir TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_evaluation ON runs (evaluation, dataset);
-CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model);
-"""
-
-
-def default_store_path() -> Path:
-    if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV])
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("fmeval")) / "runs.sqlite"
+runs_table = Table(
+    "runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("created_at", String(40), nullable=False),
+    Column("evaluation", String(200), nullable=False),
+    Column("dataset", String(500), nullable=False),
+    Column("dataset_sha256", Text),
+    Column("model", String(500), nullable=False),
+    Column("runner_identity", Text, nullable=False),
+    Column("config_hash", String(32), nullable=False),
+    Column("scores", Text, nullable=False),
+    Column("num_records", Integer, nullable=False),
+    Column("num_errors", Integer, nullable=False),
+    Column("fmeval_version", String(40)),
+    Column("git_commit", String(64)),
+    Column("output_dir", Text, nullable=False),
+    Index("runs_by_evaluation", "evaluation", "dataset"),
+    Index("runs_by_model", "model"),
+    Index("runs_by_created_at", "created_at"),
+)
 
 
 def model_label(identity: dict[str, Any]) -> str:
@@ -111,20 +107,20 @@ class StoredRun:
 
 
 class RunStore:
-    """Index, list, show and delete runs. Safe with several processes writing at once."""
+    """Index, list, show and delete runs. Safe with several processes writing at once.
+    `store`: a Database, a SQLite file, a database URL, or None for the default store."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
-        self.path = Path(path) if path is not None else default_store_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(f"cannot open the run store {self.path}: {exc}") from exc
+    def __init__(self, store: Database | str | os.PathLike[str] | None = None):
+        self.database = store if isinstance(store, Database) else Database(store)
+        self._owned = not isinstance(store, Database)
+
+    @property
+    def path(self) -> str:
+        return str(self.database)
 
     def close(self) -> None:
-        self._connection.close()
+        if self._owned:
+            self.database.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -134,39 +130,52 @@ class RunStore:
 
     def index(self, summary: EvalOutput, *, run_id: str) -> None:
         sha256 = summary.dataset.get("sha256") or []
-        row = (
-            run_id, summary.created_at, summary.eval_name, summary.dataset_name,
-            ",".join(sha256) if sha256 else None, model_label(summary.model), json.dumps(summary.model),
-            config_hash(summary), json.dumps([vars(s) for s in summary.dataset_scores]), summary.num_records,
-            summary.num_errors, summary.fmeval_version, git_commit(), str(Path(summary.output_path or ".").resolve()),
-        )
-        self._connection.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(row))})", row)
+        row = {
+            "run_id": run_id, "created_at": summary.created_at, "evaluation": summary.eval_name,
+            "dataset": summary.dataset_name, "dataset_sha256": ",".join(sha256) if sha256 else None,
+            "model": model_label(summary.model), "runner_identity": json.dumps(summary.model),
+            "config_hash": config_hash(summary), "scores": json.dumps([vars(s) for s in summary.dataset_scores]),
+            "num_records": summary.num_records, "num_errors": summary.num_errors,
+            "fmeval_version": summary.fmeval_version, "git_commit": git_commit(),
+            "output_dir": str(Path(summary.output_path or ".").resolve()),
+        }
+        dialect = postgresql if self.database.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(runs_table).values(**row)
+        statement = statement.on_conflict_do_update(index_elements=["run_id"],
+                                                    set_={k: v for k, v in row.items() if k != "run_id"})
+        with self.database.transaction() as connection:
+            connection.execute(statement)
 
     def list(self, *, model: str | None = None, evaluation: str | None = None, dataset: str | None = None) -> list[StoredRun]:
-        clauses, values = [], []
-        for column, value in (("model", model), ("evaluation", evaluation), ("dataset", dataset)):
+        query = select(runs_table).order_by(runs_table.c.created_at.desc(), runs_table.c.run_id)
+        for column, value in ((runs_table.c.model, model), (runs_table.c.evaluation, evaluation),
+                              (runs_table.c.dataset, dataset)):
             if value:
-                clauses.append(f"{column} LIKE ?")
-                values.append(f"%{value}%")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._connection.execute(f"SELECT * FROM runs {where} ORDER BY created_at DESC, run_id", values)
-        return [self._row(row) for row in rows]
+                query = query.where(column.contains(value, autoescape=True))
+        with self.database.reading() as connection:
+            return [self._row(row) for row in connection.execute(query)]
 
     def get(self, run_id: str) -> StoredRun:
-        rows = list(self._connection.execute("SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ?", (run_id, f"{run_id}%")))
-        if len(rows) != 1:
-            problem = "no run" if not rows else f"{len(rows)} runs"
-            raise UserError(f"{problem} with id {run_id!r} in the run store {self.path}; see `fmeval runs list`")
-        return self._row(rows[0])
+        """The run with this id, or the only one whose id starts with it."""
+        query = select(runs_table).where(or_(runs_table.c.run_id == run_id,
+                                             runs_table.c.run_id.startswith(run_id, autoescape=True)))
+        with self.database.reading() as connection:
+            rows = list(connection.execute(query))
+        exact = [row for row in rows if row.run_id == run_id]
+        if len(exact) == 1 or len(rows) == 1:
+            return self._row((exact or rows)[0])
+        problem = "no run" if not rows else f"{len(rows)} runs"
+        raise UserError(f"{problem} with id {run_id!r} in the run store {self.path}; see `fmeval runs list`")
 
     def delete(self, run_id: str) -> StoredRun:
         run = self.get(run_id)
-        self._connection.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+        with self.database.transaction() as connection:
+            connection.execute(delete(runs_table).where(runs_table.c.run_id == run.run_id))
         return run
 
     @staticmethod
-    def _row(row: tuple[Any, ...]) -> StoredRun:
-        values = list(row)
-        values[6] = json.loads(values[6])
-        values[8] = json.loads(values[8])
-        return StoredRun(*values)
+    def _row(row: Any) -> StoredRun:
+        values = dict(row._mapping)
+        values["runner_identity"] = json.loads(values["runner_identity"])
+        values["scores"] = json.loads(values["scores"])
+        return StoredRun(**values)

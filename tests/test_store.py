@@ -1,0 +1,113 @@
+"""fmeval's store on embedded SQLite and on PostgreSQL: migrations, concurrency, the run index."""
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from fmeval import evaluate
+from fmeval.cli import main
+from fmeval.model_runners.function import FunctionRunner
+from fmeval.runs.store import RunStore
+from fmeval.store import Database
+from fmeval.store.database import VERSION_TABLE, _heads
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
+    with Database(store_url) as db:
+        with db.reading() as connection:
+            assert inspect(connection).has_table("runs")
+            applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+    assert applied == _heads() and "runs_0001" in applied
+
+
+def _open(url, barrier):
+    barrier.wait()  # all processes open the new store at the same moment
+    Database(url).close()
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(store_url):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_open, args=(store_url, barrier)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    with Database(store_url) as db, db.reading() as connection:
+        assert connection.execute(text(f"SELECT count(*) FROM {VERSION_TABLE}")).scalar() == len(_heads())
+
+
+def test_an_up_to_date_store_opens_without_loading_alembic(tmp_path):
+    url = str(tmp_path / "s.sqlite")
+    Database(url).close()
+    probe = "import sys; from fmeval.store import Database; Database(sys.argv[1]).close(); print('alembic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.stdout.strip() == "False"
+
+
+def _run(tmp_path, name, store):
+    data = tmp_path / f"{name}.jsonl"
+    data.write_text("".join(json.dumps({"model_input": f"q{i}", "target_output": "Q"}) + "\n" for i in range(3)))
+    return evaluate(evaluation="factual_knowledge", dataset=data, model=FunctionRunner(str.upper), store=store,
+                    output=tmp_path / name, progress=False)
+
+
+def test_the_run_index_on_each_backend(store_url, tmp_path, capsys):
+    summary = _run(tmp_path, "a", store_url)
+    other = _run(tmp_path, "b", store_url)
+    with RunStore(store_url) as store:
+        assert [run.run_id for run in store.list()] in ([other.run_id, summary.run_id], [summary.run_id, other.run_id])
+        stored = store.get(summary.run_id)
+        assert stored.num_records == 3 and stored.scores[0]["value"] == 1.0 and stored.status == "ok"
+        assert store.list(evaluation="factual", dataset="b")[0].run_id == other.run_id
+        assert store.list(model="100%_no_such") == []  # LIKE wildcards in a filter are literal
+        store.index(summary, run_id=summary.run_id)  # indexing again replaces, never duplicates
+        assert len(store.list()) == 2
+    assert main(["runs", "--store-url", store_url, "show", summary.run_id]) == 0
+    assert json.loads(capsys.readouterr().out)["output_dir"] == str((tmp_path / "a").resolve())
+    assert main(["report", summary.run_id, "--store-url", store_url, "-o", str(tmp_path / "r.md")]) == 0
+    assert main(["runs", "--store-url", store_url, "delete", summary.run_id]) == 0
+    assert main(["runs", "--store-url", store_url, "show", summary.run_id]) == 2
+
+
+def _index_many(url, worker, directory):
+    from fmeval.runs.summary import EvalOutput
+    from fmeval.scores import EvalScore
+
+    with RunStore(url) as store:
+        for i in range(40):
+            summary = EvalOutput(eval_name="e", dataset_name="d", dataset_scores=[EvalScore("m", 0.5)],
+                                 output_path=directory, created_at="2026-01-01T00:00:00")
+            store.index(summary, run_id=f"{worker}-{i}")
+
+
+def test_concurrent_writers_lose_nothing(store_url, tmp_path):
+    RunStore(store_url).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_index_many, args=(store_url, w, str(tmp_path))) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    with RunStore(store_url) as store:
+        assert len(store.list()) == 120
+
+
+def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path, capsys):
+    assert main(["runs", "--store-url", "postgresql://fmeval:s3cret@127.0.0.1:1/nowhere", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the store postgresql+psycopg://fmeval:***@127.0.0.1:1/nowhere" in err and "s3cret" not in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["runs", "--store-url", str(blocker / "store.sqlite"), "list"]) == 2
+    assert "cannot open the store" in capsys.readouterr().err

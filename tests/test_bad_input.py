@@ -1,7 +1,6 @@
 """Bad input gets exit 2 and one line naming the file, line, field or value; never a traceback.
 Silent wrong answers are made loud. Each case was found by trying fmeval as a new user would."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

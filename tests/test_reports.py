@@ -1,6 +1,5 @@
 """Run store, comparison and gates, and reports (JSON, Markdown, HTML), checked against known truths."""
 import json
-import multiprocessing
 import shutil
 
 import numpy as np

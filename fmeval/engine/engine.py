@@ -214,15 +214,7 @@ class Engine:
             if not missing:
                 continue
 
-            save: Save | None = None
-            if store is not None:
-                def save(answers: list[tuple[int, ModelOutput]], _keys=[keys[s] for s in missing]) -> None:
-                    store.put_many(
-                        (_keys[i], {"output": a.output, "log_probability": a.log_probability, "num_tokens": a.num_tokens})
-                        for i, a in answers
-                        if a.error is None and _keys[i] is not None  # errors are never saved
-                    )
-
+            save = _saver(store, [keys[slot] for slot in missing]) if store is not None else None
             for answers in self._send(runner, kind, [requests[s].text for s in missing], save):  # type: ignore[arg-type]
                 finished = settle(slots, [(missing[i], answer) for i, answer in answers])
                 if finished:
@@ -344,6 +336,19 @@ class Engine:
             self.stats.retries += 1
             time.sleep(self._retry.delay(attempt, None, self._rng))
             attempt += 1
+
+
+def _saver(store: ResponseCache, keys: list[str | None]) -> Save:
+    """Saves answers (by their index into `keys`) in the store; errors and uncached requests are not saved."""
+
+    def save(answers: list[tuple[int, ModelOutput]]) -> None:
+        store.put_many(
+            (keys[i], {"output": a.output, "log_probability": a.log_probability, "num_tokens": a.num_tokens})
+            for i, a in answers
+            if a.error is None and keys[i] is not None
+        )
+
+    return save
 
 
 async def _make_limits(maximum: int, options: EngineOptions) -> tuple[AdaptiveLimiter, RateLimiter | None]:

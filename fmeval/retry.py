@@ -61,25 +61,54 @@ class AdaptiveLimiter:
             await self._condition.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1
 
+    async def acquire_up_to(self, count: int) -> int:
+        """Wait for one slot, then take up to `count` that are free at once: how many were taken."""
+        async with self._condition:
+            await self._condition.wait_for(lambda: self.in_flight < self.limit)
+            taken = min(count, self.limit - self.in_flight)
+            self.in_flight += taken
+            return taken
+
+    async def abandon(self, count: int = 1) -> None:
+        """Free slots without an outcome: their sender died, or it gives back slots it held unused."""
+        async with self._condition:
+            self.in_flight -= count
+            self._wake()
+
     async def release(self, *, throttled: bool) -> None:
         async with self._condition:
             self.in_flight -= 1
-            self._completions_since_cut += 1
-            if throttled:
-                # One cut per window: the requests already in flight saw the same overload.
-                if self._completions_since_cut >= self.limit:
-                    self.limit = max(1, self.limit // 2)
-                    self.lowest_limit = min(self.lowest_limit, self.limit)
-                    self._completions_since_cut = 0
+            self._record(throttled=throttled)
+            self._wake()
+
+    async def record(self, *, successes: int = 0, throttled: int = 0) -> None:
+        """Outcomes of requests whose slots were kept for the next request (the limit still adapts)."""
+        async with self._condition:
+            for _ in range(throttled):
+                self._record(throttled=True)
+            for _ in range(successes):
+                self._record(throttled=False)
+            self._wake()
+
+    def _record(self, *, throttled: bool) -> None:
+        self._completions_since_cut += 1
+        if throttled:
+            # One cut per window: the requests already in flight saw the same overload.
+            if self._completions_since_cut >= self.limit:
+                self.limit = max(1, self.limit // 2)
+                self.lowest_limit = min(self.lowest_limit, self.limit)
+                self._completions_since_cut = 0
+            self._successes = 0
+        else:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.maximum:
+                self.limit += 1
                 self._successes = 0
-            else:
-                self._successes += 1
-                if self._successes >= self.limit and self.limit < self.maximum:
-                    self.limit += 1
-                    self._successes = 0
-            # Wake only as many waiters as there are free slots: with thousands of queued
-            # requests, waking all of them on every release costs O(n^2).
-            self._condition.notify(max(0, self.limit - self.in_flight))
+
+    def _wake(self) -> None:
+        # Wake only as many waiters as there are free slots: with thousands of queued
+        # requests, waking all of them on every release costs O(n^2).
+        self._condition.notify(max(0, self.limit - self.in_flight))
 
 
 class RateLimiter:

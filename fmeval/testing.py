@@ -8,14 +8,13 @@ a tiny local model), adds latency, injects faults, and counts the requests it re
 """
 from __future__ import annotations
 
-import http.server
+import asyncio
 import json
 import random
 import socket
 import threading
-import time
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 FAULTS = (
     "429",  # Too Many Requests, no Retry-After
@@ -29,6 +28,8 @@ FAULTS = (
     "400",  # Bad Request: not worth retrying
 )
 TRANSIENT_FAULTS = tuple(fault for fault in FAULTS if fault != "400")
+REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 def echo(prompt: str) -> str:
@@ -49,7 +50,7 @@ def word_log_probabilities(text: str) -> tuple[list[str], list[float | None], li
 
 
 class FakeOpenAIServer:
-    """Threaded HTTP/1.1 server on 127.0.0.1. Faults come from `script` (one name per request,
+    """HTTP/1.1 server on 127.0.0.1. Faults come from `script` (one name per request,
     "ok" for none, used in order) and then at `fault_rate` from `faults`, seeded."""
 
     def __init__(
@@ -85,12 +86,13 @@ class FakeOpenAIServer:
         """Requests answered with a complete, successful response."""
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: asyncio.Server | None = None
+        self._port: int | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        assert self._port is not None, "start the server first"
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def __enter__(self) -> FakeOpenAIServer:
         self.start()
@@ -100,30 +102,40 @@ class FakeOpenAIServer:
         self.stop()
 
     def start(self) -> None:
-        server = self
+        """Serve on an asyncio loop in a daemon thread: unlike a thread per connection, 64
+        requests that wake from their latency at once do not queue for the GIL one by one."""
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle's algorithm the second waits
-            # for the client's delayed ACK (about 40 ms on Linux) on every response.
-            disable_nagle_algorithm = True
+        async def listen() -> None:
+            # A deep backlog: a client opening many connections at once must not be reset.
+            self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
+            self._port = self._server.sockets[0].getsockname()[1]
+            started.set()
 
-            def log_message(self, *args: object) -> None:
-                pass
+        self._thread = threading.Thread(target=self._serve, args=(listen,), daemon=True)
+        self._thread.start()
+        started.wait()
 
-            def do_POST(self) -> None:
-                server._handle(self)
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _serve(self, listen: Callable[[], Awaitable[None]]) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(listen())
+        self._loop.run_forever()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._server is None:
+            return
+
+        async def shut_down() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shut_down(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._server = None
 
     def _next_fault(self) -> str:
         with self._lock:
@@ -134,49 +146,69 @@ class FakeOpenAIServer:
                 return self._rng.choice(self.faults)
             return "ok"
 
-    def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
-        with self._lock:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """HTTP/1.1 with keep-alive, one request after another on a connection."""
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            self._respond(handler)
+            while request_line := await reader.readline():
+                path = request_line.decode("latin-1").split(" ")[1]
+                headers = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                raw = await reader.readexactly(length) if length else b""
+                with self._lock:
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    keep_open = await self._respond(writer, path, headers, raw)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+                if not keep_open:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            writer.close()
 
-    def _respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = json.loads(handler.rfile.read(length) or b"{}")
+    async def _respond(self, writer: asyncio.StreamWriter, path: str, headers: dict[str, str], raw: bytes) -> bool:
+        """Answer one request; whether the connection stays open."""
+        body = json.loads(raw or b"{}")
+        authorization = headers.get("authorization")
         fault = self._next_fault()
         with self._lock:
-            self.by_path[handler.path] += 1
-            self.bodies.append((handler.path, body))
-            self.authorization_headers.append(handler.headers.get("Authorization"))
+            self.by_path[path] += 1
+            self.bodies.append((path, body))
+            self.authorization_headers.append(authorization)
             if fault != "ok":
                 self.injected[fault] += 1
         if self.latency_s:
-            time.sleep(self.latency_s)
+            await asyncio.sleep(self.latency_s)
         if fault == "drop":
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
-            return
+            writer.transport.abort()
+            return False
         if fault == "timeout":
-            time.sleep(self.timeout_delay_s)
+            await asyncio.sleep(self.timeout_delay_s)
         if fault in ("429", "429_retry_after", "500", "503", "400"):
             status = int(fault[:3])
             detail = {"error": {"message": f"injected {fault}", "type": "injected"}}
             if self.echo_authorization_in_errors:
-                detail["error"]["authorization"] = handler.headers.get("Authorization")
-            headers = {"Retry-After": "1"} if fault == "429_retry_after" else {}
-            return self._send(handler, status, json.dumps(detail).encode(), headers)
+                detail["error"]["authorization"] = authorization
+            extra = {"Retry-After": "1"} if fault == "429_retry_after" else {}
+            return await self._send(writer, status, json.dumps(detail).encode(), extra)
         if fault == "malformed_json":
-            echoed = f" {handler.headers.get('Authorization')}" if self.echo_authorization_in_errors else ""
-            return self._send(handler, 200, f'{{"choices": [{{"message": {echoed}'.encode())
+            echoed = f" {authorization}" if self.echo_authorization_in_errors else ""
+            return await self._send(writer, 200, f'{{"choices": [{{"message": {echoed}'.encode())
         if fault == "missing_fields":
-            return self._send(handler, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
-        if self._send(handler, 200, json.dumps(self._answer(handler.path, body)).encode()):
+            return await self._send(writer, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
+        answer = self._answer(path, body) if self.responder is echo else await asyncio.to_thread(self._answer, path, body)
+        if await self._send(writer, 200, json.dumps(answer).encode()):
             with self._lock:
                 self.answered += 1
+            return True
+        return False
 
     def _answer(self, path: str, body: dict) -> dict:
         if path.endswith("/chat/completions"):
@@ -201,17 +233,13 @@ class FakeOpenAIServer:
         return {"id": "cmpl-fake", "object": "text_completion", "model": body.get("model"), "choices": [choice]}
 
     @staticmethod
-    def _send(handler: http.server.BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict | None = None) -> bool:
+    async def _send(writer: asyncio.StreamWriter, status: int, payload: bytes, headers: dict | None = None) -> bool:
         """Whether the response went out whole."""
+        lines = [f"HTTP/1.1 {status} {REASONS[status]}", "Content-Type: application/json",
+                 f"Content-Length: {len(payload)}", *(f"{name}: {value}" for name, value in (headers or {}).items())]
         try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-            handler.wfile.flush()
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+            await writer.drain()
             return True
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:
             return False  # the client gave up (e.g. after its timeout, or it was killed)

@@ -25,16 +25,15 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from fmeval.batching import length_sorted_batches
 from fmeval.engine.cache import ResponseCache
+from fmeval.engine.calls import answer, batches, call_in_batch
 from fmeval.errors import UserError
 from fmeval.model_runners.base import ModelOutput, ModelRunner, RequestKind
-from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryableError, RetryPolicy, run_with_retries
-from fmeval.secrets import redact
+from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy, run_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +74,20 @@ Completed = list[tuple[int, list[ModelOutput]]]
 Save = Callable[[list[tuple[int, ModelOutput]]], None]
 
 
-def _error_text(exc: BaseException) -> str:
-    return redact(f"{type(exc).__name__}: {exc}")
+class Backend(Protocol):
+    """Where model calls run when not in this process (e.g. `fmeval.engine.ray_backend.RayBackend`).
+    The engine keeps the cache and hands the backend only what must be asked."""
 
+    def send(self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None,
+             stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Answers to `texts` by index, in batches as they arrive, each saved before it is yielded."""
+        ...
 
-def _failed(exc: BaseException) -> ModelOutput:
-    return ModelOutput(output=None, error=_error_text(exc), retryable=isinstance(exc, RetryableError))
+    def report(self) -> dict[str, Any]:
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 class _LoopThread:
@@ -110,7 +117,8 @@ class Engine:
     carries its model output). Use it as a context manager, or call `close()`.
 
     `store` keeps every answer as it arrives: the shared response cache (for runners whose
-    answers may be shared), or a run's own journal.
+    answers may be shared), or a run's own journal. `backend` sends what the store cannot answer
+    elsewhere (e.g. to Ray workers); its owner closes it.
     """
 
     def __init__(
@@ -120,8 +128,10 @@ class Engine:
         options: EngineOptions | None = None,
         store: ResponseCache | None = None,
         seed: int = 0,
+        backend: Backend | None = None,
     ):
         self.runner = runner
+        self.backend = backend
         self.options = options or EngineOptions()
         self.store = store
         self._retry = RetryPolicy(max_retries=self.options.max_retries, base_delay_s=self.options.retry_base_delay_s)
@@ -159,6 +169,8 @@ class Engine:
         if self._limiter is not None:
             report["max_concurrency"] = self._limiter.maximum
             report["lowest_concurrency"] = self._limiter.lowest_limit
+        if self.backend is not None:
+            report.update(self.backend.report())
         return report
 
     def _require_runner(self, kind: RequestKind) -> ModelRunner:
@@ -180,9 +192,9 @@ class Engine:
 
         def settle(slots: list[tuple[int, int]], answers: list[tuple[int, ModelOutput]]) -> Completed:
             finished = []
-            for slot, answer in answers:
+            for slot, reply in answers:
                 group, position = slots[slot]
-                results[group][position] = answer
+                results[group][position] = reply
                 remaining[group] -= 1
                 if remaining[group] == 0:
                     finished.append((group, results[group]))
@@ -241,11 +253,12 @@ class Engine:
     ) -> Iterator[list[tuple[int, ModelOutput]]]:
         """Answers to `texts` by index, in batches as they arrive; each batch is saved before it is yielded."""
         single = getattr(runner, "agenerate" if kind == "generate" else "alog_probability", None)
-        stream = (
-            self._send_concurrently(runner, single, texts, save)
-            if single is not None
-            else self._send_in_batches(runner, kind, texts, save)
-        )
+        if self.backend is not None:
+            stream = self.backend.send(runner, kind, texts, save, self.stats)
+        elif single is not None:
+            stream = self._send_concurrently(runner, single, texts, save)
+        else:
+            stream = self._send_in_batches(runner, kind, texts, save)
         started = time.perf_counter()
         for answers in stream:
             self.model_seconds += time.perf_counter() - started
@@ -264,10 +277,10 @@ class Engine:
         arrived: queue.SimpleQueue[tuple[int, ModelOutput]] = queue.SimpleQueue()
 
         async def on_result(index: int, outcome: Any) -> None:
-            answer = _failed(outcome) if isinstance(outcome, BaseException) else outcome
-            if save is not None and answer.error is None:
-                await asyncio.to_thread(save, [(index, answer)])
-            arrived.put((index, answer))
+            result = answer(outcome)
+            if save is not None and result.error is None:
+                await asyncio.to_thread(save, [(index, result)])
+            arrived.put((index, result))
 
         extra_tokens = getattr(runner, "max_new_tokens", 0) or 0
         future = asyncio.run_coroutine_threadsafe(
@@ -307,35 +320,14 @@ class Engine:
     def _send_in_batches(
         self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None
     ) -> Iterator[list[tuple[int, ModelOutput]]]:
-        # Sort by the runner's own measure of length (tokens) when it has one: less padding.
-        measure = getattr(runner, "prompt_lengths" if kind == "generate" else "text_lengths", None)
-        lengths = measure(texts) if measure is not None else [len(text) for text in texts]
-        for batch in length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__):
-            answers = list(zip(batch, self._batch_with_retries(runner, kind, [texts[i] for i in batch])))
+        for batch in batches(runner, kind, texts):
+            outputs = call_in_batch(runner, kind, [texts[i] for i in batch], retry=self._retry, stats=self.stats,
+                                    rng=self._rng)
+            answers = list(zip(batch, outputs))
             if save is not None:
                 save(answers)
             yield answers
 
-    def _batch_with_retries(self, runner: ModelRunner, kind: RequestKind, items: list[str]) -> list[ModelOutput]:
-        attempt = 0
-        while True:
-            self.stats.requests += 1
-            try:
-                outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
-                if len(outputs) != len(items):
-                    raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
-                return outputs
-            except UserError:
-                raise  # a usage error (e.g. no log-probabilities): retrying cannot fix it
-            except Exception as exc:
-                if attempt == self._retry.max_retries:
-                    self.stats.failed += 1
-                    logger.warning("model call failed for %d inputs after %d attempts: %s", len(items), attempt + 1,
-                                   _error_text(exc))
-                    return [_failed(exc)] * len(items)
-            self.stats.retries += 1
-            time.sleep(self._retry.delay(attempt, None, self._rng))
-            attempt += 1
 
 
 def _saver(store: ResponseCache, keys: list[str | None]) -> Save:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, ModelRunner
@@ -34,12 +34,15 @@ HOSTED = {
 }
 
 
-def load_runner(spec: str, *, default_seed: int | None = None, **options: Any) -> ModelRunner:
+def load_runner(spec: str, *, defaults: Mapping[str, Any] | None = None, **options: Any) -> ModelRunner:
     """Build the runner a model spec names; `options` go to its constructor (e.g. `max_new_tokens`).
-    `default_seed` seeds runners that sample, unless `options` hold a seed of their own."""
+    `defaults` (e.g. the run's seed, the engine's concurrency) go to runners that take them,
+    unless `options` say otherwise."""
     factory, arguments = _factory(spec, options)
-    if default_seed is not None and "seed" in inspect.signature(factory).parameters:
-        options.setdefault("seed", default_seed)
+    accepted = inspect.signature(factory).parameters
+    for name, value in (defaults or {}).items():
+        if name in accepted and value is not None:
+            options.setdefault(name, value)
     try:
         return factory(*arguments, **options)
     except TypeError as exc:

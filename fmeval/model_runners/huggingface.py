@@ -1,6 +1,7 @@
 """Local Hugging Face causal language models: batched generation and log-probabilities."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -8,7 +9,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
@@ -146,35 +147,53 @@ class HuggingFaceRunner:
         self._load()
 
     def _load(self) -> None:
+        """Tokenizer and weights."""
+        self._load_tokenizer()
         with self._load_lock:
             if self._model is not None:
                 return
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             dtype = self.dtype
             if dtype == "auto":
                 dtype = "bfloat16" if device.startswith("cuda") else "float32"
-            try:
-                source: str | Path = self.model_name
+            with self._loading():
+                model = AutoModelForCausalLM.from_pretrained(self._source, dtype=getattr(torch, dtype))
+            model.to(device).eval()
+            self._device = device
+            self._model = model
+
+    def _load_tokenizer(self) -> None:
+        """The tokenizer and the context length, without the weights: enough to measure prompts
+        (a Ray driver batches them as a local run would, while its workers hold the weights)."""
+        with self._load_lock:
+            if self._tokenizer is not None:
+                return
+            from transformers import AutoConfig, AutoTokenizer
+
+            with self._loading():
+                self._source = self.model_name
                 if self.gguf_file is not None:
-                    source = _convert_gguf(Path(self.model_name), self.gguf_file)
-                tokenizer = AutoTokenizer.from_pretrained(source)
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-            except Exception as exc:  # missing, corrupt or truncated files all end here: one message
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise UserError(ERR_LOAD.format(model=self.model_name, reason=f"{type(exc).__name__}: {reason}")) from exc
+                    self._source = _convert_gguf(Path(self.model_name), self.gguf_file)
+                tokenizer = AutoTokenizer.from_pretrained(self._source)
+                config = AutoConfig.from_pretrained(self._source)
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            model.to(device).eval()
-            self._context = _context_length(model, tokenizer)
+            self._context = _context_length(config, tokenizer)
             if self._context is not None and self._context <= self.max_new_tokens:
                 raise UserError(f"max_new_tokens {self.max_new_tokens} leaves no room for a prompt in the model's "
                                 f"context of {self._context} tokens")
-            self._device = device
             self._tokenizer = tokenizer
-            self._model = model
+
+    @contextlib.contextmanager
+    def _loading(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # missing, corrupt or truncated files all end here: one message
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(ERR_LOAD.format(model=self.model_name, reason=f"{type(exc).__name__}: {reason}")) from exc
 
     def _format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -189,7 +208,7 @@ class HuggingFaceRunner:
 
     # -- generation ----------------------------------------------------------------------
     def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
-        self._load()
+        self._load_tokenizer()
         # A chat template already holds the special tokens the model expects.
         return self._encode([self._format(p) for p in prompts], add_special_tokens=not self.chat_template)
 
@@ -200,6 +219,7 @@ class HuggingFaceRunner:
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         import torch
 
+        self._load()
         token_ids = self._encode_prompts(prompts)
         outputs: list[ModelOutput | None] = [None] * len(prompts)
         if self._context is not None:
@@ -246,7 +266,7 @@ class HuggingFaceRunner:
     # -- scoring -------------------------------------------------------------------------
     def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of whole texts to score, a BOS token first when the tokenizer has one."""
-        self._load()
+        self._load_tokenizer()
         bos = self._tokenizer.bos_token_id
         encoded = self._encode(texts, add_special_tokens=True)
         return [ids if bos is None or (ids and ids[0] == bos) else [bos, *ids] for ids in encoded]
@@ -262,6 +282,7 @@ class HuggingFaceRunner:
         """
         import torch
 
+        self._load()
         token_ids = self._encode_texts(texts)
         results: list[ModelOutput | None] = [None] * len(texts)
         if self._context is not None:
@@ -286,9 +307,9 @@ class HuggingFaceRunner:
         return results  # type: ignore[return-value]
 
 
-def _context_length(model: Any, tokenizer: Any) -> int | None:
+def _context_length(config: Any, tokenizer: Any) -> int | None:
     """The most tokens the model attends to: its position embeddings, or the tokenizer's limit."""
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
     limits = [int(limit) for limit in limits if isinstance(limit, int) and 0 < limit < 10_000_000]
     return min(limits) if limits else None
 

@@ -210,6 +210,12 @@ class RunConfig(BaseModel):
     """Response cache location (default: the user cache directory)."""
     max_error_rate: float | None = Field(default=None, ge=0, le=1, strict=True)
     """Exit 1 when more than this fraction of records ended with a model error."""
+    backend: Literal["local", "ray"] = "local"
+    """Where model calls run: this process (local), or Ray workers (ray) while this process writes the run."""
+    ray_address: str | None = None
+    """The Ray cluster to join: auto, or ray://host:port (default: start a local Ray instance)."""
+    ray_workers: StrictInt | None = Field(default=None, ge=1)
+    """Ray workers (default: one per GPU, else one per two CPUs, for local models; 4 for hosted ones)."""
     store: StrictBool | str = Field(default=True, json_schema_extra=YAML_ONLY)
     """Index the finished run in the run store: True (the default store), a SQLite file or database URL, or False."""
     progress: StrictBool = Field(default=True, json_schema_extra=YAML_ONLY)

@@ -27,6 +27,7 @@ from fmeval.datasets.registry import resolve_dataset
 from fmeval.datasets.sources import sha256_of
 from fmeval.engine import Engine
 from fmeval.engine.cache import ResponseCache
+from fmeval.engine.engine import Backend
 from fmeval.errors import RunInterrupted, UserError
 from fmeval.model_runners import ModelRunner, load_runner
 from fmeval.prompt import PromptTemplate
@@ -53,16 +54,20 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     config = build_config(config, options)
     started = time.perf_counter()
     plan = plan_run(config)
-    with _shared_cache(config, plan.runner) as shared_cache, plan.directory.writing(
-        plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
-    ) as run:
-        try:
-            summary = _execute(plan, run, shared_cache, started)
-        except KeyboardInterrupt:
-            raise RunInterrupted(
-                f"interrupted: {len(run.done) + run.written} records are saved in {plan.directory.path}; "
-                f"run the same command again to resume"
-            ) from None
+    try:
+        with _shared_cache(config, plan.runner) as shared_cache, plan.directory.writing(
+            plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
+        ) as run:
+            try:
+                summary = _execute(plan, run, shared_cache, started)
+            except KeyboardInterrupt:
+                raise RunInterrupted(
+                    f"interrupted: {len(run.done) + run.written} records are saved in {plan.directory.path}; "
+                    f"run the same command again to resume"
+                ) from None
+    finally:
+        if plan.backend is not None:
+            plan.backend.close()
     if config.store:
         _index(summary, None if config.store is True else config.store)
     return summary
@@ -82,6 +87,7 @@ class RunPlan:
     stats: LoadStats = field(default_factory=LoadStats)
     sampled: list[Record] | None = None
     sha256: list[str] = field(default_factory=list)
+    backend: Backend | None = None
     load_seconds: float = 0.0
 
     def records(self) -> Iterable[Record]:
@@ -150,16 +156,38 @@ def plan_run(config: RunConfig) -> RunPlan:
 
     needs_model = not has_outputs or algorithm.needs_model_with_outputs
     if isinstance(config.model, str) and needs_model:
-        plan.runner = load_runner(config.model, default_seed=config.seed, **config.model_options.runner_options())
+        plan.runner = load_runner(config.model, defaults=runner_defaults(config), **config.model_options.runner_options())
     elif config.model is not None and not isinstance(config.model, str):
         plan.runner = config.model
     if needs_model and plan.runner is None:
         raise UserError("this dataset has no model_output field, so a model is needed")
-    if plan.runner is not None and hasattr(plan.runner, "load"):
-        plan.runner.load()
     directory.check_writable()
+    if config.backend == "ray" and plan.runner is not None:
+        plan.backend = _ray_backend(config, plan.runner)  # the workers load the model: the driver need not
+    elif plan.runner is not None and hasattr(plan.runner, "load"):
+        plan.runner.load()
     plan.load_seconds = time.perf_counter() - started
     return plan
+
+
+def runner_defaults(config: RunConfig) -> dict[str, Any]:
+    """What a run gives every runner that takes it: its seed (for sampling) and the engine's
+    concurrency (hosted runners size their connection pools from it)."""
+    return {"seed": config.seed, "max_concurrency": config.engine_options.max_concurrency}
+
+
+def _ray_backend(config: RunConfig, runner: ModelRunner) -> Backend:
+    if not isinstance(config.model, str):
+        raise UserError("the Ray backend rebuilds the model on each worker from its spec: give the model as a spec "
+                        "(e.g. 'hf:DIR', 'openai:MODEL', 'function:module:callable'), not as an object")
+    try:
+        from fmeval.engine.ray_backend import RayBackend
+    except ImportError as exc:
+        raise UserError(f"the Ray backend needs Ray: pip install 'fmeval[ray]' ({exc})") from exc
+    return RayBackend(spec=config.model, runner=runner, runner_options=config.model_options.runner_options(),
+                      runner_defaults=runner_defaults(config),
+                      options=config.engine_options, seed=config.seed, address=config.ray_address,
+                      workers=config.ray_workers)
 
 
 @contextlib.contextmanager
@@ -186,8 +214,8 @@ def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, 
     journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and plan.runner else None
     chunk_size = config.chunk_size or _auto_chunk_size(plan.runner)
     try:
-        with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal,
-                    seed=config.seed) as engine, _progress(config.progress, plan) as advance:
+        with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal, seed=config.seed,
+                    backend=plan.backend) as engine, _progress(config.progress, plan) as advance:
             advance(len(run.done))
             for chunk in _chunks((r for r in plan.records() if r.record_id not in run.done), chunk_size):
                 for record in chunk:

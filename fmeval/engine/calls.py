@@ -1,0 +1,60 @@
+"""Model calls without the engine around them: one batch call with retries, the batches a runner
+gets, and failures turned into answers. Ray workers use these too, so this module stays light
+(no pydantic, no engine)."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from fmeval.batching import length_sorted_batches
+from fmeval.errors import UserError
+from fmeval.model_runners.base import ModelOutput, ModelRunner, RequestKind
+from fmeval.retry import RequestStats, RetryableError, RetryPolicy
+from fmeval.secrets import redact
+
+logger = logging.getLogger(__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def answer(outcome: ModelOutput | BaseException) -> ModelOutput:
+    """A request's final outcome as an answer: a failure becomes an error, marked retryable or not."""
+    if isinstance(outcome, BaseException):
+        return ModelOutput(output=None, error=error_text(outcome), retryable=isinstance(outcome, RetryableError))
+    return outcome
+
+
+def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list[str], *, retry: RetryPolicy,
+                  stats: RequestStats, rng: random.Random) -> list[ModelOutput]:
+    """One batch call (`predict` or `log_probability`), retried with backoff; when it keeps
+    failing, every item gets the error."""
+    attempt = 0
+    while True:
+        stats.requests += 1
+        try:
+            outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
+            if len(outputs) != len(items):
+                raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
+            return outputs
+        except UserError:
+            raise  # a usage error (e.g. no log-probabilities): retrying cannot fix it
+        except Exception as exc:
+            if attempt == retry.max_retries:
+                stats.failed += 1
+                logger.warning("model call failed for %d inputs after %d attempts: %s", len(items), attempt + 1,
+                               error_text(exc))
+                return [answer(exc)] * len(items)
+        stats.retries += 1
+        time.sleep(retry.delay(attempt, None, rng))
+        attempt += 1
+
+
+def batches(runner: ModelRunner, kind: RequestKind, texts: list[str]) -> list[list[int]]:
+    """Indices of `texts` in batches of the runner's size, sorted by the runner's own measure of
+    length (tokens) when it has one: less padding."""
+    measure = getattr(runner, "prompt_lengths" if kind == "generate" else "text_lengths", None)
+    lengths = measure(texts) if measure is not None else [len(text) for text in texts]
+    return length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__)

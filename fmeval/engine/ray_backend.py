@@ -1,0 +1,383 @@
+"""The engine's model calls on Ray, for runs that outgrow one machine.
+
+The driver (the `fmeval run` process) stays the single writer of the run: it reads the dataset,
+answers from the response cache, and hands only the misses to Ray workers, in batches; it
+saves and writes each batch's answers as they come back. Resume, the lock, the cache and
+exactly-once records therefore work as they do locally.
+
+- Each worker rebuilds the runner from its spec and options, and reads credentials from its own
+  environment: no key travels through Ray's object store. Its errors are masked by its own
+  secrets registry before they leave it.
+- Local models: one worker per GPU (or per group of CPU cores), each batching as a local run
+  does. The driver makes the same length-sorted batches as a local run (it needs only the
+  tokenizer), so greedy outputs are identical to the local backend's.
+- Hosted models: the adaptive concurrency limit and the request and token rate limits live in
+  one limiter actor, so that N workers share the provider's quota instead of multiplying it.
+- A worker that dies mid-batch (killed, out of memory, its node lost) costs nothing but time:
+  its batches go to another worker, a replacement starts, and the summary counts both.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import random
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Iterator
+
+from fmeval.engine.calls import answer, batches, call_in_batch
+from fmeval.errors import UserError
+from fmeval.model_runners import load_runner
+from fmeval.model_runners.base import ModelOutput, ModelRunner, RequestKind
+from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy, run_with_retries
+
+if TYPE_CHECKING:  # workers import this module: they need neither pydantic nor the engine
+    from fmeval.engine.engine import EngineOptions, Save
+
+HOSTED_BATCH = 16
+"""Prompts per task for a hosted model: small, so that a lost worker costs little and answers
+are saved often; the limiter, not the batch, sets how many requests are in flight."""
+HOSTED_WORKERS = 4
+LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
+LEASE_MAX = 16  # slots one lease may take
+REPORT_EVERY = 16  # successes a worker reports in one call
+
+
+def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, Any]) -> ModelRunner:
+    """The run's runner, rebuilt as the driver built it (same options, same defaults)."""
+    runner = load_runner(spec, defaults=defaults, **options)
+    if hasattr(runner, "load"):
+        runner.load()
+    return runner
+
+
+class _BatchWorker:
+    """A local model on its share of a node: one batch at a time, retried as locally."""
+
+    def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], retry: RetryPolicy, seed: int,
+                 threads: int | None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.runner = _runner_in_worker(spec, options, defaults)
+        self.retry, self.rng = retry, random.Random(seed)
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, kind: RequestKind, texts: list[str]) -> tuple[list[ModelOutput], dict[str, int]]:
+        stats = RequestStats()
+        outputs = call_in_batch(self.runner, kind, texts, retry=self.retry, stats=stats, rng=self.rng)
+        return outputs, asdict(stats)
+
+
+class _RequestWorker:
+    """A hosted model: many requests in flight, under the limits of the one limiter actor."""
+
+    def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], limiter: Any, name: str,
+                 retry: RetryPolicy, seed: int, rate_limited: bool):
+        self.runner = _runner_in_worker(spec, options, defaults)
+        self.limiter = _LeasedSlots(limiter, name)
+        self.rate = _RemoteRate(limiter) if rate_limited else None
+        self.retry, self.seed = retry, seed
+
+    async def ready(self) -> int:
+        return os.getpid()
+
+    async def run(self, kind: RequestKind, texts: list[str]) -> tuple[list[ModelOutput], dict[str, int]]:
+        import functools
+
+        single = getattr(self.runner, "agenerate" if kind == "generate" else "alog_probability")
+        stats = RequestStats()
+        extra_tokens = getattr(self.runner, "max_new_tokens", 0) or 0
+        outcomes = await run_with_retries(
+            [functools.partial(single, text) for text in texts], limiter=self.limiter, retry=self.retry,
+            rate=self.rate, costs=[len(text) // 4 + extra_tokens for text in texts], stats=stats, seed=self.seed,
+        )
+        return [answer(outcome) for outcome in outcomes], asdict(stats)
+
+
+class _GlobalLimiter:
+    """The concurrency and rate limits of every worker of a run, in one place.
+
+    Workers lease slots and keep one while they have a request waiting for it, so that a busy
+    run costs about one call here per REPORT_EVERY requests rather than two per request. A
+    throttled request's slot comes back at once, so the adaptive limit still halves on
+    throttling; successes are reported in bulk, so it still grows. Slots are held in a worker's
+    name: a worker that dies gives its slots back (`drop`).
+    """
+
+    def __init__(self, maximum: int, requests_per_minute: float | None, tokens_per_minute: float | None):
+        self._settings = (maximum, requests_per_minute, tokens_per_minute)
+        self._limiter: AdaptiveLimiter | None = None
+        self._rate: RateLimiter | None = None
+        self._held: collections.Counter[str] = collections.Counter()
+        self._dropped: set[str] = set()
+
+    def _limits(self) -> tuple[AdaptiveLimiter, RateLimiter]:
+        if self._limiter is None:  # made inside the actor's event loop, which uses them
+            maximum, rpm, tpm = self._settings
+            self._limiter = AdaptiveLimiter(maximum)
+            self._rate = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm)
+        return self._limiter, self._rate  # type: ignore[return-value]
+
+    async def lease(self, holder: str, want: int) -> int:
+        """Wait for a free slot, then lease up to `want`: how many were leased."""
+        limiter = self._limits()[0]
+        taken = await limiter.acquire_up_to(want)
+        if holder in self._dropped:  # it died while waiting: the slots are free again at once
+            await limiter.abandon(taken)
+            return 0
+        self._held[holder] += taken
+        return taken
+
+    async def give_back(self, holder: str, count: int, successes: int, throttled: int) -> bool:
+        """Outcomes since the holder's last report, and `count` slots it no longer needs. Whether
+        more slots are leased than the limit allows now (after a cut): then the holder should
+        give slots back as its requests finish."""
+        limiter = self._limits()[0]
+        count = min(count, self._held[holder])
+        self._held[holder] -= count
+        await limiter.record(successes=successes, throttled=throttled)
+        if count:
+            await limiter.abandon(count)
+        return limiter.in_flight > limiter.limit
+
+    async def drop(self, holder: str) -> None:
+        """`holder` died: every slot it held is free again."""
+        self._dropped.add(holder)
+        count = self._held.pop(holder, 0)
+        if count:
+            await self._limits()[0].abandon(count)
+
+    async def rate_wait(self, tokens: int) -> None:
+        await self._limits()[1].wait(tokens)
+
+    async def state(self) -> dict[str, int]:
+        limiter = self._limits()[0]
+        return {"max_concurrency": limiter.maximum, "lowest_concurrency": limiter.lowest_limit}
+
+
+class _LeasedSlots:
+    """The limiter interface `run_with_retries` expects, over slots leased from `_GlobalLimiter`.
+
+    One lease request is out at a time, as a task of its own, asking for as many slots as
+    requests are waiting; a waiting request never blocks on it, so a slot freed here meanwhile
+    goes to it. Slots nobody here is waiting for go back at once.
+    """
+
+    def __init__(self, handle: Any, holder: str):
+        self._handle, self._holder = handle, holder
+        self._condition: asyncio.Condition | None = None
+        self._free = self._waiting = 0
+        self._lease: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._successes = self._throttled = 0
+        self._oversubscribed = False
+
+    def _cond(self) -> asyncio.Condition:
+        if self._condition is None:  # made inside the worker's event loop, which uses it
+            self._condition = asyncio.Condition()
+        return self._condition
+
+    async def acquire(self) -> None:
+        condition = self._cond()
+        async with condition:
+            self._waiting += 1
+            try:
+                while self._free == 0:
+                    if self._failure is not None:
+                        raise self._failure
+                    if self._lease is None:
+                        self._lease = asyncio.ensure_future(self._take_lease(min(LEASE_MAX, self._waiting)))
+                    await condition.wait()
+                self._free -= 1
+            finally:
+                self._waiting -= 1
+
+    async def _take_lease(self, want: int) -> None:
+        condition = self._cond()
+        try:
+            granted = await self._handle.lease.remote(self._holder, want)
+        except BaseException as exc:  # the limiter is gone: every waiter here must hear it
+            async with condition:
+                self._failure, self._lease = exc, None
+                condition.notify_all()
+            return
+        async with condition:
+            self._lease = None
+            self._free += granted
+            surplus = max(0, self._free - self._waiting)
+            self._free -= surplus
+            condition.notify_all()
+        if surplus:
+            self._oversubscribed = await self._handle.give_back.remote(self._holder, surplus, 0, 0)
+
+    async def release(self, *, throttled: bool) -> None:
+        condition = self._cond()
+        async with condition:
+            if throttled:
+                self._throttled += 1
+            else:
+                self._successes += 1
+            if not throttled and not self._oversubscribed and self._waiting > self._free:
+                self._free += 1  # a request here waits without a slot: this one goes straight to it
+                condition.notify(1)
+                if self._successes < REPORT_EVERY:
+                    return
+                returned = 0
+            else:
+                surplus = max(0, self._free - self._waiting)  # idle slots go back too
+                self._free -= surplus
+                returned = 1 + surplus
+            outcomes = (self._successes, self._throttled)
+            self._successes = self._throttled = 0
+        self._oversubscribed = await self._handle.give_back.remote(self._holder, returned, *outcomes)
+
+
+class _RemoteRate:
+    def __init__(self, handle: Any):
+        self._handle = handle
+
+    async def wait(self, tokens: int) -> None:
+        await self._handle.rate_wait.remote(tokens)
+
+
+class RayBackend:
+    """Sends an engine's model calls to Ray workers; see the module docstring.
+
+    `address`: None starts a local Ray instance (on loopback); "auto" or "ray://host:port"
+    joins a cluster. `workers`: how many; by default one per GPU, else one per two CPUs, for
+    local models, and 4 for hosted ones. The model loads on every worker here, so that a bad
+    model fails before the run starts.
+    """
+
+    def __init__(self, *, spec: str, runner: ModelRunner, runner_options: dict[str, Any],
+                 runner_defaults: dict[str, Any], options: EngineOptions, seed: int, address: str | None = None,
+                 workers: int | None = None):
+        import ray
+
+        self._ray = ray
+        if not ray.is_initialized():
+            settings: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                settings["_node_ip_address"] = "127.0.0.1"  # a local instance listens on loopback only
+            ray.init(**settings)
+        self.hosted = hasattr(runner, "agenerate")
+        self._spec, self._runner_options, self._seed = spec, dict(runner_options), seed
+        self._runner_defaults = dict(runner_defaults)
+        self._retry = RetryPolicy(max_retries=options.max_retries, base_delay_s=options.retry_base_delay_s)
+        self._limiter = None
+        if self.hosted:
+            maximum = options.max_concurrency or runner.capabilities.max_concurrency
+            self._limiter = ray.remote(_GlobalLimiter).options(
+                num_cpus=0, max_concurrency=LIMITER_CONCURRENCY).remote(
+                maximum, options.requests_per_minute, options.tokens_per_minute)
+            self._rate_limited = bool(options.requests_per_minute or options.tokens_per_minute)
+        self._count = workers or self._default_workers()
+        self.workers: list[Any] = []
+        self._names: dict[Any, str] = {}
+        self.failures = self.resubmitted = 0
+        self._started = 0
+        for _ in range(self._count):
+            self.workers.append(self._start_worker())
+        self._wait_ready(self.workers)
+
+    def _default_workers(self) -> int:
+        if self.hosted:
+            return HOSTED_WORKERS
+        resources = self._ray.cluster_resources()
+        return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)) // 2)
+
+    def _start_worker(self) -> Any:
+        name = f"fmeval-worker-{os.getpid()}-{self._started}"
+        self._started += 1
+        if self.hosted:
+            actor = self._ray.remote(_RequestWorker).options(name=name, num_cpus=0, max_concurrency=1000)
+            handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._limiter, name,
+                                  self._retry, self._seed, self._rate_limited)
+        else:
+            resources = self._ray.cluster_resources()
+            if resources.get("GPU", 0) >= 1:
+                actor, threads = self._ray.remote(_BatchWorker).options(name=name, num_gpus=1), None
+            else:
+                threads = max(1, int(resources.get("CPU", 1)) // self._count)
+                actor = self._ray.remote(_BatchWorker).options(name=name, num_cpus=threads)
+            handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._retry, self._seed,
+                                  threads)
+        self._names[handle] = name
+        return handle
+
+    def _wait_ready(self, workers: list[Any]) -> None:
+        try:
+            self._ray.get([worker.ready.remote() for worker in workers])
+        except self._ray.exceptions.RayError as exc:
+            self.close()
+            cause = getattr(exc, "cause", None) or getattr(getattr(exc, "error", None), "cause", None)
+            if isinstance(cause, UserError):
+                raise cause from None
+            raise UserError(f"the Ray workers could not start the model {self._spec!r}: {exc}") from exc
+
+    def send(self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None,
+             stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        ray = self._ray
+        if self.hosted:
+            groups = [list(range(start, min(start + HOSTED_BATCH, len(texts))))
+                      for start in range(0, len(texts), HOSTED_BATCH)]
+        else:
+            groups = batches(runner, kind, texts)  # the same batches as a local run
+        pending: dict[Any, tuple[list[int], Any]] = {}
+        turn = 0
+
+        def submit(group: list[int]) -> None:
+            nonlocal turn
+            worker = self.workers[turn % len(self.workers)]
+            turn += 1
+            pending[worker.run.remote(kind, [texts[i] for i in group])] = (group, worker)
+
+        for group in groups:
+            submit(group)
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            group, worker = pending.pop(done)
+            try:
+                outputs, counts = ray.get(done)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                self._replace(worker)
+                self.resubmitted += 1
+                submit(group)
+                continue
+            for name, value in counts.items():
+                setattr(stats, name, getattr(stats, name) + value)
+            answers = list(zip(group, outputs))
+            if save is not None:
+                save(answers)
+            yield answers
+
+    def _replace(self, dead: Any) -> None:
+        """A worker died: it leaves the pool once (its other batches fail too), gives its slots of
+        the global limit back, and a new one takes its place."""
+        if dead not in self.workers:
+            return
+        self.failures += 1
+        self.workers.remove(dead)
+        if self._limiter is not None:
+            self._ray.get(self._limiter.drop.remote(self._names.pop(dead)))
+        replacement = self._start_worker()
+        self._wait_ready([replacement])
+        self.workers.append(replacement)
+
+    def report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"backend": "ray", "workers": self._count, "worker_failures": self.failures,
+                                  "resubmitted_batches": self.resubmitted}
+        if self._limiter is not None:
+            report.update(self._ray.get(self._limiter.state.remote()))
+        return report
+
+    def close(self) -> None:
+        """Stop the workers and the limiter (Ray itself, which may be a shared cluster, stays up)."""
+        for actor in [*self.workers, self._limiter]:
+            if actor is not None:
+                self._ray.kill(actor)
+        self.workers, self._limiter = [], None

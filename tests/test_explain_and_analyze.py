@@ -114,7 +114,7 @@ def test_analyze_end_to_end_with_a_python_model(credit, tmp_path):
     predicted = model.predict_proba(frame[["income", "debt", "age", "years"]])[:, 1] > 0.5
     post = {m["name"]: m["value"] for m in result["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"]}
     assert post["DPPL"] == pytest.approx(predicted[~d].mean() - predicted[d].mean())
-    assert list(post) == ["DPPL", "DI", "AD", "RD"]
+    assert list(post) == ["AD", "DI", "DPPL", "RD"]  # Clarify's order
     shap_block = result["explanations"]["kernel_shap"]["label0"]
     assert set(shap_block["global_shap_values"]) == {"income", "debt", "age", "years"}
     local = pd.read_csv(tmp_path / "out" / "explanations_shap" / "out.csv")
@@ -129,24 +129,10 @@ def test_analyze_end_to_end_with_a_python_model(credit, tmp_path):
     assert page.count("<svg") >= 3 and "Content-Security-Policy" in page
 
 
-def test_predictions_from_a_column_need_no_model_and_reproduce_the_oracle(tmp_path):
-    frame = pd.DataFrame({"x": list("MFFMFMFFMMFF"), "y": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0],
-                          "yhat": [1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0]})
-    data = write_csv(frame, tmp_path / "d.csv")
-    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "predicted_label_name_or_index": "yhat", "facet": [{"name_or_index": "x"}],  # one-vs-all
-           "methods": {"post_training_bias": {"methods": ["DI", "AD", "TE"]}}}
-    result = analyze(cfg, data, tmp_path / "out")
-    by_value = {e["value_or_threshold"]: {m["name"]: m["value"] for m in e["metrics"]}
-                for e in result["post_training_bias_metrics"]["facets"]["x"]}
-    assert by_value["F"] == pytest.approx({"DI": 10 / 7, "AD": -13 / 35, "TE": -1 / 2})
-    assert by_value["M"] == pytest.approx({"DI": 7 / 10, "AD": 13 / 35, "TE": 1 / 2})
-
-
 def test_continuous_facet_threshold_and_overrides(tmp_path):
     frame = pd.DataFrame({"age": [22.0, 35.5, 41.0, 58.0, 63.5, 29.0], "y": [1, 1, 0, 0, 0, 1]})
     data = write_csv(frame, tmp_path / "d.csv")
-    cfg = {"label": "y", "facet": [{"name_or_index": "age", "value_or_threshold": 40}],
+    cfg = {"label": "y", "label_type": "categorical", "facet": [{"name_or_index": "age", "value_or_threshold": 40}],
            "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}}
     values = {m["name"]: m["value"] for m in analyze(cfg, data, tmp_path / "o")["pre_training_bias_metrics"]["facets"]["age"][0]["metrics"]}
     # d = age > 40: 3 rows, all negative; a: 3 rows, all positive
@@ -219,7 +205,8 @@ def test_http_endpoint_model_and_malformed_answers(credit, model_server, tmp_pat
     handler, url = model_server
     small = frame.head(30)
     data = write_csv(small, tmp_path / "d.csv", headers=False)
-    cfg = config(predictor={"url": url, "content_template": '{"features": $features}', "probability": "score"})
+    cfg = config(predictor={"url": url, "content_template": '{"features": $features}', "probability": "score"},
+                 label_type="categorical")
     cfg["methods"] = {"post_training_bias": {"methods": ["DPPL"]}}
     result = analyze(cfg, data, tmp_path / "out")
     d = (small.gender == "F").to_numpy()
@@ -247,3 +234,49 @@ def test_sagemaker_endpoint_model_through_stubber():
                               {"EndpointName": "credit-model", "Body": json.dumps({"features": [1.0, 2.0]}),
                                "ContentType": "application/json", "Accept": "application/json"})
         assert predict(np.array([[1.0, 2.0], [1.0, 2.0]])).tolist() == [0.2, 0.9]
+
+
+def test_analysis_config_and_data_errors_name_the_problem(credit, tmp_path, capsys):
+    frame, model = credit
+    data = write_csv(frame, tmp_path / "credit.csv", headers=False)
+    with pytest.raises(UserError, match="predictor.trusted: whether to load .* pass --trust-model"):
+        analyze(config(predictor={"model_path": "m.joblib", "trusted": True}), data, tmp_path / "a")
+    with pytest.raises(UserError, match="facet must be a list of objects"):
+        analyze(config(facet={"name_or_index": "gender"}), data, tmp_path / "b")
+    with pytest.raises(UserError, match="label_type must be categorical or continuous"):
+        analyze(config(label_type="binary"), data, tmp_path / "c")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(UserError, match="empty.csv: the file is empty"):
+        analyze(config(), tmp_path / "empty.csv", tmp_path / "d", model=model)
+    (tmp_path / "latin1.csv").write_bytes("gender,approved\nFrançoise,1\nM,0\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.csv: not valid UTF-8 .* save the file as UTF-8"):
+        analyze({"label": "approved", "facet": [{"name_or_index": "gender"}],
+                 "methods": {"pre_training_bias": {}}}, tmp_path / "latin1.csv", tmp_path / "e")
+    holes = frame.copy()
+    holes.loc[[3, 7], "debt"] = np.nan
+    with pytest.raises(UserError, match=r"feature column 'debt' has 2 missing value\(s\) \(rows 3, 7\)"):
+        analyze(config(), holes, tmp_path / "f", model=model)
+    (tmp_path / "cfg.json").write_text('{"label": "approved",\n "facet": [}')
+    assert main(["analyze", "--config", str(tmp_path / "cfg.json"), "--data", str(data), "--output",
+                 str(tmp_path / "g")]) == 2
+    assert "cfg.json:2: the analysis config is not JSON" in capsys.readouterr().err
+
+
+def test_a_pickled_model_runs_no_code_without_trust(credit, tmp_path):
+    """A model file runs code when loaded; the config alone can never make fmeval load it."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Payload()))
+    frame, _ = credit
+    data = write_csv(frame, tmp_path / "credit.csv", headers=False)
+    for predictor in ({"model_path": str(tmp_path / "evil.pkl")},
+                      {"model_path": str(tmp_path / "evil.pkl"), "trusted": True}):
+        with pytest.raises(UserError):
+            analyze(config(predictor=predictor), data, tmp_path / "out")
+    assert not marker.exists()

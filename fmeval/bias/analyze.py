@@ -5,16 +5,21 @@ per facet, KernelSHAP attributions and partial dependence, and writes `analysis.
 Clarify's keys, the local SHAP values (`explanations_shap/out.csv`, with a join id), and a
 self-contained `report.html`.
 
-Facet and label values: a list selects values; a single number on a continuous column is a
-threshold (above it is the sensitive group / the positive label). A column is continuous
-when it is float-typed, or numeric with more than 10 distinct values; set a facet's
-`"type": "categorical"` or `"continuous"` to override. A facet without a value is reported
-one-vs-all for each of its values.
+Facets and labels follow smclarify 0.5. A column is continuous when it is float-typed, or
+numeric (or numeric text) with at least 5% distinct values, unless a facet's `"type"` or the
+config's `"label_type"` (`categorical` or `continuous`) says otherwise. On a continuous column a
+single number, or a one-element list, is a threshold: the group is the values above it, reported
+as the interval `(threshold, max]`. Otherwise the values listed select the group; a facet without
+a value is reported one-vs-all for each of its values. Labels are binarised (the positive values
+against the rest) before any metric. Rows with a missing label, facet, predicted label or group
+are dropped and reported (`"missing_values": "fail"` refuses them instead).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,32 +28,59 @@ import pandas as pd
 
 from fmeval.bias import metrics as bias
 from fmeval.bias.models import from_config, label_headers
-from fmeval.errors import UserError
+from fmeval.errors import DataError, UserError
 
 DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet")
-CONTINUOUS_DISTINCT = 10
+UNIQUENESS_THRESHOLD = 0.05
+"""smclarify's: a numeric column with at least this share of distinct values is continuous."""
+MISSING_REPORTED = 20
 CONFIG_KEYS = {
     "dataset_type", "headers", "label", "label_values_or_threshold", "probability_threshold", "features",
     "excluded_columns", "facet", "group_variable", "joinsource_name_or_index", "predicted_label_name_or_index",
-    "probability_name_or_index", "methods", "predictor", "version", "dataset_uri",
+    "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
 }
+ERR_TRUST_IN_CONFIG = (
+    "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
+    "may have written; pass --trust-model (or trust_model=True from Python) for a file you trust"
+)
 
 
 def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """The analysis configuration, checked: unknown keys, the dataset type, the label and facets."""
+    source = "the analysis config"
     if not isinstance(config, Mapping):
+        source = str(config)
         try:
-            config = json.loads(Path(config).read_text(encoding="utf-8"))
+            config = json.loads(Path(config).read_text(encoding="utf-8-sig"))
         except OSError as exc:
             raise UserError(f"cannot read the analysis config: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{config}: the analysis config is not UTF-8 ({exc.reason})") from exc
         except json.JSONDecodeError as exc:
             raise UserError(f"{config}:{exc.lineno}: the analysis config is not JSON: {exc.msg}") from exc
+    if not isinstance(config, Mapping):
+        raise UserError(f"{source}: the analysis config must be a JSON object")
     unknown = sorted(set(config) - CONFIG_KEYS)
     if unknown:
-        raise UserError(f"unknown analysis config key(s): {', '.join(unknown)}")
+        raise UserError(f"{source}: unknown analysis config key(s): {', '.join(unknown)}")
     if config.get("dataset_type", "text/csv") not in DATASET_TYPES:
-        raise UserError(f"dataset_type must be one of {', '.join(DATASET_TYPES)}, got {config.get('dataset_type')!r}")
+        raise UserError(f"{source}: dataset_type must be one of {', '.join(DATASET_TYPES)}, "
+                        f"got {config.get('dataset_type')!r}")
     if "label" not in config:
-        raise UserError("the analysis config needs a `label` (column name or index)")
+        raise UserError(f"{source}: the analysis config needs a `label` (column name or index)")
+    facets = config.get("facet", [])
+    if not isinstance(facets, list) or not all(isinstance(f, Mapping) and "name_or_index" in f for f in facets):
+        raise UserError(f"{source}: facet must be a list of objects like "
+                        f'[{{"name_or_index": "sex", "value_or_threshold": ["F"]}}], got {facets!r}')
+    for facet in facets:
+        if facet.get("type") not in (None, "categorical", "continuous"):
+            raise UserError(f"{source}: facet {facet['name_or_index']!r}: type must be categorical or continuous")
+    if config.get("label_type") not in (None, "categorical", "continuous"):
+        raise UserError(f"{source}: label_type must be categorical or continuous")
+    if "trusted" in (config.get("predictor") or {}):
+        raise UserError(f"{source}: {ERR_TRUST_IN_CONFIG}")
+    if config.get("missing_values", "drop") not in ("drop", "fail"):
+        raise UserError(f"{source}: missing_values must be 'drop' or 'fail'")
     return dict(config)
 
 
@@ -58,18 +90,32 @@ def load_data(config: dict[str, Any], data: str | os.PathLike[str] | pd.DataFram
     path, kind, headers = Path(data), config.get("dataset_type", "text/csv"), config.get("headers")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    if kind == "application/x-parquet":
-        frame = pd.read_parquet(path)
-    elif kind == "application/jsonlines":
-        frame = _read_jsonlines(path, config)
-    else:
-        frame = pd.read_csv(path, header=None if headers else 0)
-        if headers:
-            if len(headers) != frame.shape[1]:
-                raise UserError(f"{path}: {frame.shape[1]} columns but {len(headers)} headers in the config")
-            if [str(v) for v in frame.iloc[0]] == [str(h) for h in headers]:
-                frame = pd.read_csv(path, header=0)  # the file has the header row too: read its types again
-            frame.columns = headers
+    try:
+        if kind == "application/x-parquet":
+            frame = pd.read_parquet(path)
+        elif kind == "application/jsonlines":
+            frame = _read_jsonlines(path, config)
+        else:
+            frame = _read_csv(path, headers)
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), f"not valid UTF-8 ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(str(path), "the file is empty") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise DataError(str(path), f"cannot be read as {kind}: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(str(path), "the file has no data rows")
+    return frame
+
+
+def _read_csv(path: Path, headers: list[str] | None) -> pd.DataFrame:
+    frame = pd.read_csv(path, header=None if headers else 0, encoding="utf-8-sig")
+    if headers:
+        if len(headers) != frame.shape[1]:
+            raise UserError(f"{path}: {frame.shape[1]} columns but {len(headers)} headers in the config")
+        if [str(v) for v in frame.iloc[0]] == [str(h) for h in headers]:
+            frame = pd.read_csv(path, header=0, encoding="utf-8-sig")  # the file has the header row too
+        frame.columns = headers
     return frame
 
 
@@ -78,18 +124,18 @@ def _read_jsonlines(path: Path, config: dict[str, Any]) -> pd.DataFrame:
 
     features = jmespath.compile(config["features"]) if config.get("features") else None
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
+                raise DataError(f"{path}:{number}", f"invalid JSON: {exc.msg}") from exc
             if features is not None:
                 values = features.search(record)
                 if not isinstance(values, list):
-                    raise UserError(f"{path}:{number}: features ({config['features']!r}) is not a list")
+                    raise DataError(f"{path}:{number}", f"features ({config['features']!r}) is not a list")
                 names = config.get("headers") or [f"feature_{i}" for i in range(len(values))]
                 record = {**{k: v for k, v in record.items() if not isinstance(v, (list, dict))}, **dict(zip(names, values))}
             rows.append(record)
@@ -106,43 +152,132 @@ def _column(frame: pd.DataFrame, name_or_index: Any, what: str) -> str:
     return name_or_index
 
 
-def is_continuous(values: pd.Series) -> bool:
-    """Float-typed, or numeric with more than CONTINUOUS_DISTINCT distinct values."""
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+# -- groups and outcomes ---------------------------------------------------------------------------
+def is_continuous(values: pd.Series, chosen: Any = None, kind: str | None = None) -> bool:
+    """smclarify's rule: float-typed, or numeric (or numeric text) with at least 5% distinct values;
+    categorical whatever the values when several values are chosen. `kind` overrides it."""
+    if kind is not None:
+        return kind == "continuous"
+    if (isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values)
+            or (isinstance(chosen, list) and len(chosen) > 1)):
         return False
-    return pd.api.types.is_float_dtype(values) or values.nunique() > CONTINUOUS_DISTINCT
+    present = values.dropna()
+    if present.empty:
+        return False
+    if pd.api.types.is_float_dtype(values):
+        return True
+    distinct = present.nunique() / len(present)
+    if pd.api.types.is_integer_dtype(values):
+        return distinct >= UNIQUENESS_THRESHOLD
+    numbers = pd.to_numeric(present, errors="coerce")
+    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all() and distinct >= UNIQUENESS_THRESHOLD)
 
 
-def _select(values: pd.Series, chosen: Any, what: str, kind: str | None = None) -> np.ndarray:
-    """Rows selected by a list of values, or above a threshold on a continuous column."""
-    threshold = not isinstance(chosen, list) and isinstance(chosen, (int, float)) and not isinstance(chosen, bool)
-    if kind == "categorical" or (kind is None and threshold and not is_continuous(values)):
-        threshold = False
-    if threshold:
-        if not pd.api.types.is_numeric_dtype(values):
-            raise UserError(f"{what}: threshold {chosen} on a non-numeric column")
-        mask = values.to_numpy(dtype=float) > float(chosen)
-    else:
-        wanted = {str(v) for v in (chosen if isinstance(chosen, list) else [chosen])}
-        mask = values.astype(str).isin(wanted).to_numpy()
-        missing = wanted - set(values.astype(str))
-        if missing:
-            raise UserError(f"{what}: value(s) {', '.join(sorted(missing))} never occur in column {values.name!r}")
-    return mask
+def _threshold(chosen: Any) -> int | float | None:
+    """A number, or a one-element list of one (Clarify's usual spelling of a threshold). An int
+    stays an int: the group's label, `(2, 4]`, is written as smclarify writes it."""
+    if isinstance(chosen, list) and len(chosen) == 1:
+        chosen = chosen[0]
+    if isinstance(chosen, (int, float)) and not isinstance(chosen, bool):
+        return chosen
+    if isinstance(chosen, str):
+        for parse in (int, float):
+            try:
+                return parse(chosen)
+            except ValueError:
+                pass
+    return None
 
 
-def _metrics_list(values: dict[str, float], descriptions: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"name": name, "description": descriptions[name], "value": value} for name, value in values.items()]
+def _maximum(values: pd.Series) -> int | float:
+    """The largest number in a column, an int for an integer column."""
+    return pd.to_numeric(values, errors="coerce").max().item()
 
 
-def _methods(section: Any, available: dict[str, str]) -> list[str] | None:
+@dataclass
+class Selection:
+    """A group of rows (or the positive outcomes) and how analysis.json names it."""
+
+    description: str
+    mask: np.ndarray
+
+
+class _Encoded:
+    """A column's values, factorised once: selections are then comparisons of integer codes."""
+
+    def __init__(self, values: pd.Series):
+        self.values = values
+        self.codes, self.uniques = pd.factorize(values, use_na_sentinel=True)
+
+    def of_values(self, wanted: list[Any], what: str, *, required: bool = True) -> np.ndarray:
+        numeric = pd.api.types.is_numeric_dtype(self.values) and not pd.api.types.is_bool_dtype(self.values)
+
+        def key(value: Any) -> Any:
+            if numeric:
+                try:
+                    return float(value)
+                except (TypeError, ValueError):
+                    return None
+            return str(value).lower() if isinstance(value, bool) else str(value)
+
+        index = {key(value): code for code, value in enumerate(self.uniques)}
+        found = [index[key(v)] for v in wanted if key(v) in index]
+        if not found and required:  # some absent values are fine (smclarify allows them), none present is a typo
+            raise UserError(f"{what}: value(s) {', '.join(map(str, wanted))} never occur in column "
+                            f"{self.values.name!r}")
+        return np.isin(self.codes, found)
+
+    def one_vs_all(self) -> list[Selection]:
+        return [Selection(str(value), self.codes == code) for code, value in sorted(
+            enumerate(self.uniques), key=lambda pair: str(pair[1]))]
+
+
+def select(values: pd.Series, chosen: Any, what: str, *, kind: str | None = None, required: bool = True,
+           encoded: _Encoded | None = None, upper: int | float | None = None) -> Selection:
+    """The rows a facet value (or label value) picks: above a threshold on a continuous column,
+    else the values listed. `upper` is the top of the threshold's interval (default: the column's max)."""
+    threshold = _threshold(chosen)
+    if threshold is not None and is_continuous(values, chosen, kind):
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        top = upper if upper is not None else _maximum(values)
+        return Selection(str(pd.Interval(threshold, max(top, threshold), closed="right")), numbers > threshold)
+    if kind == "continuous":
+        raise UserError(f"{what}: a continuous column needs a threshold (a number), got {chosen!r}")
+    wanted = chosen if isinstance(chosen, list) else [chosen]
+    mask = (encoded or _Encoded(values)).of_values(wanted, what, required=required)
+    return Selection(",".join(map(str, wanted)), mask)
+
+
+def _missing_rows(frame: pd.DataFrame, columns: list[str], action: str) -> np.ndarray:
+    """Rows with no value in one of `columns`: refused, or to be dropped (and reported)."""
+    missing = frame[columns].isna().any(axis=1).to_numpy()
+    if missing.any() and action == "fail":
+        rows = np.flatnonzero(missing)[:MISSING_REPORTED].tolist()
+        raise UserError(f"{int(missing.sum())} row(s) have no value in {', '.join(map(str, columns))} (rows "
+                        f"{', '.join(map(str, rows))}); set missing_values to drop to leave them out")
+    return missing
+
+
+def _methods(section: Any, available: dict[str, str]) -> list[str]:
+    """The metrics asked for, in Clarify's (alphabetical) order."""
     chosen = (section or {}).get("methods", "all")
     if chosen == "all":
-        return None
+        return sorted(available)
     unknown = [m for m in chosen if m not in available]
     if unknown:
         raise UserError(f"unknown bias metric(s) {', '.join(unknown)}; known: {', '.join(available)}")
-    return list(chosen)
+    return sorted(set(chosen))
+
+
+def _described(values: dict[str, float | str], descriptions: dict[str, str]) -> list[dict[str, Any]]:
+    """Clarify's layout: name, description and value ("Infinity" as a string, as Clarify writes it),
+    or value null and the error for a metric undefined on these data."""
+    def entry(value: float | str) -> dict[str, Any]:
+        if isinstance(value, str):
+            return {"value": None, "error": value}
+        return {"value": str(value).replace("inf", "Infinity") if math.isinf(value) else value}
+
+    return [{"name": name, "description": descriptions[name], **entry(value)} for name, value in values.items()]
 
 
 def analyze(
@@ -151,22 +286,36 @@ def analyze(
     output: str | os.PathLike[str],
     *,
     model: Any = None,
+    trust_model: bool = False,
     n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Run the analysis configuration on `data`; write and return `analysis.json`'s content.
-    `model` (a callable or estimator) replaces the config's `predictor` section."""
+
+    `model` (a callable or estimator) replaces the config's `predictor` section. A predictor's
+    joblib or pickle file is loaded (which runs its code) only with `trust_model=True`.
+    """
     config = load_config(config)
     frame = load_data(config, data)
     methods = config.get("methods") or {}
     label_column = _column(frame, config["label"], "label")
-    label_values = frame[label_column]
-    positive = _select(label_values, config.get("label_values_or_threshold", [1]), "label_values_or_threshold")
+    facets = [(facet, _column(frame, facet["name_or_index"], "facet")) for facet in config.get("facet") or []]
+    optional = [_column(frame, config[key], key) for key in ("predicted_label_name_or_index", "group_variable")
+                if config.get(key) is not None]
+    result: dict[str, Any] = {"version": "1.0"}
+    missing = _missing_rows(frame, [label_column, *(c for _, c in facets), *optional], config.get("missing_values", "drop"))
+    if missing.any():
+        result["rows_with_missing_values"] = {"count": int(missing.sum()), "action": "dropped",
+                                              "rows": np.flatnonzero(missing)[:MISSING_REPORTED].tolist()}
+        frame = frame[~missing].reset_index(drop=True)
+
+    label_spec = config.get("label_values_or_threshold", [1])
+    label = select(frame[label_column], label_spec, "label_values_or_threshold", kind=config.get("label_type"))
+    positive = label.mask
     if positive.all() or not positive.any():
-        raise UserError(f"label: every row has the same outcome ({'positive' if positive.all() else 'negative'}) "
-                        f"under label_values_or_threshold {config.get('label_values_or_threshold')!r}")
+        raise UserError(_one_outcome(frame[label_column], label_spec, config.get("label_type"), positive.all()))
     group = None
     if config.get("group_variable") is not None:
-        group = frame[_column(frame, config["group_variable"], "group_variable")].astype(str).to_numpy()
+        group = frame[_column(frame, config["group_variable"], "group_variable")].to_numpy()
 
     skip = {label_column}
     for key in ("predicted_label_name_or_index", "probability_name_or_index", "joinsource_name_or_index"):
@@ -176,19 +325,16 @@ def analyze(
         skip.add(_column(frame, name, "excluded_columns"))
     feature_names = [c for c in frame.columns if c not in skip]
     predictor_section = config.get("predictor") or {}
-    predict = from_config(predictor_section, model=model)
+    predict = from_config(predictor_section, model=model, trusted=trust_model)
     headers = label_headers(predictor_section)
     needs_features = predict is not None and (methods.get("shap") is not None or methods.get("pdp") is not None
                                               or methods.get("post_training_bias") is not None)
     features = _numeric_features(frame, feature_names) if needs_features else None
-    predicted = _predictions(config, frame, predict, features, headers, label_values)
+    predicted = _predictions(config, frame, predict, features, headers, label_column)
 
-    facets = config.get("facet") or []
     if not facets and (methods.get("pre_training_bias") is not None or methods.get("post_training_bias") is not None):
         raise UserError("bias metrics need at least one `facet` in the analysis config")
-    result: dict[str, Any] = {"version": "1.0"}
-    label_description = {"label": str(label_column),
-                         "label_value_or_threshold": _describe(config.get("label_values_or_threshold", [1]))}
+    label_description = {"label": str(label_column), "label_value_or_threshold": label.description}
     for stage, section_name in (("pre_training_bias_metrics", "pre_training_bias"),
                                 ("post_training_bias_metrics", "post_training_bias")):
         if methods.get(section_name) is None:
@@ -197,27 +343,13 @@ def analyze(
             raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
                             "or probability_name_or_index")
         facet_results: dict[str, list[dict[str, Any]]] = {}
-        for facet in facets:
-            column = _column(frame, facet.get("name_or_index"), "facet")
-            values = frame[column]
-            chosen = facet.get("value_or_threshold")
-            selections = ([(chosen, _select(values, chosen, f"facet {column!r}", facet.get("type")))] if chosen is not None
-                          else [(v, (values.astype(str) == str(v)).to_numpy()) for v in sorted(values.astype(str).unique())])
-            entries = []
-            for value, d in selections:
-                if stage == "pre_training_bias_metrics":
-                    computed = bias.pre_training_metrics(d, label_values.to_numpy(), positive, group=group,
-                                                         methods=_methods(methods[section_name], bias.PRE_TRAINING))
-                    described = _metrics_list(computed, bias.PRE_TRAINING)
-                else:
-                    computed = bias.post_training_metrics(
-                        d, positive, predicted, group=group,
-                        features=features if features is not None else _maybe_numeric(frame, feature_names),
-                        methods=_methods(methods[section_name], bias.POST_TRAINING),
-                    )
-                    described = _metrics_list(computed, bias.POST_TRAINING)
-                entries.append({"value_or_threshold": _describe(value), "metrics": described})
-            facet_results[str(column)] = entries
+        for facet, column in facets:
+            facet_results[str(column)] = [
+                {"value_or_threshold": selection.description,
+                 "metrics": _bias_metrics(stage, methods[section_name], selection.mask, positive, predicted, group,
+                                          frame, column, feature_names)}
+                for selection in _facet_groups(frame[column], facet, str(column))
+            ]
         result[stage] = {**label_description, "facets": facet_results}
 
     output = Path(output)
@@ -238,8 +370,46 @@ def analyze(
     return result
 
 
-def _describe(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+def _one_outcome(labels: pd.Series, label_spec: Any, label_type: str | None, all_positive: bool) -> str:
+    message = (f"label: every row has the same outcome ({'positive' if all_positive else 'negative'}) under "
+               f"label_values_or_threshold {label_spec!r}")
+    if label_type is None and _threshold(label_spec) is not None and is_continuous(labels, label_spec):
+        present = labels.dropna()
+        message += (f". Column {labels.name!r} counts as continuous ({present.nunique()} distinct values in "
+                    f"{len(present)} rows, at least {UNIQUENESS_THRESHOLD:.0%}: smclarify's rule), so "
+                    f"{label_spec!r} is a threshold and the positive labels are those above it; set "
+                    f'"label_type": "categorical" to match the value instead')
+    return message
+
+
+def _facet_groups(values: pd.Series, facet: Mapping[str, Any], column: str) -> list[Selection]:
+    chosen, kind = facet.get("value_or_threshold"), facet.get("type")
+    if chosen is not None:
+        return [select(values, chosen, f"facet {column!r}", kind=kind)]
+    if is_continuous(values, None, kind):
+        raise UserError(f"facet {column!r} is continuous: give a threshold (value_or_threshold: [number]), or "
+                        f'"type": "categorical" to report each of its values')
+    return _Encoded(values).one_vs_all()
+
+
+def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None,
+                  group: np.ndarray | None, frame: pd.DataFrame, facet_column: str,
+                  feature_names: list[str]) -> list[dict[str, Any]]:
+    counts = bias.Counts.of(d, positive, predicted, group=group)
+    if stage == "pre_training_bias_metrics":
+        return _described(bias.evaluate(bias.pre_training(counts), _methods(section, bias.PRE_TRAINING)),
+                          bias.PRE_TRAINING)
+    computed = bias.post_training(counts)
+    computed["FT"] = lambda: _flip_test(frame, [n for n in feature_names if n != facet_column], d, predicted)
+    return _described(bias.evaluate(computed, _methods(section, bias.POST_TRAINING)), bias.POST_TRAINING)
+
+
+def _flip_test(frame: pd.DataFrame, names: list[str], d: np.ndarray, predicted: np.ndarray) -> float:
+    """FT on the features without the facet, label and prediction columns (as smclarify's report does)."""
+    features = frame[names]
+    if len(features.columns) != len(features.select_dtypes([np.number, bool]).columns):
+        raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
+    return bias.flip_test(features.to_numpy(dtype=float), d, predicted)
 
 
 def _numeric_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -247,25 +417,27 @@ def _numeric_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name]):
             raise UserError(f"feature column {name!r} is not numeric ({frame[name].dtype}); KernelSHAP and the "
                             f"model need numbers: encode it, or list it in excluded_columns")
+        missing = frame[name].isna().to_numpy()
+        if missing.any():
+            rows = np.flatnonzero(missing)[:MISSING_REPORTED].tolist()
+            raise UserError(f"feature column {name!r} has {int(missing.sum())} missing value(s) (rows "
+                            f"{', '.join(map(str, rows))}); the model needs a number in every feature: fill them in, "
+                            f"or list the column in excluded_columns")
     return frame[names].to_numpy(dtype=float)
 
 
-def _maybe_numeric(frame: pd.DataFrame, names: list[str]) -> np.ndarray | None:
-    """Features for the flip test when no model needs them: only if they are all numeric."""
-    if all(pd.api.types.is_numeric_dtype(frame[n]) and not pd.api.types.is_bool_dtype(frame[n]) for n in names):
-        return frame[names].to_numpy(dtype=float)
-    return None
-
-
 def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, features: np.ndarray | None,
-                 headers: Any, label_values: pd.Series) -> np.ndarray | None:
+                 headers: Any, label_column: str) -> np.ndarray | None:
     """Predicted positives: from a predicted-label column, a probability column, or the model."""
     threshold = float(config.get("probability_threshold", 0.5))
     label_spec = config.get("label_values_or_threshold", [1])
     if config.get("predicted_label_name_or_index") is not None:
         column = _column(frame, config["predicted_label_name_or_index"], "predicted_label_name_or_index")
-        return _select(frame[column], label_spec, "predicted labels") if isinstance(label_spec, list) else \
-            frame[column].to_numpy(dtype=float) > float(label_spec)
+        labels = frame[label_column]
+        # smclarify: the threshold's interval spans both columns
+        upper = _maximum(pd.concat([labels, frame[column]])) if _threshold(label_spec) is not None else None
+        kind = "continuous" if is_continuous(labels, label_spec, config.get("label_type")) else "categorical"
+        return select(frame[column], label_spec, "predicted labels", kind=kind, required=False, upper=upper).mask
     if config.get("probability_name_or_index") is not None:
         column = _column(frame, config["probability_name_or_index"], "probability_name_or_index")
         return frame[column].to_numpy(dtype=float) > threshold

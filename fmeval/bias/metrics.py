@@ -1,195 +1,36 @@
-"""Clarify-compatible bias metrics, vectorised over whole columns.
+"""Clarify-compatible bias metrics, as functions of counts.
 
-Conventions, as SageMaker Clarify and its open-source `smclarify` library define them:
-- `d` is the sensitive facet group (a boolean mask), `a` everyone else;
-- positive labels and predictions are boolean masks too;
-- x/0 is +-inf, 0/0 is 0, and inf - inf is 0;
-- KL, JS, LP, TVD and KS compare the label distributions of the two groups, keeping only the
-  label values that are non-zero in *both* groups, without renormalising (`textbook=True`
-  compares the full distributions instead). KL and JS use the natural logarithm.
+Every metric but the flip test is a function of how many rows fall in each cell of a small
+table: facet group (a, the rest, or d, the sensitive group) x label (negative, positive) x
+predicted label (negative, positive), per subgroup of the group variable when there is one.
+`Counts` is that table. Counts of disjoint parts of a dataset add up, so a dataset larger than
+memory is counted block by block (or on Ray workers) and gives exactly the metrics of the whole.
+
+Formulas and conventions are those of smclarify 0.5 (SageMaker Clarify's open-source library,
+src/smclarify/bias/metrics at commit 024329d):
+- labels are binarised before anything else: the positive label values (or the values above a
+  threshold) against the rest, so KL, JS, LP, TVD and KS compare the two groups' shares of
+  negative and positive labels;
+- those distributions keep only the values that occur in both groups, without renormalising,
+  and are undefined ("no instance of common facet") when none does;
+- JS is 0.5 [KL(Pa || P) + KL(Pd || P)] with the mixture P = (Pa + Pd) / 2;
+- x/0 is +inf (or -inf), 0/0 is 0, and the difference of two +inf is 0;
+- the flip test trains k-nearest-neighbours (k = 5, or 1 when a has 9 rows or fewer) on a's rows
+  and predicted labels, and FT = (#(1 -> 0) - #(0 -> 1)) / n_d over d's rows.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from fmeval.errors import UserError
 
-Mask = np.ndarray
-
-
-def divide(numerator: float, denominator: float) -> float:
-    """Clarify's division: x/0 is +-inf, 0/0 is 0."""
-    if denominator == 0:
-        return 0.0 if numerator == 0 else math.copysign(math.inf, numerator)
-    return numerator / denominator
-
-
-def subtract(x: float, y: float) -> float:
-    """Clarify's difference: inf - inf (either sign, equal) is 0."""
-    if math.isinf(x) and math.isinf(y) and x == y:
-        return 0.0
-    return x - y
-
-
-def _groups(d: Mask) -> tuple[Mask, Mask]:
-    d = np.asarray(d, dtype=bool)
-    if not d.any():
-        raise UserError("the sensitive facet group is empty: no row has the facet value given")
-    if d.all():
-        raise UserError("every row is in the sensitive facet group: there is nothing to compare it with")
-    return d, ~d
-
-
-# -- pre-training ------------------------------------------------------------------------------------
-def class_imbalance(d: Mask) -> float:
-    """CI = (n_a - n_d) / (n_a + n_d)."""
-    d, a = _groups(d)
-    return (a.sum() - d.sum()) / d.size
-
-
-def difference_in_positive_proportions(d: Mask, positive: Mask) -> float:
-    """DPL (on labels) or DPPL (on predicted labels) = q_a - q_d."""
-    d, a = _groups(d)
-    return subtract(divide(positive[a].sum(), a.sum()), divide(positive[d].sum(), d.sum()))
-
-
-def _distributions(labels: np.ndarray, d: Mask, *extra: Mask, textbook: bool) -> list[np.ndarray]:
-    """Label-value distributions of each group (and of `extra` masks), aligned on the values."""
-    d, a = _groups(d)
-    values, codes = np.unique(labels, return_inverse=True)
-    masks = [a, d, *extra]
-    pdfs = [np.bincount(codes[m], minlength=values.size) / max(m.sum(), 1) for m in masks]
-    if textbook:
-        return pdfs
-    keep = np.all([p > 0 for p in pdfs], axis=0)
-    return [p[keep] for p in pdfs]
-
-
-def kl_divergence(labels: np.ndarray, d: Mask, *, textbook: bool = False) -> float:
-    """KL(P_a || P_d) = sum P_a log(P_a / P_d). Can be negative under Clarify's convention."""
-    pa, pd_ = _distributions(labels, d, textbook=textbook)
-    if textbook:
-        with np.errstate(divide="ignore"):
-            terms = np.where(pa > 0, pa * np.log(np.where(pa > 0, pa, 1) / np.where(pd_ > 0, pd_, 0)), 0.0)
-        return float(np.sum(terms))
-    return float(np.sum(pa * np.log(pa / pd_)))
-
-
-def js_divergence(labels: np.ndarray, d: Mask, *, textbook: bool = False) -> float:
-    """JS = 0.5 [KL(P_a || P) + KL(P_d || P)]: Clarify takes P as the whole label column's
-    distribution; the textbook definition takes the mixture (P_a + P_d) / 2."""
-    if textbook:
-        pa, pd_ = _distributions(labels, d, textbook=True)
-        mixture = (pa + pd_) / 2
-        return 0.5 * (_kl(pa, mixture) + _kl(pd_, mixture))
-    everyone = np.ones(len(labels), dtype=bool)
-    pa, pd_, p = _distributions(labels, d, everyone, textbook=False)
-    return 0.5 * (_kl(pa, p) + _kl(pd_, p))
-
-
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    support = p > 0
-    return float(np.sum(p[support] * np.log(p[support] / q[support])))
-
-
-def lp_norm(labels: np.ndarray, d: Mask, *, order: float = 2, textbook: bool = False) -> float:
-    """LP = ||P_a - P_d||_p (p = 2 by default)."""
-    pa, pd_ = _distributions(labels, d, textbook=textbook)
-    return float(np.linalg.norm(pa - pd_, order))
-
-
-def total_variation_distance(labels: np.ndarray, d: Mask, *, textbook: bool = False) -> float:
-    """TVD = 0.5 ||P_a - P_d||_1."""
-    return 0.5 * lp_norm(labels, d, order=1, textbook=textbook)
-
-
-def kolmogorov_smirnov(labels: np.ndarray, d: Mask, *, textbook: bool = False) -> float:
-    """KS = max |P_a - P_d| over label values."""
-    pa, pd_ = _distributions(labels, d, textbook=textbook)
-    return float(np.max(np.abs(pa - pd_))) if pa.size else 0.0
-
-
-def conditional_demographic_disparity(d: Mask, positive: Mask, group: np.ndarray) -> float:
-    """CDD = (1/n) sum_i n_i DD_i over the subgroups i of `group`, where DD_i is the share of
-    the subgroup's rejected rows that are in d minus the share of its accepted rows that are
-    in d. On labels it is CDDL, on predicted labels CDDPL."""
-    d, _ = _groups(d)
-    positive = np.asarray(positive, dtype=bool)
-    _, codes = np.unique(group, return_inverse=True)
-    groups = codes.max() + 1
-    count = np.bincount(codes, minlength=groups)
-    accepted = np.bincount(codes[positive], minlength=groups)
-    accepted_d = np.bincount(codes[positive & d], minlength=groups)
-    rejected = np.bincount(codes[~positive], minlength=groups)
-    rejected_d = np.bincount(codes[~positive & d], minlength=groups)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share_rejected = np.where(rejected > 0, rejected_d / np.maximum(rejected, 1), 0.0)
-        share_accepted = np.where(accepted > 0, accepted_d / np.maximum(accepted, 1), 0.0)
-    return float(np.sum(count * (share_rejected - share_accepted)) / count.sum())
-
-
-# -- post-training -----------------------------------------------------------------------------------
-def _confusion(d: Mask, label: Mask, predicted: Mask) -> dict[str, dict[str, int]]:
-    d, a = _groups(d)
-    label, predicted = np.asarray(label, dtype=bool), np.asarray(predicted, dtype=bool)
-    out = {}
-    for name, group in (("a", a), ("d", d)):
-        y, p = label[group], predicted[group]
-        out[name] = {"TP": int((y & p).sum()), "FP": int((~y & p).sum()), "TN": int((~y & ~p).sum()),
-                     "FN": int((y & ~p).sum()), "n": int(group.sum())}
-    return out
-
-
-def post_training(d: Mask, label: Mask, predicted: Mask) -> dict[str, float]:
-    """DPPL, DI, DCA, DCR, RD, SD, DAR, DRR, AD and TE from the two groups' confusion counts."""
-    c = _confusion(d, label, predicted)
-    a, dd = c["a"], c["d"]
-
-    def rate(group: dict[str, int], numerator: str, *denominator: str) -> float:
-        return divide(sum(group[k] for k in numerator.split("+")), sum(group[k] for k in denominator))
-
-    predicted_positive = lambda g: divide(g["TP"] + g["FP"], g["n"])  # noqa: E731
-    return {
-        "DPPL": subtract(predicted_positive(a), predicted_positive(dd)),
-        "DI": divide(predicted_positive(dd), predicted_positive(a)),
-        # conditional acceptance: observed positives per predicted positive (and the same for rejections)
-        "DCA": subtract(rate(a, "TP+FN", "TP", "FP"), rate(dd, "TP+FN", "TP", "FP")),
-        "DCR": subtract(rate(dd, "TN+FP", "TN", "FN"), rate(a, "TN+FP", "TN", "FN")),
-        "RD": subtract(rate(a, "TP", "TP", "FN"), rate(dd, "TP", "TP", "FN")),
-        "SD": subtract(rate(dd, "TN", "TN", "FP"), rate(a, "TN", "TN", "FP")),
-        "DAR": subtract(rate(a, "TP", "TP", "FP"), rate(dd, "TP", "TP", "FP")),
-        "DRR": subtract(rate(dd, "TN", "TN", "FN"), rate(a, "TN", "TN", "FN")),
-        "AD": subtract(rate(a, "TP+TN", "n"), rate(dd, "TP+TN", "n")),
-        "TE": subtract(divide(dd["FN"], dd["FP"]), divide(a["FN"], a["FP"])),
-    }
-
-
-def generalized_entropy(label: Mask, predicted: Mask, *, alpha: float = 2.0) -> float:
-    """GE = 1 / (n a (a - 1)) sum [(b_i / mean b)^a - 1], with benefit b_i = yhat_i - y_i + 1."""
-    benefit = np.asarray(predicted, dtype=float) - np.asarray(label, dtype=float) + 1
-    mean = benefit.mean()
-    if mean == 0:
-        return 0.0
-    return float(np.sum((benefit / mean) ** alpha - 1) / (benefit.size * alpha * (alpha - 1)))
-
-
-def flip_test(features: np.ndarray, d: Mask, predicted: Mask, *, k: int = 5) -> float:
-    """FT: each member of d gets the majority prediction of its k nearest neighbours in a (its
-    counterfactual); FT = (#(1 -> 0) - #(0 -> 1)) / n_d over the d members whose prediction flips."""
-    from sklearn.neighbors import KNeighborsClassifier
-
-    d, a = _groups(d)
-    predicted = np.asarray(predicted, dtype=bool)
-    if a.sum() < k:
-        raise UserError(f"the flip test needs at least k={k} rows outside the facet group, found {int(a.sum())}")
-    model = KNeighborsClassifier(n_neighbors=k).fit(features[a], predicted[a])
-    counterfactual = model.predict(features[d]).astype(bool)
-    own = predicted[d]
-    return divide(int((own & ~counterfactual).sum()) - int((~own & counterfactual).sum()), int(d.sum()))
-
+A, D = 0, 1  # the facet axis: the rest, and the sensitive group
+NEGATIVE, POSITIVE = 0, 1
+NO_COMMON_VALUE = "No instance of common facet found, dataset may be too small"
 
 PRE_TRAINING: dict[str, str] = {
     "CI": "Class Imbalance (CI)",
@@ -218,40 +59,247 @@ POST_TRAINING: dict[str, str] = {
 }
 
 
-def pre_training_metrics(
-    d: Mask, labels: np.ndarray, positive: Mask, *, group: np.ndarray | None = None,
-    methods: list[str] | None = None, textbook: bool = False,
-) -> dict[str, float]:
-    """The chosen pre-training metrics (all by default; CDDL only with a group variable)."""
-    compute: dict[str, Callable[[], float]] = {
-        "CI": lambda: class_imbalance(d),
-        "DPL": lambda: difference_in_positive_proportions(d, positive),
-        "KL": lambda: kl_divergence(labels, d, textbook=textbook),
-        "JS": lambda: js_divergence(labels, d, textbook=textbook),
-        "LP": lambda: lp_norm(labels, d, textbook=textbook),
-        "TVD": lambda: total_variation_distance(labels, d, textbook=textbook),
-        "KS": lambda: kolmogorov_smirnov(labels, d, textbook=textbook),
-        "CDDL": lambda: conditional_demographic_disparity(d, positive, group),  # type: ignore[arg-type]
+class MetricUndefined(ValueError):
+    """The metric has no value on these data (e.g. an empty group); the reason is the message."""
+
+
+def divide(numerator: float, denominator: float) -> float:
+    """Clarify's division: x/0 is +-inf, 0/0 is 0."""
+    if denominator == 0:
+        return 0.0 if numerator == 0 else math.copysign(math.inf, numerator)
+    return numerator / denominator
+
+
+def subtract(x: float, y: float) -> float:
+    """Clarify's difference: inf - inf is 0."""
+    if math.isinf(x) and x == y:
+        return 0.0
+    return x - y
+
+
+@dataclass
+class Counts:
+    """Rows per (facet group, label, predicted label), in total and per subgroup; `+` merges."""
+
+    table: np.ndarray = field(default_factory=lambda: np.zeros((2, 2, 2), dtype=np.int64))
+    """table[facet group, label, predicted label]; without predictions every row counts as predicted negative."""
+    subgroups: dict[str, np.ndarray] = field(default_factory=dict)
+    """The same table for each value of the group variable (for CDDL and CDDPL)."""
+
+    @classmethod
+    def of(cls, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None = None, *,
+           group: np.ndarray | None = None) -> Counts:
+        """Count boolean masks (sensitive group, positive label, positive prediction), and an
+        optional group variable (any values)."""
+        cell = _cell(d, positive, predicted)
+        counts = cls(np.bincount(cell, minlength=8).reshape(2, 2, 2).astype(np.int64))
+        if group is not None:
+            import pandas as pd
+
+            codes, names = pd.factorize(np.asarray(group), use_na_sentinel=False)
+            per_group = np.bincount(codes * 8 + cell, minlength=8 * len(names)).reshape(len(names), 2, 2, 2)
+            counts.subgroups = {str(name): per_group[i].astype(np.int64) for i, name in enumerate(names)}
+        return counts
+
+    def __add__(self, other: Counts) -> Counts:
+        subgroups = {name: table.copy() for name, table in self.subgroups.items()}
+        for name, table in other.subgroups.items():
+            subgroups[name] = subgroups[name] + table if name in subgroups else table.copy()
+        return Counts(self.table + other.table, subgroups)
+
+    def n(self, group: int) -> int:
+        return int(self.table[group].sum())
+
+    def labels(self, group: int) -> np.ndarray:
+        """[negative, positive] label counts of a facet group."""
+        return self.table[group].sum(axis=1)
+
+    def predictions(self, group: int) -> np.ndarray:
+        return self.table[group].sum(axis=0)
+
+    def confusion(self, group: int) -> dict[str, int]:
+        t = self.table[group]
+        return {"TP": int(t[1, 1]), "FP": int(t[0, 1]), "FN": int(t[1, 0]), "TN": int(t[0, 0])}
+
+
+def _cell(d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:
+    cell = np.asarray(d, dtype=np.int64) * 4 + np.asarray(positive, dtype=np.int64) * 2
+    if predicted is not None:
+        cell += np.asarray(predicted, dtype=np.int64)
+    return cell
+
+
+def _both_groups(counts: Counts) -> tuple[int, int]:
+    n_a, n_d = counts.n(A), counts.n(D)
+    if n_d == 0:
+        raise MetricUndefined("Facet set is empty")
+    if n_a == 0:
+        raise MetricUndefined("Negated facet set is empty")
+    return n_a, n_d
+
+
+# -- distributions of label values ---------------------------------------------------------------------
+def aligned_nonzero(*histograms: np.ndarray) -> list[np.ndarray]:
+    """Each histogram as a distribution, restricted to the values counted in all of them (aligned,
+    not renormalised), as smclarify's pdfs_aligned_nonzero."""
+    keep = np.all([np.asarray(h) > 0 for h in histograms], axis=0)
+    if not keep.any():
+        raise MetricUndefined(NO_COMMON_VALUE)
+    return [np.asarray(h, dtype=float)[keep] / np.sum(h) for h in histograms]
+
+
+def kl(histogram_a: np.ndarray, histogram_d: np.ndarray) -> float:
+    """KL(Pa || Pd) = sum Pa log(Pa / Pd) (natural log); negative when values were dropped."""
+    pa, pd_ = aligned_nonzero(histogram_a, histogram_d)
+    return float(np.sum(pa * np.log(pa / pd_)))
+
+
+def js(histogram_a: np.ndarray, histogram_d: np.ndarray) -> float:
+    """JS = 0.5 [KL(Pa || P) + KL(Pd || P)], P = (Pa + Pd) / 2."""
+    pa, pd_ = aligned_nonzero(histogram_a, histogram_d)
+    mixture = (pa + pd_) / 2
+    return float(0.5 * (np.sum(pa * np.log(pa / mixture)) + np.sum(pd_ * np.log(pd_ / mixture))))
+
+
+def lp(histogram_a: np.ndarray, histogram_d: np.ndarray, order: float = 2) -> float:
+    """||Pa - Pd||_p."""
+    pa, pd_ = aligned_nonzero(histogram_a, histogram_d)
+    return float(np.linalg.norm(pa - pd_, order))
+
+
+def cdd(subgroups: dict[str, np.ndarray], axis: int) -> float:
+    """CDD = sum_i n_i DD_i / sum_i n_i, DD_i = (share of subgroup i's rejections in d) - (share
+    of its acceptances in d); acceptance is the label (axis 1) or the prediction (axis 2)."""
+    if not subgroups:
+        raise MetricUndefined("Group variable is empty or not provided")
+    tables = np.stack(list(subgroups.values()))  # subgroup, facet, label, predicted
+    outcome = tables.sum(axis=3 if axis == 1 else 2)  # subgroup, facet, outcome
+    accepted, rejected = outcome[:, :, POSITIVE], outcome[:, :, NEGATIVE]
+    if accepted.sum() == 0:
+        raise MetricUndefined("No positive labels in set")
+    if rejected.sum() == 0:
+        raise MetricUndefined("No negative labels in set")
+    share_accepted = np.divide(accepted[:, D], accepted.sum(axis=1), out=np.zeros(len(tables)),
+                               where=accepted.sum(axis=1) > 0)
+    share_rejected = np.divide(rejected[:, D], rejected.sum(axis=1), out=np.zeros(len(tables)),
+                               where=rejected.sum(axis=1) > 0)
+    sizes = tables.sum(axis=(1, 2, 3))
+    return divide(float(np.sum(sizes * (share_rejected - share_accepted))), float(sizes.sum()))
+
+
+# -- pre-training ------------------------------------------------------------------------------------
+def pre_training(counts: Counts) -> dict[str, Callable[[], float]]:
+    """Each pre-training metric of these counts, computed when called (a metric may be undefined)."""
+    def dpl() -> float:
+        n_a, n_d = _both_groups(counts)
+        return counts.labels(A)[POSITIVE] / n_a - counts.labels(D)[POSITIVE] / n_d
+
+    def ci() -> float:
+        n_a, n_d = _both_groups(counts)
+        return float(n_a - n_d) / (n_a + n_d)
+
+    a, d = counts.labels(A), counts.labels(D)
+    return {
+        "CI": ci,
+        "DPL": dpl,
+        "KL": lambda: kl(a, d),
+        "JS": lambda: js(a, d),
+        "LP": lambda: lp(a, d, 2),
+        "TVD": lambda: 0.5 * lp(a, d, 1),
+        "KS": lambda: lp(a, d, np.inf),
+        "CDDL": lambda: cdd(counts.subgroups, axis=1),
     }
-    chosen = methods or [m for m in compute if m != "CDDL" or group is not None]
-    return {name: _checked(name, compute) for name in chosen}
 
 
-def post_training_metrics(
-    d: Mask, label: Mask, predicted: Mask, *, features: np.ndarray | None = None, group: np.ndarray | None = None,
-    methods: list[str] | None = None,
-) -> dict[str, float]:
-    """The chosen post-training metrics (all by default; CDDPL needs a group variable, FT features)."""
-    counts = post_training(d, label, predicted)
-    compute: dict[str, Callable[[], float]] = {name: (lambda v=value: v) for name, value in counts.items()}
-    compute["CDDPL"] = lambda: conditional_demographic_disparity(d, predicted, group)  # type: ignore[arg-type]
-    compute["FT"] = lambda: flip_test(features, d, predicted)  # type: ignore[arg-type]
-    compute["GE"] = lambda: generalized_entropy(label, predicted)
-    available = [m for m in POST_TRAINING if (m != "CDDPL" or group is not None) and (m != "FT" or features is not None)]
-    return {name: _checked(name, compute) for name in (methods or available)}
+# -- post-training -----------------------------------------------------------------------------------
+def post_training(counts: Counts) -> dict[str, Callable[[], float]]:
+    """Each post-training metric of these counts but the flip test, computed when called."""
+    def rates(numerator: Callable[[dict[str, int]], int], denominator: Callable[[dict[str, int]], int]) -> tuple[float, float]:
+        _both_groups(counts)
+        a, d = counts.confusion(A), counts.confusion(D)
+        return divide(numerator(a), denominator(a)), divide(numerator(d), denominator(d))
+
+    def difference(first: str, numerator: Callable, denominator: Callable) -> Callable[[], float]:
+        """a's rate minus d's (first="a"), or d's minus a's."""
+        def compute() -> float:
+            rate_a, rate_d = rates(numerator, denominator)
+            return subtract(rate_a, rate_d) if first == "a" else subtract(rate_d, rate_a)
+
+        return compute
+
+    def di() -> float:
+        q_a, q_d = rates(lambda g: g["TP"] + g["FP"], lambda g: sum(g.values()))
+        return divide(q_d, q_a)
+
+    def te() -> float:
+        tau_a, tau_d = rates(lambda g: g["FN"], lambda g: g["FP"])
+        return subtract(tau_d, tau_a)
+
+    positive = lambda g: g["TP"] + g["FN"]  # noqa: E731 - labelled positive
+    negative = lambda g: g["TN"] + g["FP"]  # noqa: E731
+    predicted_positive = lambda g: g["TP"] + g["FP"]  # noqa: E731
+    predicted_negative = lambda g: g["TN"] + g["FN"]  # noqa: E731
+    return {
+        "DPPL": difference("a", predicted_positive, lambda g: sum(g.values())),
+        "DI": di,
+        "DCA": difference("a", positive, predicted_positive),
+        "DCR": difference("d", negative, predicted_negative),
+        "RD": difference("a", lambda g: g["TP"], positive),
+        "SD": difference("d", lambda g: g["TN"], negative),
+        "DAR": difference("a", lambda g: g["TP"], predicted_positive),
+        "DRR": difference("d", lambda g: g["TN"], predicted_negative),
+        "AD": difference("a", lambda g: g["TP"] + g["TN"], lambda g: sum(g.values())),
+        "CDDPL": lambda: cdd(counts.subgroups, axis=2),
+        "TE": te,
+        "GE": lambda: generalized_entropy(counts),
+    }
 
 
-def _checked(name: str, compute: dict[str, Callable[[], float]]) -> float:
-    if name not in compute:
-        raise UserError(f"unknown bias metric {name!r}; known: {', '.join(compute)}")
-    return float(compute[name]())
+def generalized_entropy(counts: Counts, alpha: float = 2.0) -> float:
+    """GE = sum_i [(b_i / mean b)^alpha - 1] / (n alpha (alpha - 1)), benefit b_i = yhat_i - y_i + 1:
+    0 for a false negative, 2 for a false positive, 1 otherwise."""
+    t = counts.table.sum(axis=0)  # label, predicted
+    by_benefit = {0.0: t[1, 0], 1.0: t[0, 0] + t[1, 1], 2.0: t[0, 1]}
+    n = int(t.sum())
+    if n == 0:
+        raise MetricUndefined("dataset must be non-empty")
+    mean = sum(b * c for b, c in by_benefit.items()) / n
+    if mean == 0:
+        raise MetricUndefined("All predicted labels are false negatives. There should be at least one prediction "
+                              "that is not false negative.")
+    return float(sum(c * ((b / mean) ** alpha - 1) for b, c in by_benefit.items()) / (n * alpha * (alpha - 1)))
+
+
+FT_NEIGHBOURS, FT_FEW_NEIGHBOURS, FT_FEW_ROWS = 5, 1, 9
+
+
+def flip_test(features: np.ndarray, d: np.ndarray, predicted: np.ndarray) -> float:
+    """FT: each row of d gets the prediction of its nearest neighbours among a's rows (k = 5, or 1
+    when a has 9 rows or fewer); FT = (#(1 -> 0) - #(0 -> 1)) / n_d."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    d = np.asarray(d, dtype=bool)
+    predicted = np.asarray(predicted, dtype=bool)
+    if not d.any():
+        raise MetricUndefined("Facet set is empty")
+    if d.all():
+        raise MetricUndefined("Negated Facet set is empty")
+    a = ~d
+    k = FT_NEIGHBOURS if a.sum() > FT_FEW_ROWS else FT_FEW_NEIGHBOURS
+    model = KNeighborsClassifier(n_neighbors=k).fit(features[a], predicted[a])
+    counterfactual = model.predict(features[d]).astype(bool)
+    own = predicted[d]
+    return divide(int((own & ~counterfactual).sum()) - int((~own & counterfactual).sum()), int(d.sum()))
+
+
+def evaluate(metrics: dict[str, Callable[[], float]], chosen: list[str]) -> dict[str, float | str]:
+    """The chosen metrics' values, or for a metric undefined on these data, the reason."""
+    results: dict[str, float | str] = {}
+    for name in chosen:
+        if name not in metrics:
+            raise UserError(f"unknown bias metric {name!r}; known: {', '.join(metrics)}")
+        try:
+            results[name] = float(metrics[name]())
+        except MetricUndefined as exc:
+            results[name] = str(exc)
+    return results

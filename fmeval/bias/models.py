@@ -15,7 +15,7 @@ from fmeval.errors import UserError
 Predict = Callable[[np.ndarray], np.ndarray]
 ERR_UNTRUSTED = (
     "{path}: loading a joblib or pickle file runs code from it, so fmeval only loads one you trust: "
-    "pass trusted=true (--trust-model) if it is yours"
+    "pass --trust-model (or trust_model=True from Python) if it is yours"
 )
 
 
@@ -125,20 +125,21 @@ def _parallel_rows(one: Callable[[tuple[int, np.ndarray]], Any], workers: int) -
     return predict
 
 
-def from_config(predictor: dict[str, Any], *, model: Any = None) -> Predict | None:
-    """A model from Python (`model`), or from the analysis configuration's `predictor` section."""
+def from_config(predictor: dict[str, Any], *, model: Any = None, trusted: bool = False) -> Predict | None:
+    """A model from Python (`model`), or from the analysis configuration's `predictor` section.
+    A model file is loaded only when `trusted` (the caller's word, never the config's)."""
     if model is not None:
         return from_estimator(model)
     if not predictor:
         return None
     options = {k: predictor.get(k) for k in ("content_template", "probability", "label") if predictor.get(k)}
     if predictor.get("model_path"):
-        return from_file(predictor["model_path"], trusted=bool(predictor.get("trusted")))
+        return from_file(predictor["model_path"], trusted=trusted)
     if predictor.get("url"):
         return from_http_endpoint(predictor["url"], **options)
     if predictor.get("endpoint_name"):
         return from_sagemaker_endpoint(predictor["endpoint_name"], region=predictor.get("region"), **options)
-    raise UserError("the predictor section needs model_path (with trusted), url, or endpoint_name")
+    raise UserError("the predictor section needs model_path (with --trust-model), url, or endpoint_name")
 
 
 def label_headers(predictor: dict[str, Any]) -> Sequence[str] | None:

@@ -33,8 +33,12 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]]) -> s
     return "".join(parts)
 
 
-def _value(value: Any) -> str:
-    return esc(f"{value:.4f}" if isinstance(value, float) else value)
+def _cell(metric: dict[str, Any]) -> str:
+    """A metric's value, or "n/a" with the reason it is undefined on these data."""
+    if metric.get("value") is None:
+        return f'<td class="num" title="{esc(metric.get("error"))}">n/a</td>'
+    value = metric["value"] if isinstance(metric["value"], str) else f"{metric['value']:.4f}"  # "Infinity"
+    return f'<td class="num">{esc(value)}</td>'
 
 
 def render_analysis(result: dict[str, Any]) -> str:
@@ -54,10 +58,14 @@ def render_analysis(result: dict[str, Any]) -> str:
                        + "".join(f"<th title=\"{esc(m['description'])}\">{esc(m['name'])}</th>" for m in entries[0]["metrics"])
                        + "</tr>")
             for entry in entries:
-                values = {m["name"]: m["value"] for m in entry["metrics"]}
+                by_name = {m["name"]: m for m in entry["metrics"]}
                 out.append(f"<tr><th>{esc(entry['value_or_threshold'])}</th>"
-                           + "".join(f'<td class="num">{_value(values[n])}</td>' for n in names) + "</tr>")
+                           + "".join(_cell(by_name[n]) for n in names) + "</tr>")
             out.append("</table>")
+    if "rows_with_missing_values" in result:
+        dropped = result["rows_with_missing_values"]
+        out.append(f"<p>{dropped['count']} row(s) with a missing label, facet, prediction or group were left out "
+                   f"(first rows: {esc(', '.join(map(str, dropped['rows'])))}).</p>")
     explanations = result.get("explanations", {})
     if "kernel_shap" in explanations:
         out.append("<h2>Feature importance (KernelSHAP)</h2><div class=\"charts\">")

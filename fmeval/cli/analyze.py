@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Callable
 
 from fmeval.cli.common import EXIT_OK
@@ -27,13 +28,22 @@ def run(args: argparse.Namespace) -> int:
     from fmeval.bias.analyze import analyze, load_config
 
     config = load_config(args.config)
-    if args.trust_model and config.get("predictor"):
-        config["predictor"] = {**config["predictor"], "trusted": True}
-    result = analyze(config, args.data, args.output, n_jobs=args.n_jobs)
+    result = analyze(config, args.data, args.output, trust_model=args.trust_model, n_jobs=args.n_jobs)
     for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
         for facet, entries in result.get(stage, {}).get("facets", {}).items():
             for entry in entries:
-                values = ", ".join(f"{m['name']}={m['value']:.4f}" for m in entry["metrics"])
+                values = ", ".join(f"{m['name']}={_shown(m['value'])}" for m in entry["metrics"])
                 print(f"{stage.split('_')[0]}-training, {facet}={entry['value_or_threshold']}: {values}")
+    dropped = result.get("rows_with_missing_values")
+    if dropped:
+        print(f"fmeval: {dropped['count']} row(s) with a missing label, facet, prediction or group were left out "
+              f"(first rows: {', '.join(map(str, dropped['rows']))})", file=sys.stderr)
     print(f"Results: {args.output}/analysis.json, {args.output}/report.html")
     return EXIT_OK
+
+
+def _shown(value: float | str | None) -> str:
+    """A metric for the terminal: 4 decimals, "Infinity" as Clarify writes it, n/a when undefined."""
+    if value is None:
+        return "n/a"
+    return value if isinstance(value, str) else f"{value:.4f}"

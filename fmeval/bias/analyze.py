@@ -161,16 +161,16 @@ def is_continuous(values: pd.Series, chosen: Any = None, kind: str | None = None
     if (isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values)
             or (isinstance(chosen, list) and len(chosen) > 1)):
         return False
-    present = values.dropna()
-    if present.empty:
-        return False
     if pd.api.types.is_float_dtype(values):
-        return True
-    distinct = present.nunique() / len(present)
+        return bool(values.notna().any())
+    present = values.dropna()
+    distinct = pd.unique(present)
+    if present.empty or len(distinct) < UNIQUENESS_THRESHOLD * len(present):
+        return False
     if pd.api.types.is_integer_dtype(values):
-        return distinct >= UNIQUENESS_THRESHOLD
-    numbers = pd.to_numeric(present, errors="coerce")
-    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all() and distinct >= UNIQUENESS_THRESHOLD)
+        return True
+    numbers = pd.to_numeric(pd.Series(distinct), errors="coerce")  # the distinct values only: fast on text
+    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all())
 
 
 def _threshold(chosen: Any) -> int | float | None:
@@ -308,15 +308,6 @@ def analyze(
                                               "rows": np.flatnonzero(missing)[:MISSING_REPORTED].tolist()}
         frame = frame[~missing].reset_index(drop=True)
 
-    label_spec = config.get("label_values_or_threshold", [1])
-    label = select(frame[label_column], label_spec, "label_values_or_threshold", kind=config.get("label_type"))
-    positive = label.mask
-    if positive.all() or not positive.any():
-        raise UserError(_one_outcome(frame[label_column], label_spec, config.get("label_type"), positive.all()))
-    group = None
-    if config.get("group_variable") is not None:
-        group = frame[_column(frame, config["group_variable"], "group_variable")].to_numpy()
-
     skip = {label_column}
     for key in ("predicted_label_name_or_index", "probability_name_or_index", "joinsource_name_or_index"):
         if config.get(key) is not None:
@@ -330,27 +321,10 @@ def analyze(
     needs_features = predict is not None and (methods.get("shap") is not None or methods.get("pdp") is not None
                                               or methods.get("post_training_bias") is not None)
     features = _numeric_features(frame, feature_names) if needs_features else None
-    predicted = _predictions(config, frame, predict, features, headers, label_column)
-
-    if not facets and (methods.get("pre_training_bias") is not None or methods.get("post_training_bias") is not None):
-        raise UserError("bias metrics need at least one `facet` in the analysis config")
-    label_description = {"label": str(label_column), "label_value_or_threshold": label.description}
-    for stage, section_name in (("pre_training_bias_metrics", "pre_training_bias"),
-                                ("post_training_bias_metrics", "post_training_bias")):
-        if methods.get(section_name) is None:
-            continue
-        if stage == "post_training_bias_metrics" and predicted is None:
-            raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
-                            "or probability_name_or_index")
-        facet_results: dict[str, list[dict[str, Any]]] = {}
-        for facet, column in facets:
-            facet_results[str(column)] = [
-                {"value_or_threshold": selection.description,
-                 "metrics": _bias_metrics(stage, methods[section_name], selection.mask, positive, predicted, group,
-                                          frame, column, feature_names)}
-                for selection in _facet_groups(frame[column], facet, str(column))
-            ]
-        result[stage] = {**label_description, "facets": facet_results}
+    predicted = None
+    if methods.get("post_training_bias") is not None:
+        predicted = _predictions(config, frame, predict, features, headers, label_column)
+    result.update(_bias_report(config, frame, label_column, facets, predicted, feature_names))
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -368,6 +342,38 @@ def analyze(
 
     (output / "report.html").write_text(render_analysis(result), encoding="utf-8")
     return result
+
+
+def _bias_report(config: dict[str, Any], frame: pd.DataFrame, label_column: str, facets: list[tuple[Any, str]],
+                 predicted: np.ndarray | None, feature_names: list[str]) -> dict[str, Any]:
+    """analysis.json's pre- and post-training sections: each facet group's metrics."""
+    methods = config.get("methods") or {}
+    stages = [(stage, methods[section]) for stage, section in (("pre_training_bias_metrics", "pre_training_bias"),
+                                                               ("post_training_bias_metrics", "post_training_bias"))
+              if methods.get(section) is not None]
+    if not stages:
+        return {}
+    if not facets:
+        raise UserError("bias metrics need at least one `facet` in the analysis config")
+    label_spec = config.get("label_values_or_threshold", [1])
+    label = select(frame[label_column], label_spec, "label_values_or_threshold", kind=config.get("label_type"))
+    if label.mask.all() or not label.mask.any():
+        raise UserError(_one_outcome(frame[label_column], label_spec, config.get("label_type"), label.mask.all()))
+    group = None
+    if config.get("group_variable") is not None:
+        group = frame[_column(frame, config["group_variable"], "group_variable")]
+    report: dict[str, Any] = {}
+    for stage, section in stages:
+        if stage == "post_training_bias_metrics" and predicted is None:
+            raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
+                            "or probability_name_or_index")
+        report[stage] = {"label": str(label_column), "label_value_or_threshold": label.description, "facets": {
+            str(column): [{"value_or_threshold": selection.description,
+                           "metrics": _bias_metrics(stage, section, selection.mask, label.mask, predicted, group,
+                                                    frame, column, feature_names)}
+                          for selection in _facet_groups(frame[column], facet, str(column))]
+            for facet, column in facets}}
+    return report
 
 
 def _one_outcome(labels: pd.Series, label_spec: Any, label_type: str | None, all_positive: bool) -> str:
@@ -393,7 +399,7 @@ def _facet_groups(values: pd.Series, facet: Mapping[str, Any], column: str) -> l
 
 
 def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None,
-                  group: np.ndarray | None, frame: pd.DataFrame, facet_column: str,
+                  group: pd.Series | None, frame: pd.DataFrame, facet_column: str,
                   feature_names: list[str]) -> list[dict[str, Any]]:
     counts = bias.Counts.of(d, positive, predicted, group=group)
     if stage == "pre_training_bias_metrics":

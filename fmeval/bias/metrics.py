@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from numpy.typing import ArrayLike
 import numpy as np
 
 from fmeval.errors import UserError
@@ -88,7 +89,7 @@ class Counts:
 
     @classmethod
     def of(cls, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None = None, *,
-           group: np.ndarray | None = None) -> Counts:
+           group: ArrayLike | None = None) -> Counts:
         """Count boolean masks (sensitive group, positive label, positive prediction), and an
         optional group variable (any values)."""
         cell = _cell(d, positive, predicted)
@@ -96,7 +97,7 @@ class Counts:
         if group is not None:
             import pandas as pd
 
-            codes, names = pd.factorize(np.asarray(group), use_na_sentinel=False)
+            codes, names = pd.factorize(group if hasattr(group, "dtype") else np.asarray(group), use_na_sentinel=False)
             per_group = np.bincount(codes * 8 + cell, minlength=8 * len(names)).reshape(len(names), 2, 2, 2)
             counts.subgroups = {str(name): per_group[i].astype(np.int64) for i, name in enumerate(names)}
         return counts
@@ -286,7 +287,7 @@ def flip_test(features: np.ndarray, d: np.ndarray, predicted: np.ndarray) -> flo
         raise MetricUndefined("Negated Facet set is empty")
     a = ~d
     k = FT_NEIGHBOURS if a.sum() > FT_FEW_ROWS else FT_FEW_NEIGHBOURS
-    model = KNeighborsClassifier(n_neighbors=k).fit(features[a], predicted[a])
+    model = KNeighborsClassifier(n_neighbors=k, n_jobs=-1).fit(features[a], predicted[a])  # same neighbours, all cores
     counterfactual = model.predict(features[d]).astype(bool)
     own = predicted[d]
     return divide(int((own & ~counterfactual).sum()) - int((~own & counterfactual).sum()), int(d.sum()))

@@ -19,6 +19,17 @@ class DataError(UserError):
         self.reason = message
 
 
+class PredictionFailed(UserError):
+    """A model gave some inputs no prediction (after its retries): `errors` maps their positions
+    to the reason, and `answered` holds the outputs of the others, in order."""
+
+    def __init__(self, errors: dict[int, str], total: int, answered: object = None):
+        self.errors = errors
+        self.answered = answered
+        first = next(iter(errors.items()))
+        super().__init__(f"{len(errors)} of {total} prediction(s) failed; input {first[0]}: {first[1]}")
+
+
 class RunInterrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C; the message says how many records are saved and how to resume."""
 

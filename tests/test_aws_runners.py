@@ -129,7 +129,7 @@ def test_sagemaker_endpoint_happy_path_throttling_and_identity():
 
 
 def test_aws_runner_configuration_is_checked():
-    with pytest.raises(UserError, match=r"must contain \$prompt"):
+    with pytest.raises(UserError, match=r"must contain one of \$prompt or \$features"):
         SageMakerRunner("e", content_template='{"inputs": "x"}', output="a")
     with pytest.raises(UserError, match="not JSON"):
         SageMakerRunner("e", content_template="{inputs: $prompt}", output="a")

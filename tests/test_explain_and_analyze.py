@@ -171,15 +171,22 @@ def test_cli_with_a_trusted_model_file(credit, tmp_path, capsys):
 class _ModelHandler(http.server.BaseHTTPRequestHandler):
     model = None
     broken_after = None
+    unavailable = 0  # the first requests get a 503
     seen = 0
+    keys: list = []
 
     def log_message(self, *args):
         pass
 
     def do_POST(self):
         features = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["features"]
-        type(self).seen += 1
-        if self.broken_after is not None and type(self).seen > self.broken_after:
+        cls = type(self)
+        cls.seen += 1
+        cls.keys.append(self.headers.get("Authorization"))
+        if cls.seen <= self.unavailable:
+            self.send_error(503)
+            return
+        if self.broken_after is not None and cls.seen > self.broken_after:
             body = b'{"oops": "no score"}'
         else:
             body = json.dumps({"score": float(self.model.predict_proba([features])[0, 1])}).encode()
@@ -192,7 +199,7 @@ class _ModelHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def model_server(credit):
     _, model = credit
-    handler = type("Handler", (_ModelHandler,), {"model": model, "broken_after": None, "seen": 0})
+    handler = type("Handler", (_ModelHandler,), {"model": model, "broken_after": None, "seen": 0, "keys": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}/invocations"
@@ -200,40 +207,69 @@ def model_server(credit):
     server.server_close()
 
 
-def test_http_endpoint_model_and_malformed_answers(credit, model_server, tmp_path):
+def test_http_endpoint_model_through_the_engine(credit, model_server, tmp_path, monkeypatch):
+    """Retried after a 503, sent with the key from the environment (never written), cached: and a
+    row whose answer stays malformed is left out of the metrics and reported, not fatal."""
     frame, model = credit
     handler, url = model_server
+    monkeypatch.setenv("FMEVAL_RESPONSE_CACHE", str(tmp_path / "cache.sqlite"))
+    monkeypatch.setenv("CREDIT_KEY", "sk-credit-0123456789")
     small = frame.head(30)
     data = write_csv(small, tmp_path / "d.csv", headers=False)
-    cfg = config(predictor={"url": url, "content_template": '{"features": $features}', "probability": "score"},
+    cfg = config(predictor={"url": url, "content_template": '{"features": $features}', "probability": "score",
+                            "api_key_env": "CREDIT_KEY", "max_retries": 1, "retry_base_delay_s": 0.0},
                  label_type="categorical")
     cfg["methods"] = {"post_training_bias": {"methods": ["DPPL"]}}
+    handler.unavailable = 3
     result = analyze(cfg, data, tmp_path / "out")
     d = (small.gender == "F").to_numpy()
     predicted = model.predict_proba(small[["income", "debt", "age", "years"]])[:, 1] > 0.5
     value = result["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"][0]["value"]
     assert value == pytest.approx(predicted[~d].mean() - predicted[d].mean())
-    handler.broken_after, handler.seen = 5, 0
-    with pytest.raises(UserError, match=r"answer for record \d+ has no number at 'score': b'\{\"oops\""):
-        analyze(cfg, data, tmp_path / "out2")
+    assert handler.seen == 30 + 3 and set(handler.keys) == {"Bearer sk-credit-0123456789"}
+    analyze(cfg, data, tmp_path / "again")
+    assert handler.seen == 33  # every answer came from the cache
+
+    handler.broken_after, handler.unavailable, handler.seen = 20, 0, 0
+    monkeypatch.setenv("FMEVAL_RESPONSE_CACHE", str(tmp_path / "fresh.sqlite"))
+    result = analyze(cfg, data, tmp_path / "out2")
+    failed = result["rows_with_failed_predictions"]
+    assert failed["count"] == 10 and "'score' found nothing" in failed["first_error"]
+    answered = ~np.isin(np.arange(30), failed["rows"])
+    p, g = predicted[answered], d[answered]
+    value = result["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"][0]["value"]
+    assert value == pytest.approx(p[~g].mean() - p[g].mean())
+    assert handler.seen == 20 + 10 * 2  # each broken answer was retried once
+    for written in (tmp_path / "out2").rglob("*"):
+        assert "sk-credit" not in written.read_text()
+
+    handler.broken_after, handler.seen = 0, 0
+    monkeypatch.setenv("FMEVAL_RESPONSE_CACHE", str(tmp_path / "empty.sqlite"))
+    with pytest.raises(UserError, match=r"30 of 30 prediction\(s\) failed; input \d+: .*'score' found nothing"):
+        analyze(cfg, data, tmp_path / "out3")
 
 
-def test_sagemaker_endpoint_model_through_stubber():
+def test_sagemaker_endpoint_predictor_through_stubber(tmp_path, monkeypatch):
     import boto3
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    from fmeval.bias.models import from_sagemaker_endpoint
+    from fmeval.bias.models import RunnerPredictor, read_numbers
+    from fmeval.model_runners import load_runner
 
+    monkeypatch.setenv("FMEVAL_RESPONSE_CACHE", str(tmp_path / "cache.sqlite"))
     client = boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    predict = from_sagemaker_endpoint("credit-model", probability="predictions[0]", client=client, max_concurrency=1)
+    runner = load_runner("sagemaker:credit-model", content_template='{"features": $features}',
+                         output="predictions[0]", client=client, max_concurrency=1)
+    predict = RunnerPredictor(runner, read=read_numbers, placeholder=runner.template.placeholder)
     with Stubber(client) as stub:
-        for value in (0.2, 0.9):
+        for row, value in (([1.0, 2.0], 0.2), ([3.0, 4.0], 0.9)):
             raw = json.dumps({"predictions": [value]}).encode()
             stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(raw), len(raw))},
-                              {"EndpointName": "credit-model", "Body": json.dumps({"features": [1.0, 2.0]}),
+                              {"EndpointName": "credit-model", "Body": json.dumps({"features": row}),
                                "ContentType": "application/json", "Accept": "application/json"})
-        assert predict(np.array([[1.0, 2.0], [1.0, 2.0]])).tolist() == [0.2, 0.9]
+        assert predict(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist() == [0.2, 0.9]
+    predict.close()
 
 
 def test_analysis_config_and_data_errors_name_the_problem(credit, tmp_path, capsys):

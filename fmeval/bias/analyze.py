@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from fmeval.bias import metrics as bias
-from fmeval.bias.models import from_config, label_headers
-from fmeval.errors import DataError, UserError
+from fmeval.bias.models import RunnerPredictor, close, from_config, label_headers
+from fmeval.errors import DataError, PredictionFailed, UserError
 
 DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet")
 UNIQUENESS_THRESHOLD = 0.05
@@ -296,7 +296,7 @@ def analyze(
     """
     config = load_config(config)
     frame = load_data(config, data)
-    methods = config.get("methods") or {}
+    output = Path(output)
     label_column = _column(frame, config["label"], "label")
     facets = [(facet, _column(frame, facet["name_or_index"], "facet")) for facet in config.get("facet") or []]
     optional = [_column(frame, config[key], key) for key in ("predicted_label_name_or_index", "group_variable")
@@ -317,26 +317,13 @@ def analyze(
     feature_names = [c for c in frame.columns if c not in skip]
     predictor_section = config.get("predictor") or {}
     predict = from_config(predictor_section, model=model, trusted=trust_model)
-    headers = label_headers(predictor_section)
-    needs_features = predict is not None and (methods.get("shap") is not None or methods.get("pdp") is not None
-                                              or methods.get("post_training_bias") is not None)
-    features = _numeric_features(frame, feature_names) if needs_features else None
-    predicted = None
-    if methods.get("post_training_bias") is not None:
-        predicted = _predictions(config, frame, predict, features, headers, label_column)
-    result.update(_bias_report(config, frame, label_column, facets, predicted, feature_names))
-
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    explanations: dict[str, Any] = {}
-    global_importance: dict[str, dict[str, float]] = {}
-    if methods.get("shap") is not None:
-        explanations["kernel_shap"], global_importance = _shap(methods["shap"], frame, config, predict, features,
-                                                               feature_names, headers, output, n_jobs)
-    if methods.get("pdp") is not None:
-        explanations["pdp"] = _pdp(methods["pdp"], predict, features, feature_names, headers, global_importance)
-    if explanations:
-        result["explanations"] = explanations
+    if isinstance(predict, RunnerPredictor):
+        n_jobs = 1  # the engine already sends the requests concurrently
+    try:
+        result.update(_analyses(config, frame, result, label_column, facets, feature_names, predict,
+                                label_headers(predictor_section), output, n_jobs))
+    finally:
+        close(predict)
     (output / "analysis.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     from fmeval.bias.report import render_analysis
 
@@ -344,8 +331,42 @@ def analyze(
     return result
 
 
+def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any], label_column: str,
+              facets: list[tuple[Any, str]], feature_names: list[str], predict: Any, headers: Any, output: Path,
+              n_jobs: int | None) -> dict[str, Any]:
+    """The bias sections and the explanations; rows the model gave no prediction for are left out
+    of the post-training metrics and reported (`rows_with_failed_predictions`)."""
+    methods = config.get("methods") or {}
+    shap_section = methods.get("shap")
+    text = shap_section is not None and "text_config" in shap_section
+    needs_features = predict is not None and (shap_section is not None or methods.get("pdp") is not None
+                                              or methods.get("post_training_bias") is not None)
+    features = None
+    if needs_features:
+        features = _text_inputs(frame[feature_names]) if text else _numeric_features(frame, feature_names)
+    predicted, answered = None, None
+    if methods.get("post_training_bias") is not None:
+        predicted, answered = _predictions(config, frame, predict, features, headers, label_column, result)
+    sections = _bias_report(config, frame, label_column, facets, predicted, feature_names, answered)
+    output.mkdir(parents=True, exist_ok=True)
+    explanations: dict[str, Any] = {}
+    global_importance: dict[str, dict[str, float]] = {}
+    if text:
+        explanations["kernel_shap"] = _text_shap(shap_section, frame, config, predict, feature_names, headers, output,
+                                                 result)
+    elif shap_section is not None:
+        explanations["kernel_shap"], global_importance = _shap(shap_section, frame, config, predict, features,
+                                                               feature_names, headers, output, n_jobs, result)
+    if methods.get("pdp") is not None:
+        if text:
+            raise UserError("pdp needs numeric features; it does not apply to text (text_config)")
+        explanations["pdp"] = _pdp(methods["pdp"], predict, features, feature_names, headers, global_importance)
+    return {**sections, **({"explanations": explanations} if explanations else {})}
+
+
 def _bias_report(config: dict[str, Any], frame: pd.DataFrame, label_column: str, facets: list[tuple[Any, str]],
-                 predicted: np.ndarray | None, feature_names: list[str]) -> dict[str, Any]:
+                 predicted: np.ndarray | None, feature_names: list[str],
+                 answered: np.ndarray | None = None) -> dict[str, Any]:
     """analysis.json's pre- and post-training sections: each facet group's metrics."""
     methods = config.get("methods") or {}
     stages = [(stage, methods[section]) for stage, section in (("pre_training_bias_metrics", "pre_training_bias"),
@@ -364,13 +385,18 @@ def _bias_report(config: dict[str, Any], frame: pd.DataFrame, label_column: str,
         group = frame[_column(frame, config["group_variable"], "group_variable")]
     report: dict[str, Any] = {}
     for stage, section in stages:
-        if stage == "post_training_bias_metrics" and predicted is None:
-            raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
-                            "or probability_name_or_index")
+        rows = np.ones(len(frame), dtype=bool)
+        if stage == "post_training_bias_metrics":
+            if predicted is None:
+                raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
+                                "or probability_name_or_index")
+            rows = answered if answered is not None else rows
+        stage_frame = frame[rows].reset_index(drop=True)
         report[stage] = {"label": str(label_column), "label_value_or_threshold": label.description, "facets": {
             str(column): [{"value_or_threshold": selection.description,
-                           "metrics": _bias_metrics(stage, section, selection.mask, label.mask, predicted, group,
-                                                    frame, column, feature_names)}
+                           "metrics": _bias_metrics(stage, section, selection.mask[rows], label.mask[rows], predicted,
+                                                    None if group is None else group[rows].reset_index(drop=True),
+                                                    stage_frame, column, feature_names)}
                           for selection in _facet_groups(frame[column], facet, str(column))]
             for facet, column in facets}}
     return report
@@ -433,8 +459,9 @@ def _numeric_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
 
 
 def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, features: np.ndarray | None,
-                 headers: Any, label_column: str) -> np.ndarray | None:
-    """Predicted positives: from a predicted-label column, a probability column, or the model."""
+                 headers: Any, label_column: str, result: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Predicted positives, from a predicted-label column, a probability column, or the model; and
+    which rows the model answered (None: all of them). Unanswered rows are reported in `result`."""
     threshold = float(config.get("probability_threshold", 0.5))
     label_spec = config.get("label_values_or_threshold", [1])
     if config.get("predicted_label_name_or_index") is not None:
@@ -443,22 +470,34 @@ def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, feat
         # smclarify: the threshold's interval spans both columns
         upper = _maximum(pd.concat([labels, frame[column]])) if _threshold(label_spec) is not None else None
         kind = "continuous" if is_continuous(labels, label_spec, config.get("label_type")) else "categorical"
-        return select(frame[column], label_spec, "predicted labels", kind=kind, required=False, upper=upper).mask
+        return select(frame[column], label_spec, "predicted labels", kind=kind, required=False, upper=upper).mask, None
     if config.get("probability_name_or_index") is not None:
         column = _column(frame, config["probability_name_or_index"], "probability_name_or_index")
-        return frame[column].to_numpy(dtype=float) > threshold
+        return frame[column].to_numpy(dtype=float) > threshold, None
     if predict is None or features is None:
-        return None
-    outputs = np.asarray(predict(features), dtype=float)
+        return None, None
+    answered = None
+    try:
+        outputs = np.asarray(predict(features), dtype=float)
+    except PredictionFailed as failed:
+        answered = np.ones(len(features), dtype=bool)
+        answered[list(failed.errors)] = False
+        if not answered.any():
+            raise
+        result["rows_with_failed_predictions"] = {
+            "count": len(failed.errors), "action": "left out of the post-training metrics",
+            "rows": sorted(failed.errors)[:MISSING_REPORTED], "first_error": next(iter(failed.errors.values()))}
+        outputs = np.asarray(failed.answered, dtype=float)
     if outputs.ndim == 2 and outputs.shape[1] > 1:  # class probabilities: the most likely class's label
         names = list(headers) if headers else [str(i) for i in range(outputs.shape[1])]
         chosen = pd.Series([names[i] for i in outputs.argmax(axis=1)])
-        return chosen.isin({str(v) for v in (label_spec if isinstance(label_spec, list) else [label_spec])}).to_numpy()
-    return outputs.reshape(-1) > threshold
+        labels = label_spec if isinstance(label_spec, list) else [label_spec]
+        return chosen.isin({str(v) for v in labels}).to_numpy(), answered
+    return outputs.reshape(-1) > threshold, answered
 
 
 def _shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], predict: Any, features: Any,
-          feature_names: list[str], headers: Any, output: Path, n_jobs: int | None):
+          feature_names: list[str], headers: Any, output: Path, n_jobs: int | None, report: dict[str, Any]):
     from fmeval.explain.kernel_shap import kernel_shap
 
     if predict is None:
@@ -474,17 +513,115 @@ def _shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], 
     )
     importance = result.global_importance(section.get("agg_method", "mean_abs"))
     if section.get("save_local_shap_values", True):
-        join = config.get("joinsource_name_or_index")
-        ids = frame[_column(frame, join, "joinsource_name_or_index")] if join is not None else pd.Series(range(len(frame)))
-        local = pd.DataFrame({"join_id": ids.to_numpy()})
+        local = pd.DataFrame({"join_id": _join_ids(frame, config).to_numpy()})
         for i, label in enumerate(result.labels):
             for j, name in enumerate(result.feature_names):
                 local[f"{label}_{name}" if len(result.labels) > 1 else name] = result.local[:, i, j]
         (output / "explanations_shap").mkdir(exist_ok=True)
         local.to_csv(output / "explanations_shap" / "out.csv", index=False)
+    if result.errors:
+        report["rows_without_explanation"] = {"count": len(result.errors), "action": "SHAP values left empty",
+                                              "rows": sorted(result.errors)[:MISSING_REPORTED],
+                                              "first_error": next(iter(result.errors.values()))}
     explained = {label: {"global_shap_values": importance[label], "expected_value": float(result.expected_value[i])}
                  for i, label in enumerate(result.labels)}
     return explained, importance
+
+
+def _text_inputs(rows: pd.DataFrame) -> Any:
+    """What a text model is called with: the texts when there is one feature, else the table."""
+    return rows.iloc[:, 0].astype(str).tolist() if rows.shape[1] == 1 else rows.reset_index(drop=True)
+
+
+def _join_ids(frame: pd.DataFrame, config: dict[str, Any]) -> pd.Series:
+    join = config.get("joinsource_name_or_index")
+    return frame[_column(frame, join, "joinsource_name_or_index")] if join is not None else pd.Series(range(len(frame)))
+
+
+def _text_shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], predict: Any,
+               feature_names: list[str], headers: Any, output: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Clarify's NLP explainability: KernelSHAP over the units of each text feature (any other
+    feature is one unit). Writes `explanations_shap/out.jsonl` and `text_heatmap.html`."""
+    from fmeval.explain import text as explain_text
+
+    if predict is None:
+        raise UserError("SHAP needs a model: a predictor section, or a model passed from Python")
+    settings = explain_text.text_config(section["text_config"])
+    rows = frame[feature_names]
+    is_text = [not pd.api.types.is_numeric_dtype(rows[name]) or pd.api.types.is_bool_dtype(rows[name])
+               for name in feature_names]
+    if not any(is_text):
+        raise UserError(f"text_config: none of the features ({', '.join(map(str, feature_names))}) holds text")
+    baseline = _text_baseline(section.get("baseline"), rows, is_text)
+
+    def score_rows(masked: list[list[Any]]) -> np.ndarray:
+        outputs = np.asarray(predict(_text_inputs(pd.DataFrame(masked, columns=feature_names))), dtype=float)
+        return outputs.reshape(len(masked), -1)
+
+    explained, ids, errors = [], [], {}
+    join_ids = _join_ids(frame, config)
+    for index, row in enumerate(rows.itertuples(index=False)):
+        try:
+            explained.append(explain_text.explain_row(
+                score_rows, list(row), is_text=is_text, baseline=baseline, granularity=settings["granularity"],
+                language=settings["language"], num_samples=section.get("num_samples", "auto"),
+                seed=int(section.get("seed", 0)), item=index))
+            ids.append(join_ids.iloc[index])
+        except PredictionFailed as failed:
+            errors[index] = str(failed)
+    if errors:
+        report["rows_without_explanation"] = {"count": len(errors), "action": "not explained",
+                                              "rows": sorted(errors)[:MISSING_REPORTED],
+                                              "first_error": next(iter(errors.values()))}
+    if not explained:
+        raise UserError(f"no row could be explained; row {next(iter(errors))}: {next(iter(errors.values()))}")
+    outputs = explained[0].shap.values.shape[0]
+    labels = list(headers) if headers else [f"label{i}" for i in range(outputs)]
+    if len(labels) != outputs:
+        raise UserError(f"{len(labels)} label_headers for a model with {outputs} outputs")
+    if section.get("save_local_shap_values", True):
+        (output / "explanations_shap").mkdir(exist_ok=True)
+        with open(output / "explanations_shap" / "out.jsonl", "w", encoding="utf-8") as handle:
+            for row_id, explanation in zip(ids, explained):
+                record = explain_text.local_record(explanation, [str(n) for n in feature_names], is_text,
+                                                   _plain(row_id))
+                handle.write(json.dumps(record) + "\n")
+        (output / "text_heatmap.html").write_text(explain_text.heatmap_html(
+            explained, [str(n) for n in feature_names], is_text, labels, ids), encoding="utf-8")
+    return {label: _text_global(explained, feature_names, is_text, i, section.get("agg_method", "mean_abs"),
+                                settings["max_top_tokens"]) for i, label in enumerate(labels)}
+
+
+def _text_global(explained: list[Any], feature_names: list[str], is_text: list[bool], label: int, agg_method: str,
+                 max_top_tokens: int) -> dict[str, Any]:
+    """A label's global values: per feature, its units' summed values aggregated over rows; and
+    per text feature, the units that matter most."""
+    from fmeval.explain import text as explain_text
+    from fmeval.explain.kernel_shap import ShapResult
+
+    per_feature = np.array([[values[label].sum() for _, values in e.per_feature()] for e in explained])
+    summary = ShapResult(labels=["label"], feature_names=[str(n) for n in feature_names],
+                         local=per_feature[:, None, :], expected_value=np.zeros(1), errors={})
+    return {"global_shap_values": summary.global_importance(agg_method)["label"],
+            "expected_value": float(np.mean([e.shap.masked_output[label] for e in explained])),
+            "global_top_shap_text": {str(name): explain_text.top_units(explained, f, label, max_top_tokens)
+                                     for f, name in enumerate(feature_names) if is_text[f]}}
+
+
+def _text_baseline(baseline: Any, rows: pd.DataFrame, is_text: list[bool]) -> list[Any]:
+    """Clarify's `baseline` for text: one row, e.g. [["<UNK>"]] (the token a masked unit becomes).
+    Without one, a masked unit is removed, and a masked number becomes the column's mean."""
+    if baseline is None:
+        return ["" if text else float(rows[name].mean()) for name, text in zip(rows.columns, is_text)]
+    if (not isinstance(baseline, list) or len(baseline) != 1 or not isinstance(baseline[0], list)
+            or len(baseline[0]) != len(is_text)):
+        raise UserError(f"shap.baseline for text must be one row with a value per feature ({len(is_text)}), "
+                        f'like [["<UNK>"]], got {baseline!r}')
+    return list(baseline[0])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _pdp(section: dict[str, Any], predict: Any, features: Any, feature_names: list[str], headers: Any,

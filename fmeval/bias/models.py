@@ -1,41 +1,61 @@
-"""Where predictions come from: a Python callable or scikit-learn estimator, a trusted joblib or
-pickle file, an HTTP endpoint, or a SageMaker endpoint. Each becomes `rows -> outputs`."""
+"""Where `fmeval analyze` gets predictions.
+
+A Python callable or scikit-learn estimator, a joblib or pickle file you trust, or a model
+behind a runner: an HTTP endpoint (`predictor.url`), a SageMaker endpoint
+(`predictor.endpoint_name`), or any fmeval model spec (`predictor.model`, e.g. a language model
+whose scored output is explained). Each becomes a `Predictor`: a list of inputs (rows of
+numbers, texts, or images) in, one row of outputs per input out.
+
+Runner-backed predictors send their requests through the engine, so they are concurrent,
+retried with backoff, cached, and redacted. A request that still fails leaves its input without
+a prediction: `PredictionFailed` says which inputs and why, and the caller decides what that
+costs (a row dropped from the bias metrics, one explanation not computed), never the whole job.
+"""
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
+import pandas as pd
 
-from fmeval.errors import UserError
+from fmeval.errors import PredictionFailed, UserError
 
-Predict = Callable[[np.ndarray], np.ndarray]
 ERR_UNTRUSTED = (
     "{path}: loading a joblib or pickle file runs code from it, so fmeval only loads one you trust: "
     "pass --trust-model (or trust_model=True from Python) if it is yours"
 )
+RUNNER_KEYS = ("region", "api_key_env", "api_key_header", "max_concurrency", "timeout_s", "inference_component")
+ENGINE_KEYS = ("max_retries", "retry_base_delay_s")
 
 
-def from_estimator(model: Any) -> Predict:
+class Predictor(Protocol):
+    def __call__(self, inputs: Sequence[Any]) -> np.ndarray:
+        """One row of outputs per input (a 1-D array for a single output)."""
+        ...
+
+
+def from_estimator(model: Any) -> Predictor:
     """Positive-class probabilities of a classifier (`predict_proba`, all columns when multi-class),
-    else `predict`; or any callable on a 2-D array."""
+    else `predict`; or any callable on the batch of inputs."""
     if hasattr(model, "predict_proba"):
-        def predict(rows: np.ndarray) -> np.ndarray:
-            probabilities = np.asarray(model.predict_proba(rows), dtype=float)
-            return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities
+        def predict(inputs: Sequence[Any]) -> np.ndarray:
+            probabilities = np.asarray(model.predict_proba(inputs), dtype=float)
+            return probabilities[:, 1] if probabilities.ndim == 2 and probabilities.shape[1] == 2 else probabilities
 
         return predict
     if hasattr(model, "predict"):
-        return lambda rows: np.asarray(model.predict(rows), dtype=float)
+        return lambda inputs: np.asarray(model.predict(inputs), dtype=float)
     if callable(model):
-        return lambda rows: np.asarray(model(rows), dtype=float)
+        return lambda inputs: np.asarray(model(inputs), dtype=float)
     raise UserError(f"a model must be callable or have predict/predict_proba, got {type(model).__name__}")
 
 
-def from_file(path: str | os.PathLike[str], *, trusted: bool) -> Predict:
+def from_file(path: str | os.PathLike[str], *, trusted: bool) -> Predictor:
     if not trusted:
         raise UserError(ERR_UNTRUSTED.format(path=path))
     if not Path(path).is_file():
@@ -45,101 +65,184 @@ def from_file(path: str | os.PathLike[str], *, trusted: bool) -> Predict:
     return from_estimator(joblib.load(path))
 
 
-class _JsonEndpoint:
-    """One JSON request per row built from `content_template` ($features is the row as a JSON
-    array), and JMESPath locations of the label or probability in each response."""
+# -- models behind a runner --------------------------------------------------------------------------
+def encode_input(item: Any, placeholder: str) -> str:
+    """One request's text: for `$prompt`, the text itself; for `$features`, Clarify's features as
+    JSON (a row of numbers or mixed values, a list with the text, a base64 PNG)."""
+    if isinstance(item, str):
+        return item if placeholder == "$prompt" else json.dumps([item])
+    if isinstance(item, np.ndarray) and item.ndim == 3:  # an image (height, width, channels)
+        from PIL import Image
 
-    def __init__(self, *, content_template: str, probability: str | None, label: str | None):
-        import jmespath
-
-        if "$features" not in content_template:
-            raise UserError(f"content_template must contain $features, got {content_template!r}")
-        if probability is None and label is None:
-            raise UserError("an endpoint needs a `probability` or `label` JMESPath for its responses")
-        self.content_template = content_template
-        self.path = probability or label
-        self._compiled = jmespath.compile(self.path)
-
-    def body(self, row: np.ndarray) -> str:
-        return self.content_template.replace("$features", json.dumps([float(v) for v in row]))
-
-    def read(self, raw: bytes, index: int) -> Any:
-        try:
-            value = self._compiled.search(json.loads(raw))
-            if value is None:  # np.asarray(None, dtype=float) would quietly be NaN
-                raise ValueError("nothing found")
-            number = np.asarray(value, dtype=float)
-            if not np.all(np.isfinite(number)):
-                raise ValueError("not a finite number")
-            return number
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError):
-            raise UserError(
-                f"the endpoint's answer for record {index} has no number at {self.path!r}: {raw[:200]!r}"
-            ) from None
+        buffer = io.BytesIO()
+        Image.fromarray(item).save(buffer, format="PNG")
+        return json.dumps(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return json.dumps([value.item() if isinstance(value, np.generic) else value for value in item])
 
 
-def from_http_endpoint(url: str, *, content_template: str = '{"features": $features}', probability: str | None = None,
-                       label: str | None = None, max_concurrency: int = 8, timeout_s: float = 60.0) -> Predict:
-    import httpx
-
-    endpoint = _JsonEndpoint(content_template=content_template, probability=probability, label=label)
-    client = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=max_concurrency))
-
-    def one(item: tuple[int, np.ndarray]) -> Any:
-        index, row = item
-        try:
-            response = client.post(url, content=endpoint.body(row), headers={"Content-Type": "application/json"})
-        except httpx.HTTPError as exc:
-            raise UserError(f"the endpoint {url} failed for record {index}: {exc}") from exc
-        if response.status_code >= 400:
-            raise UserError(f"the endpoint {url} answered HTTP {response.status_code} for record {index}: "
-                            f"{response.text[:200]!r}")
-        return endpoint.read(response.content, index)
-
-    return _parallel_rows(one, max_concurrency)
+def read_numbers(output: str, where: str) -> np.ndarray:
+    """A numeric output (a number or a list of numbers) of one request."""
+    try:
+        value = np.asarray(json.loads(output), dtype=float)
+    except (json.JSONDecodeError, TypeError, ValueError):
+        raise ValueError(f"{where}: expected a number or a list of numbers, got {output[:100]!r}") from None
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{where}: not a finite number: {output[:100]!r}")
+    return value
 
 
-def from_sagemaker_endpoint(endpoint_name: str, *, content_template: str = '{"features": $features}',
-                            probability: str | None = None, label: str | None = None, region: str | None = None,
-                            max_concurrency: int = 8, client: Any = None) -> Predict:
-    endpoint = _JsonEndpoint(content_template=content_template, probability=probability, label=label)
-    if client is None:
-        import boto3
-
-        client = boto3.session.Session().client("sagemaker-runtime", region_name=region)
-
-    def one(item: tuple[int, np.ndarray]) -> Any:
-        index, row = item
-        response = client.invoke_endpoint(EndpointName=endpoint_name, Body=endpoint.body(row),
-                                           ContentType="application/json", Accept="application/json")
-        return endpoint.read(response["Body"].read(), index)
-
-    return _parallel_rows(one, max_concurrency)
+def _rows(inputs: Any) -> list[Any]:
+    """A batch as a list of items: a table's rows become lists of their values."""
+    if isinstance(inputs, pd.DataFrame):
+        return [list(row) for row in inputs.itertuples(index=False)]
+    return list(inputs)
 
 
-def _parallel_rows(one: Callable[[tuple[int, np.ndarray]], Any], workers: int) -> Predict:
-    def predict(rows: np.ndarray) -> np.ndarray:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return np.stack(list(pool.map(one, enumerate(rows))))
+class _EnginePredictor:
+    """A model runner behind the engine, so requests are batched or concurrent, retried, cached
+    (re-running an analysis asks the model only for what is new) and redacted. An input whose
+    request still fails raises `PredictionFailed` with the answers of the others."""
 
-    return predict
+    def __init__(self, runner: Any, *, engine_options: Any = None):
+        from fmeval.engine.cache import ResponseCache
+        from fmeval.engine.engine import Engine
+
+        load = getattr(runner, "load", None)
+        if load is not None:
+            load()
+        store = ResponseCache() if runner.capabilities.cacheable else None
+        self.engine = Engine(runner, options=engine_options, store=store)
+
+    def _collect(self, values: list[Any], errors: dict[int, str]) -> Any:
+        answered = [value for index, value in enumerate(values) if index not in errors]
+        answered = np.stack(answered) if answered and isinstance(answered[0], np.ndarray) else np.asarray(answered)
+        if errors:
+            raise PredictionFailed(errors, len(values), answered)
+        return answered
+
+    def close(self) -> None:
+        self.engine.close()
 
 
-def from_config(predictor: dict[str, Any], *, model: Any = None, trusted: bool = False) -> Predict | None:
+class RunnerPredictor(_EnginePredictor):
+    """Each input one request; each answer read into a row of outputs by `read` (e.g. the numbers
+    at the configured JMESPath)."""
+
+    def __init__(self, runner: Any, *, read: Callable[[str, str], Any], placeholder: str = "$features",
+                 engine_options: Any = None):
+        super().__init__(runner, engine_options=engine_options)
+        self.read = read
+        self.placeholder = placeholder
+
+    def __call__(self, inputs: Any) -> Any:
+        outputs = self.engine.generate([encode_input(item, self.placeholder) for item in _rows(inputs)])
+        values: list[Any] = []
+        errors: dict[int, str] = {}
+        for index, answer in enumerate(outputs):
+            try:
+                if answer.error is not None:
+                    raise ValueError(answer.error)
+                values.append(self.read(answer.output or "", f"the answer for input {index}"))
+            except ValueError as exc:
+                errors[index] = str(exc)
+                values.append(None)
+        return self._collect(values, errors)
+
+
+SCORES = ("log_probability", "classification_accuracy")
+
+
+class LanguageModelScore(_EnginePredictor):
+    """A language model's score for each text, put into `prompt_template` at `$feature`: the
+    log-probability of `target` after the prompt (log p(prompt + target) - log p(prompt)), or
+    classification_accuracy: 1 when the label read from its answer (as the classification_accuracy
+    evaluation reads it, among `valid_labels`) is `target`, else 0."""
+
+    def __init__(self, runner: Any, *, prompt_template: str, score: str, target: str,
+                 valid_labels: Sequence[str] | None = None, engine_options: Any = None):
+        if "$feature" not in prompt_template:
+            raise UserError(f"predictor.prompt_template must contain $feature, got {prompt_template!r}")
+        if score not in SCORES:
+            raise UserError(f"predictor.score must be one of {', '.join(SCORES)}, got {score!r}")
+        if score == "classification_accuracy" and not valid_labels:
+            raise UserError("predictor.score classification_accuracy needs valid_labels (the labels to look for)")
+        if score == "log_probability" and not runner.capabilities.log_probability:
+            raise UserError("predictor.score log_probability needs a model that gives log-probabilities")
+        super().__init__(runner, engine_options=engine_options)
+        self.prompt_template, self.score, self.target = prompt_template, score, target
+        self.valid_labels = list(valid_labels or [])
+
+    def __call__(self, inputs: Any) -> np.ndarray:
+        texts = [str(row[0]) if isinstance(row, list) else str(row) for row in _rows(inputs)]
+        prompts = [self.prompt_template.replace("$feature", text) for text in texts]
+        errors: dict[int, str] = {}
+        if self.score == "log_probability":
+            answers = self.engine.log_probability(prompts + [prompt + self.target for prompt in prompts])
+            values: list[Any] = []
+            for index, (prompt, completed) in enumerate(zip(answers[: len(prompts)], answers[len(prompts):])):
+                error = prompt.error or completed.error
+                if error is not None:
+                    errors[index] = error
+                values.append(None if error else completed.log_probability - prompt.log_probability)
+            return self._collect(values, errors)
+        from fmeval.algorithms.classification_accuracy import make_label_converter
+
+        convert = make_label_converter()
+        values = []
+        for index, answer in enumerate(self.engine.generate(prompts)):
+            if answer.error is not None:
+                errors[index] = answer.error
+            values.append(None if answer.error else float(convert(answer.output or "", self.valid_labels) == self.target))
+        return self._collect(values, errors)
+
+
+def from_config(predictor: dict[str, Any], *, model: Any = None, trusted: bool = False) -> Predictor | None:
     """A model from Python (`model`), or from the analysis configuration's `predictor` section.
     A model file is loaded only when `trusted` (the caller's word, never the config's)."""
     if model is not None:
         return from_estimator(model)
     if not predictor:
         return None
-    options = {k: predictor.get(k) for k in ("content_template", "probability", "label") if predictor.get(k)}
     if predictor.get("model_path"):
         return from_file(predictor["model_path"], trusted=trusted)
-    if predictor.get("url"):
-        return from_http_endpoint(predictor["url"], **options)
-    if predictor.get("endpoint_name"):
-        return from_sagemaker_endpoint(predictor["endpoint_name"], region=predictor.get("region"), **options)
-    raise UserError("the predictor section needs model_path (with --trust-model), url, or endpoint_name")
+    from fmeval.model_runners import load_runner
+
+    if predictor.get("model"):
+        if "target" not in predictor:
+            raise UserError("a language-model predictor needs `target`: the text whose log-probability is "
+                            "explained, or the label classification_accuracy looks for")
+        runner = load_runner(predictor["model"], **predictor.get("model_options", {}))
+        return LanguageModelScore(runner, prompt_template=predictor.get("prompt_template", "$feature"),
+                                  score=predictor.get("score", "log_probability"), target=str(predictor["target"]),
+                                  valid_labels=predictor.get("valid_labels"), engine_options=engine_options(predictor))
+    spec = predictor.get("url") or (f"sagemaker:{predictor['endpoint_name']}" if predictor.get("endpoint_name") else None)
+    if spec is None:
+        raise UserError("the predictor section needs model_path (with --trust-model), url, endpoint_name, or model")
+    output = predictor.get("probability") or predictor.get("label")
+    if not output:
+        raise UserError("an endpoint predictor needs a `probability` or `label` JMESPath for its answers")
+    template = predictor.get("content_template", '{"features": $features}')
+    options = {key: predictor[key] for key in RUNNER_KEYS if key in predictor}
+    runner = load_runner(spec, **{**options, "content_template": template, "output": output})
+    return RunnerPredictor(runner, read=read_numbers, placeholder=runner.template.placeholder,
+                           engine_options=engine_options(predictor))
+
+
+def engine_options(predictor: dict[str, Any]) -> Any:
+    """How a runner-backed predictor's requests are retried (`max_retries`, `retry_base_delay_s`)."""
+    from fmeval.engine.engine import EngineOptions
+
+    try:
+        return EngineOptions(**{key: predictor[key] for key in ENGINE_KEYS if key in predictor})
+    except ValueError as exc:
+        raise UserError(f"predictor: {exc}") from None
+
+
+def close(predict: Any) -> None:
+    """Release a predictor's connections (runner-backed ones hold an engine)."""
+    closer = getattr(predict, "close", None)
+    if closer is not None:
+        closer()
 
 
 def label_headers(predictor: dict[str, Any]) -> Sequence[str] | None:

@@ -41,6 +41,13 @@ def _cell(metric: dict[str, Any]) -> str:
     return f'<td class="num">{esc(value)}</td>'
 
 
+LEFT_OUT = {
+    "rows_with_missing_values": "with a missing label, facet, prediction or group",
+    "rows_with_failed_predictions": "that the model gave no prediction for",
+    "rows_without_explanation": "whose explanation failed",
+}
+
+
 def render_analysis(result: dict[str, Any]) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -62,10 +69,12 @@ def render_analysis(result: dict[str, Any]) -> str:
                 out.append(f"<tr><th>{esc(entry['value_or_threshold'])}</th>"
                            + "".join(_cell(by_name[n]) for n in names) + "</tr>")
             out.append("</table>")
-    if "rows_with_missing_values" in result:
-        dropped = result["rows_with_missing_values"]
-        out.append(f"<p>{dropped['count']} row(s) with a missing label, facet, prediction or group were left out "
-                   f"(first rows: {esc(', '.join(map(str, dropped['rows'])))}).</p>")
+    for key, what in LEFT_OUT.items():
+        if key in result:
+            left_out = result[key]
+            reason = f"; first error: {left_out['first_error']}" if "first_error" in left_out else ""
+            out.append(f"<p>{left_out['count']} row(s) {what}: {esc(left_out['action'])} (first rows: "
+                       f"{esc(', '.join(map(str, left_out['rows'])))}){esc(reason)}.</p>")
     explanations = result.get("explanations", {})
     if "kernel_shap" in explanations:
         out.append("<h2>Feature importance (KernelSHAP)</h2><div class=\"charts\">")

@@ -2,7 +2,8 @@
 
 Each row is explained with its own seed, derived from (seed, row index), so the values do not
 depend on how rows are split between processes: `shap.KernelExplainer` called on one row after
-another with those seeds gives the same numbers.
+another with those seeds gives the same numbers. A row whose model calls fail (an endpoint that
+keeps erroring) gets NaN values and its error in `ShapResult.errors`; the other rows are kept.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fmeval.errors import UserError
+from fmeval.errors import PredictionFailed, UserError
 
 AGG_METHODS = ("mean_abs", "median", "mean_sq")
 # Below this many model evaluations (rows x samples x baseline rows), starting worker processes
@@ -26,16 +27,17 @@ class ShapResult:
 
     labels: list[str]
     feature_names: list[str]
-    local: np.ndarray  # (rows, labels, features)
+    local: np.ndarray  # (rows, labels, features); NaN for a row in `errors`
     expected_value: np.ndarray  # (labels,)
+    errors: dict[int, str]  # row -> why it has no explanation
 
     def global_importance(self, agg_method: str = "mean_abs") -> dict[str, dict[str, float]]:
         if agg_method not in AGG_METHODS:
             raise UserError(f"agg_method must be one of {AGG_METHODS}, got {agg_method!r}")
         aggregate = {
-            "mean_abs": lambda v: np.mean(np.abs(v), axis=0),
-            "median": lambda v: np.median(v, axis=0),
-            "mean_sq": lambda v: np.mean(v**2, axis=0),
+            "mean_abs": lambda v: np.nanmean(np.abs(v), axis=0),
+            "median": lambda v: np.nanmedian(v, axis=0),
+            "mean_sq": lambda v: np.nanmean(v**2, axis=0),
         }[agg_method]
         return {label: dict(zip(self.feature_names, map(float, aggregate(self.local[:, i, :]))))
                 for i, label in enumerate(self.labels)}
@@ -54,17 +56,21 @@ def _outputs_2d(predict: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], 
 
 
 def _explain_rows(predict: Callable, background: np.ndarray, rows: np.ndarray, first_row: int, *, num_samples: Any,
-                  use_logit: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  use_logit: bool, seed: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     import shap
 
     explainer = shap.KernelExplainer(_outputs_2d(predict), background, link="logit" if use_logit else "identity")
-    values = []
+    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    values, errors = [], {}
     for offset, row in enumerate(rows):
         np.random.seed(row_seed(seed, first_row + offset))  # shap samples coalitions from numpy's global RNG
-        # `explain` is what `shap_values` runs for each row, without its per-call overhead
-        values.append(np.asarray(explainer.explain(row[None, :], nsamples=num_samples)).T)  # (outputs, features)
-    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    return np.stack(values), expected
+        try:
+            # `explain` is what `shap_values` runs for each row, without its per-call overhead
+            values.append(np.asarray(explainer.explain(row[None, :], nsamples=num_samples)).T)  # (outputs, features)
+        except PredictionFailed as failed:
+            errors[first_row + offset] = str(failed)
+            values.append(np.full((len(expected), rows.shape[1]), np.nan))
+    return np.stack(values), expected, errors
 
 
 def kernel_shap(
@@ -113,10 +119,11 @@ def kernel_shap(
         parts = Parallel(n_jobs=jobs, backend="loky")(
             delayed(_explain_rows)(predict, background, data[chunk], int(chunk[0]), **options) for chunk in chunks
         )
-    local = np.concatenate([values for values, _ in parts])  # (rows, labels, features)
+    local = np.concatenate([values for values, _, _ in parts])  # (rows, labels, features)
     expected = parts[0][1]
+    errors = {row: error for _, _, part_errors in parts for row, error in part_errors.items()}
     labels = list(label_headers) if label_headers else [f"label{i}" for i in range(local.shape[1])]
     if len(labels) != local.shape[1]:
         raise UserError(f"{len(labels)} label_headers for a model with {local.shape[1]} outputs")
     names = list(feature_names) if feature_names else [f"feature_{i}" for i in range(data.shape[1])]
-    return ShapResult(labels=labels, feature_names=names, local=local, expected_value=expected)
+    return ShapResult(labels=labels, feature_names=names, local=local, expected_value=expected, errors=errors)

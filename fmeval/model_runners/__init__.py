@@ -11,6 +11,7 @@
 | `openai:MODEL` | an OpenAI-compatible server (`base_url`, `api`, `api_key_env`, ...) |
 | `bedrock:MODEL_ID` | Amazon Bedrock (Converse, or invoke_model with `content_template`) |
 | `sagemaker:ENDPOINT` | a SageMaker endpoint (`content_template`, `output`, ...) |
+| `http://...`, `https://...` | any JSON endpoint (`content_template`, `output`, `api_key_env`, ...) |
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def load_runner(spec: str, *, defaults: Mapping[str, Any] | None = None, **optio
 
 def _factory(spec: str, options: dict[str, Any]) -> tuple[Callable[..., ModelRunner], tuple[Any, ...]]:
     """The runner class (or function) a spec names, and its positional arguments."""
+    if spec.startswith(("http://", "https://")):
+        from fmeval.model_runners.http_endpoint import HttpEndpointRunner
+
+        return HttpEndpointRunner, (spec,)
     for prefix, (module_name, class_name) in HOSTED.items():
         if spec.startswith(prefix):
             if not spec[len(prefix) :]:

@@ -2,14 +2,13 @@
 
 `content_template` and the JMESPath `output` / `log_probability` locations work as in AWS
 fmeval's BedrockModelRunner and SageMakerModelRunner: `$prompt` is replaced by the prompt as
-a JSON string. Each runner holds one boto3 client, made on first use and reused by every
+a JSON string (or `$features` by a JSON value, as in SageMaker Clarify: see `json_template`). Each runner holds one boto3 client, made on first use and reused by every
 call (boto3 clients are thread-safe); botocore's own retries are off because the engine's
 adaptive retries replace them. Credentials come from boto3's usual chain and are never stored.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 from fmeval.retry import RetryableError
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
+from fmeval.model_runners.json_template import JsonTemplate
 from fmeval.secrets import redact
 
 THROTTLING_CODES = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
@@ -28,46 +28,6 @@ RETRYABLE_CODES = THROTTLING_CODES | {
 
 class RequestRejected(Exception):
     """The service refused the request for a reason retrying will not fix."""
-
-
-class _JsonTemplate:
-    """A request body template with `$prompt`, and JMESPath locations in the response."""
-
-    def __init__(self, content_template: str, output: str | None, log_probability: str | None):
-        import jmespath
-
-        if "$prompt" not in content_template:
-            raise UserError(f"content_template must contain $prompt, got {content_template!r}")
-        try:
-            json.loads(content_template.replace("$prompt", json.dumps("probe")))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"content_template is not JSON once $prompt is filled in: {exc}") from exc
-        if output is None and log_probability is None:
-            raise UserError("give an `output` JMESPath (and/or `log_probability`) for the response")
-        self.content_template = content_template
-        self.paths = {"output": output, "log_probability": log_probability}
-        self._compiled = {name: jmespath.compile(path) for name, path in self.paths.items() if path}
-
-    def body(self, prompt: str) -> str:
-        return self.content_template.replace("$prompt", json.dumps(prompt))
-
-    def model_output(self, raw: bytes) -> ModelOutput:
-        return ModelOutput(
-            output=self.read(raw, "output") if self.paths["output"] else None,
-            log_probability=float(self.read(raw, "log_probability")) if self.paths["log_probability"] else None,
-        )
-
-    def read(self, raw: bytes, what: str) -> Any:
-        try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RetryableError(f"malformed response: not JSON: {redact(repr(raw))[:80]}") from None
-        value = self._compiled[what].search(payload)
-        if value is None:  # masked before it is cut: a cut secret would no longer match
-            raise RetryableError(
-                f"malformed response: {self.paths[what]!r} found nothing in {redact(json.dumps(payload))[:200]}"
-            )
-        return value
 
 
 def _call(function: Any, **kwargs: Any) -> Any:
@@ -90,7 +50,7 @@ def _call(function: Any, **kwargs: Any) -> Any:
 
 class _AwsRunner(ABC):
     service: str
-    template: _JsonTemplate | None
+    template: JsonTemplate | None
 
     def __init__(self, *, region: str | None, max_concurrency: int, client: Any):
         if max_concurrency < 1:
@@ -164,7 +124,7 @@ class BedrockRunner(_AwsRunner):
         self.model_id = model_id
         self.system_prompt = system_prompt
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.template = _JsonTemplate(content_template, output, log_probability) if content_template else None
+        self.template = JsonTemplate(content_template, output, log_probability) if content_template else None
         if self.template is None and (output or log_probability):
             raise UserError("output/log_probability JMESPaths need a content_template (invoke_model)")
         self.capabilities = Capabilities(
@@ -227,7 +187,7 @@ class SageMakerRunner(_AwsRunner):
         super().__init__(region=region, max_concurrency=max_concurrency, client=client)
         self.endpoint_name = endpoint_name
         self.inference_component = inference_component
-        self.template = _JsonTemplate(content_template, output, log_probability)
+        self.template = JsonTemplate(content_template, output, log_probability)
         self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency)
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:

@@ -155,7 +155,7 @@ class ModelOptions(_Options):
     region: str | None = None
     """AWS region (Bedrock, SageMaker)."""
     content_template: str | None = None
-    """JSON request body with $prompt (Bedrock invoke_model, SageMaker)."""
+    """JSON request body with $prompt (Bedrock invoke_model, SageMaker, http(s) endpoints)."""
     output_jmespath: str | None = None
     """Where the output text is in the response (with --content-template)."""
     log_probability_jmespath: str | None = None
@@ -180,7 +180,7 @@ class RunConfig(BaseModel):
     """Built-in dataset name, or a .jsonl/.json/.csv/.parquet file."""
     model: Any = Field(default="smollm2", json_schema_extra={"short": "-m", "metavar": "SPEC"})
     """Model spec: smollm2 (default, bundled), a directory or hub id, a .gguf file, function:module:callable,
-    openai:MODEL (with --base-url), bedrock:MODEL_ID, sagemaker:ENDPOINT."""
+    openai:MODEL (with --base-url), bedrock:MODEL_ID, sagemaker:ENDPOINT, or an http(s) URL of a JSON endpoint."""
     output: str | None = Field(default=None, json_schema_extra={"short": "-o", "metavar": "DIR"})
     """Run directory (default: runs/EVALUATION-DATASET-TIME)."""
     num_records: StrictInt | None = Field(default=None, ge=1, json_schema_extra={"short": "-n"})

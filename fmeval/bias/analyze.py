@@ -30,7 +30,9 @@ from fmeval.bias import metrics as bias
 from fmeval.bias.models import RunnerPredictor, close, from_config, label_headers
 from fmeval.errors import DataError, PredictionFailed, UserError
 
-DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet")
+DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet", "application/x-image")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+BIAS_METHODS = ("pre_training_bias", "post_training_bias", "detection_bias")
 UNIQUENESS_THRESHOLD = 0.05
 """smclarify's: a numeric column with at least this share of distinct values is continuous."""
 MISSING_REPORTED = 20
@@ -66,8 +68,6 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str,
     if config.get("dataset_type", "text/csv") not in DATASET_TYPES:
         raise UserError(f"{source}: dataset_type must be one of {', '.join(DATASET_TYPES)}, "
                         f"got {config.get('dataset_type')!r}")
-    if "label" not in config:
-        raise UserError(f"{source}: the analysis config needs a `label` (column name or index)")
     facets = config.get("facet", [])
     if not isinstance(facets, list) or not all(isinstance(f, Mapping) and "name_or_index" in f for f in facets):
         raise UserError(f"{source}: facet must be a list of objects like "
@@ -88,6 +88,11 @@ def load_data(config: dict[str, Any], data: str | os.PathLike[str] | pd.DataFram
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True)
     path, kind, headers = Path(data), config.get("dataset_type", "text/csv"), config.get("headers")
+    if kind == "application/x-image" and path.is_dir():
+        images = sorted(str(p.resolve()) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise UserError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this directory")
+        return pd.DataFrame({"source-ref": images})
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
@@ -95,6 +100,8 @@ def load_data(config: dict[str, Any], data: str | os.PathLike[str] | pd.DataFram
             frame = pd.read_parquet(path)
         elif kind == "application/jsonlines":
             frame = _read_jsonlines(path, config)
+        elif kind == "application/x-image":
+            frame = _read_manifest(path)
         else:
             frame = _read_csv(path, headers)
     except UnicodeDecodeError as exc:
@@ -117,6 +124,33 @@ def _read_csv(path: Path, headers: list[str] | None) -> pd.DataFrame:
             frame = pd.read_csv(path, header=0, encoding="utf-8-sig")  # the file has the header row too
         frame.columns = headers
     return frame
+
+
+def _read_manifest(path: Path) -> pd.DataFrame:
+    """A JSON Lines manifest of images, as SageMaker writes them: `source-ref` (a path, relative
+    to the manifest's folder or absolute) and any metadata, e.g. a facet column."""
+    frame = _read_jsonlines(path, {})
+    if "source-ref" not in frame.columns:
+        raise DataError(str(path), "an image manifest needs a `source-ref` (the image's path) on every line")
+    for number, ref in enumerate(frame["source-ref"], start=1):
+        if not isinstance(ref, str) or ref.startswith("s3://"):
+            raise DataError(f"{path}:{number}", f"source-ref must be a local path (copy S3 images first), got {ref!r}")
+    frame["source-ref"] = [str((path.parent / ref).resolve()) for ref in frame["source-ref"]]
+    return frame
+
+
+def load_images(paths: pd.Series) -> list[np.ndarray]:
+    """Each image as (height, width, 3) uint8 RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for row, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                images.append(np.asarray(image.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"{path}", f"image of row {row} cannot be read: {exc}") from None
+    return images
 
 
 def _read_jsonlines(path: Path, config: dict[str, Any]) -> pd.DataFrame:
@@ -297,18 +331,19 @@ def analyze(
     config = load_config(config)
     frame = load_data(config, data)
     output = Path(output)
-    label_column = _column(frame, config["label"], "label")
+    label_column = _column(frame, config["label"], "label") if config.get("label") is not None else None
     facets = [(facet, _column(frame, facet["name_or_index"], "facet")) for facet in config.get("facet") or []]
     optional = [_column(frame, config[key], key) for key in ("predicted_label_name_or_index", "group_variable")
                 if config.get(key) is not None]
     result: dict[str, Any] = {"version": "1.0"}
-    missing = _missing_rows(frame, [label_column, *(c for _, c in facets), *optional], config.get("missing_values", "drop"))
+    required = [c for c in (label_column, *(c for _, c in facets), *optional) if c is not None]
+    missing = _missing_rows(frame, required, config.get("missing_values", "drop"))
     if missing.any():
         result["rows_with_missing_values"] = {"count": int(missing.sum()), "action": "dropped",
                                               "rows": np.flatnonzero(missing)[:MISSING_REPORTED].tolist()}
         frame = frame[~missing].reset_index(drop=True)
 
-    skip = {label_column}
+    skip = {label_column, "source-ref"}
     for key in ("predicted_label_name_or_index", "probability_name_or_index", "joinsource_name_or_index"):
         if config.get(key) is not None:
             skip.add(_column(frame, config[key], key))
@@ -337,13 +372,23 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
     """The bias sections and the explanations; rows the model gave no prediction for are left out
     of the post-training metrics and reported (`rows_with_failed_predictions`)."""
     methods = config.get("methods") or {}
+    if label_column is None and any(methods.get(m) is not None for m in BIAS_METHODS):
+        raise UserError("bias metrics need a `label` (column name or index) in the analysis config")
     shap_section = methods.get("shap")
+    images = config.get("dataset_type") == "application/x-image"
     text = shap_section is not None and "text_config" in shap_section
     needs_features = predict is not None and (shap_section is not None or methods.get("pdp") is not None
-                                              or methods.get("post_training_bias") is not None)
+                                              or methods.get("post_training_bias") is not None
+                                              or methods.get("detection_bias") is not None)
     features = None
     if needs_features:
-        features = _text_inputs(frame[feature_names]) if text else _numeric_features(frame, feature_names)
+        if images:
+            features = load_images(frame["source-ref"])
+        else:
+            features = _text_inputs(frame[feature_names]) if text else _numeric_features(frame, feature_names)
+    if methods.get("detection_bias") is not None:
+        result["detection_bias_metrics"] = _detection_bias(methods["detection_bias"], frame, label_column, facets,
+                                                           predict, features, result)
     predicted, answered = None, None
     if methods.get("post_training_bias") is not None:
         predicted, answered = _predictions(config, frame, predict, features, headers, label_column, result)
@@ -351,15 +396,18 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
     output.mkdir(parents=True, exist_ok=True)
     explanations: dict[str, Any] = {}
     global_importance: dict[str, dict[str, float]] = {}
-    if text:
+    if images and shap_section is not None:
+        explanations["kernel_shap"] = _image_shap(shap_section, frame, config, predict, features, headers, output,
+                                                  result)
+    elif text:
         explanations["kernel_shap"] = _text_shap(shap_section, frame, config, predict, feature_names, headers, output,
                                                  result)
     elif shap_section is not None:
         explanations["kernel_shap"], global_importance = _shap(shap_section, frame, config, predict, features,
                                                                feature_names, headers, output, n_jobs, result)
     if methods.get("pdp") is not None:
-        if text:
-            raise UserError("pdp needs numeric features; it does not apply to text (text_config)")
+        if text or images:
+            raise UserError("pdp needs numeric features; it does not apply to text or images")
         explanations["pdp"] = _pdp(methods["pdp"], predict, features, feature_names, headers, global_importance)
     return {**sections, **({"explanations": explanations} if explanations else {})}
 
@@ -526,6 +574,114 @@ def _shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], 
     explained = {label: {"global_shap_values": importance[label], "expected_value": float(result.expected_value[i])}
                  for i, label in enumerate(result.labels)}
     return explained, importance
+
+
+def _detection_bias(section: Any, frame: pd.DataFrame, label_column: str, facets: list[tuple[Any, str]],
+                    predict: Any, images: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """Per facet group: the detector's precision, recall and mAP@0.5, against the other images;
+    and the Recall Difference. The label column holds each image's annotated objects."""
+    from fmeval.bias.detection import boxes, detection_bias
+    from fmeval.explain.image import detections
+
+    if predict is None or images is None:
+        raise UserError("detection_bias needs a detector: a predictor section, or a model passed from Python")
+    if not facets:
+        raise UserError("detection_bias needs at least one `facet` in the analysis config")
+    section = section or {}
+    truth = [boxes(value, f"row {row}: {label_column}", 5) for row, value in enumerate(frame[label_column])]
+    answered = np.ones(len(images), dtype=bool)
+    try:
+        answers = list(predict(images))
+    except PredictionFailed as failed:  # images without an answer are left out, and reported
+        answered[list(failed.errors)] = False
+        answers = list(failed.answered)
+        report["rows_with_failed_predictions"] = {
+            "count": len(failed.errors), "action": "left out of the detection metrics",
+            "rows": sorted(failed.errors)[:MISSING_REPORTED], "first_error": next(iter(failed.errors.values()))}
+    rows = np.flatnonzero(answered)
+    found = [detections(answer, f"the detector's answer for row {row}") for row, answer in zip(rows, answers)]
+    truth = [truth[row] for row in rows]
+    options = {"iou_threshold": float(section.get("iou_threshold", 0.5)),
+               "score_threshold": float(section.get("score_threshold", 0.5))}
+    facets_out = {}
+    for facet, column in facets:
+        facets_out[str(column)] = []
+        for selection in _facet_groups(frame[column], facet, str(column)):
+            table = detection_bias(found, truth, selection.mask[rows], **options)
+            recall_difference = table.pop("RD")
+            facets_out[str(column)].append({"value_or_threshold": selection.description, **table, "metrics": _described(
+                {"RD": recall_difference}, bias.POST_TRAINING)})
+    return {"label": str(label_column), **options, "facets": facets_out}
+
+
+def _image_shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], predict: Any,
+                images: list[np.ndarray], headers: Any, output: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Clarify's CV explainability: KernelSHAP over SLIC superpixels. Writes per-segment values
+    (`explanations_shap/out.jsonl`) and one PNG overlay per image and explained output."""
+    from PIL import Image
+
+    from fmeval.explain import image as explain_image
+
+    if predict is None:
+        raise UserError("SHAP needs a model: a predictor section, or a model passed from Python")
+    settings = explain_image.image_config(section.get("image_config", {}))
+    baseline = section.get("baseline", "mean")
+    detector = settings["model_type"] == "OBJECT_DETECTION"
+    join_ids = _join_ids(frame, config)
+    folder = output / "explanations_shap"
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    errors: dict[int, str] = {}
+    expected: list[np.ndarray] = []
+    with open(folder / "out.jsonl", "w", encoding="utf-8") as handle:
+        for index, image in enumerate(images):
+            try:
+                explained = explain_image.explain_image(
+                    predict, image, settings=settings, baseline=baseline, num_samples=section.get("num_samples", "auto"),
+                    seed=int(section.get("seed", 0)), item=index)
+            except PredictionFailed as failed:
+                errors[index] = str(failed)
+                continue
+            values = explained.shap.values
+            labels = _output_names(values.shape[0], headers, explained.objects)
+            stem = f"{index:05d}_{Path(str(frame['source-ref'].iloc[index])).stem}"
+            for o, label in enumerate(labels):
+                explain_image.overlay_png(image, explained, o, folder / "images" / f"{stem}_{_safe(label)}.png")
+            Image.fromarray(explained.segments.astype(np.uint16)).save(folder / "images" / f"{stem}_segments.png")
+            record = {"join_source_value": _plain(join_ids.iloc[index]), "source-ref": frame["source-ref"].iloc[index],
+                      "segments_png": f"images/{stem}_segments.png", "labels": labels,
+                      "expected_value": explained.shap.masked_output.tolist(),
+                      "attributions": values.tolist()}
+            if detector:
+                record["objects"] = explained.objects.tolist()
+            else:
+                expected.append(explained.shap.masked_output)
+            handle.write(json.dumps(record) + "\n")
+    if errors:
+        report["rows_without_explanation"] = {"count": len(errors), "action": "not explained",
+                                              "rows": sorted(errors)[:MISSING_REPORTED],
+                                              "first_error": next(iter(errors.values()))}
+    explained_count = len(images) - len(errors)
+    if not detector and expected:
+        labels = _output_names(len(expected[0]), headers, None)
+        return {label: {"expected_value": float(np.mean([e[i] for e in expected])), "images_explained": explained_count}
+                for i, label in enumerate(labels)}
+    return {"objects": {"images_explained": explained_count}}
+
+
+def _output_names(count: int, headers: Any, objects: np.ndarray | None) -> list[str]:
+    if objects is not None:  # a detector's explained boxes: class and rank
+        names = list(headers) if headers else None
+        return [f"object{i}_{names[int(o[0])] if names and 0 <= int(o[0]) < len(names) else int(o[0])}"
+                for i, o in enumerate(objects)]
+    labels = list(headers) if headers else [f"label{i}" for i in range(count)]
+    if len(labels) != count:
+        raise UserError(f"{len(labels)} label_headers for a model with {count} outputs")
+    return labels
+
+
+def _safe(name: str) -> str:
+    """A label as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
 
 
 def _text_inputs(rows: pd.DataFrame) -> Any:

@@ -49,10 +49,18 @@ def from_estimator(model: Any) -> Predictor:
 
         return predict
     if hasattr(model, "predict"):
-        return lambda inputs: np.asarray(model.predict(inputs), dtype=float)
+        return lambda inputs: _outputs(model.predict(inputs))
     if callable(model):
-        return lambda inputs: np.asarray(model(inputs), dtype=float)
+        return lambda inputs: _outputs(model(inputs))
     raise UserError(f"a model must be callable or have predict/predict_proba, got {type(model).__name__}")
+
+
+def _outputs(values: Any) -> Any:
+    """Numbers as an array; a ragged answer (a detector's boxes per image) stays a list."""
+    try:
+        return np.asarray(values, dtype=float)
+    except ValueError:
+        return list(values)
 
 
 def from_file(path: str | os.PathLike[str], *, trusted: bool) -> Predictor:
@@ -115,7 +123,8 @@ class _EnginePredictor:
 
     def _collect(self, values: list[Any], errors: dict[int, str]) -> Any:
         answered = [value for index, value in enumerate(values) if index not in errors]
-        answered = np.stack(answered) if answered and isinstance(answered[0], np.ndarray) else np.asarray(answered)
+        if len({np.shape(value) for value in answered}) == 1:  # else ragged, e.g. a detector's boxes per image
+            answered = np.stack(answered) if isinstance(answered[0], np.ndarray) else np.asarray(answered)
         if errors:
             raise PredictionFailed(errors, len(values), answered)
         return answered

@@ -79,6 +79,8 @@ def render_analysis(result: dict[str, Any]) -> str:
     if "kernel_shap" in explanations:
         out.append("<h2>Feature importance (KernelSHAP)</h2><div class=\"charts\">")
         for label, block in explanations["kernel_shap"].items():
+            if "global_shap_values" not in block:  # images: see the overlays in explanations_shap/images
+                continue
             ranked = sorted(block["global_shap_values"].items(), key=lambda item: -abs(item[1]))
             rows = [(name, value, None, None, PALETTE[0]) for name, value in ranked]
             out.append(bar_chart(f"{label}: global SHAP (expected value {block['expected_value']:.4f})", rows))

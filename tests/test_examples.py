@@ -2,6 +2,7 @@
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fmeval.cli import main, parser
@@ -46,3 +47,51 @@ def test_github_actions_workflow_uses_real_commands_and_flags():
     top, _ = parser()
     for command in commands:  # parse_args raises SystemExit on an unknown flag
         run_command.parser().parse_args(command[1:]) if command[0] == "run" else top.parse_args(command)
+
+
+def test_vision_bias_example_on_real_digits(tmp_path):
+    """The example's metrics are the rates of its own predictions, and it writes overlays."""
+    import json
+    import runpy
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    example = runpy.run_path(str(REPO / "examples" / "vision-bias" / "digits.py"), run_name="example")
+    result = example["main"](tmp_path, limit=200, explained=1)
+    manifest = pd.read_json(tmp_path / "images" / "manifest.jsonl", lines=True)
+    assert len(manifest) == 200 and set(manifest.stroke) == {"thick", "thin"}
+    digits = example["load_digits"]()
+    model = example["DigitClassifier"](digits.images[::2], digits.target[::2])
+    images = [np.asarray(Image.open(tmp_path / "images" / ref)) for ref in manifest["source-ref"]]
+    predicted = model(images).argmax(axis=1) == 7
+    thin = (manifest.stroke == "thin").to_numpy()
+    metrics = {m["name"]: m["value"] for m in result["post_training_bias_metrics"]["facets"]["stroke"][0]["metrics"]}
+    assert metrics["DPPL"] == pytest.approx(predicted[~thin].mean() - predicted[thin].mean())
+    accuracy = model(images).argmax(axis=1) == manifest.digit.to_numpy()
+    assert accuracy.mean() > 0.9  # a real classifier, not a toy
+    line = json.loads((tmp_path / "explanations" / "explanations_shap" / "out.jsonl").read_text())
+    assert line["labels"] == [str(d) for d in range(10)] and len(line["attributions"]) == 10
+    assert len(list((tmp_path / "explanations" / "explanations_shap" / "images").glob("00000_*.png"))) == 11
+
+
+def test_text_explain_example_on_the_clothing_reviews(tmp_path, mirror, monkeypatch):
+    """Each review's token values add up to the model's output minus its all-<UNK> output."""
+    import json
+    import runpy
+
+    monkeypatch.setenv("FMEVAL_DATASET_MIRROR", str(mirror))
+    example = runpy.run_path(str(REPO / "examples" / "text-explain" / "reviews.py"), run_name="example")
+    result = example["main"](tmp_path, explained=2)
+    block = result["explanations"]["kernel_shap"]["label0"]
+    assert len(block["global_top_shap_text"]["review"]) == 10
+    lines = [json.loads(line) for line in (tmp_path / "explanations_shap" / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    model = example["train"](example["reviews"]())
+    for line in lines:
+        units = [a["description"]["partial_text"] for a in line["explanations"][0]["attributions"]]
+        total = sum(a["attribution"][0] for a in line["explanations"][0]["attributions"])
+        full, masked = model.predict_proba([" ".join(units), " ".join(["<UNK>"] * len(units))])[:, 1]
+        assert total == pytest.approx(full - masked, abs=1e-6)
+    assert "<script" not in (tmp_path / "text_heatmap.html").read_text()

@@ -223,3 +223,41 @@ def test_cli_writes_image_explanations_from_a_clarify_config(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "detection, background=clean: RD=" in printed and "detection, background=noisy: RD=" in printed
     assert len(list((tmp_path / "o" / "explanations_shap" / "images").glob("*_object0_0.png"))) == 4
+
+
+def test_an_image_endpoint_gets_base64_png_through_the_runner(tmp_path, monkeypatch):
+    """A real loopback server decodes each image and answers the red model's probability."""
+    import base64
+    import http.server
+    import io
+    import threading
+
+    from fmeval.bias.models import from_config
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            image = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"]))))
+            answer = json.dumps({"probability": float(red_in_the_window([image])[0, 0])}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    monkeypatch.setenv("FMEVAL_RESPONSE_CACHE", str(tmp_path / "cache.sqlite"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        predict = from_config({"url": f"http://127.0.0.1:{server.server_address[1]}/invocations",
+                               "content_template": '{"image": $features}', "probability": "probability"})
+        image = scene()
+        explained = explain_image(predict, image, settings=SETTINGS, num_samples=80, seed=2)
+        direct = explain_image(red_in_the_window, image, settings=SETTINGS, num_samples=80, seed=2)
+        np.testing.assert_allclose(explained.shap.values, direct.shap.values, atol=1e-12)
+        predict.close()
+    finally:
+        server.shutdown()
+        server.server_close()

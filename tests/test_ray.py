@@ -159,3 +159,30 @@ def test_a_killed_driver_resumes_like_a_local_run(tmp_path):
     assert sorted(ids, key=int) == [str(i) for i in range(200)]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"]["backend"] == "ray" and summary["engine"]["resumed_records"] == saved >= 40
+
+
+def test_bias_on_ray_data_equals_the_in_memory_analysis(ray_cluster, tmp_path):
+    from tests.test_bias_scale import CONFIG, assert_same, table, write_parts
+
+    from fmeval.bias.analyze import analyze
+
+    frame = table(n=4000, seed=3)
+    folder = write_parts(frame, tmp_path / "parts", parts=4)
+    on_ray = analyze(CONFIG, folder, tmp_path / "ray", backend="ray")
+    assert_same(on_ray, analyze(CONFIG, frame, tmp_path / "memory"))
+
+
+def test_kernel_shap_rows_on_ray_workers_equal_the_local_values(ray_cluster):
+    import numpy as np
+
+    from fmeval.explain.kernel_shap import kernel_shap
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(6, 4))
+
+    def predict(rows):
+        return np.tanh(rows @ np.array([1.0, -2.0, 0.5, 0.0]) + rows[:, 0] * rows[:, 1])
+
+    local = kernel_shap(predict, data, background=data[:3], num_samples=40, seed=4, n_jobs=1)
+    on_ray = kernel_shap(predict, data, background=data[:3], num_samples=40, seed=4, n_jobs=2, backend="ray")
+    np.testing.assert_array_equal(on_ray.local, local.local)

@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from fmeval.errors import DataError, PredictionFailed, UserError
 DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet", "application/x-image")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BIAS_METHODS = ("pre_training_bias", "post_training_bias", "detection_bias")
+BACKENDS = ("local", "ray")
 UNIQUENESS_THRESHOLD = 0.05
 """smclarify's: a numeric column with at least this share of distinct values is continuous."""
 MISSING_REPORTED = 20
@@ -187,24 +188,45 @@ def _column(frame: pd.DataFrame, name_or_index: Any, what: str) -> str:
 
 
 # -- groups and outcomes ---------------------------------------------------------------------------
+def value_class(values: pd.Series) -> str:
+    """What smclarify's rule looks at in a column's type: categorical, bool, float, int or text."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_float_dtype(values):
+        return "float"
+    return "int" if pd.api.types.is_integer_dtype(values) else "text"
+
+
+def integral_text(distinct: Any) -> bool:
+    """Whether every one of these values is an integer written as text (e.g. "3")."""
+    numbers = pd.to_numeric(pd.Series(distinct), errors="coerce")
+    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all())
+
+
+def continuous_by_rule(value_kind: str, present: int, distinct: int, all_integral_text: Callable[[], bool]) -> bool:
+    """smclarify's rule: float-typed, or numeric (or numeric text) with at least 5% distinct values."""
+    if value_kind in ("categorical", "bool"):
+        return False
+    if value_kind == "float":
+        return present > 0
+    if present == 0 or distinct < UNIQUENESS_THRESHOLD * present:
+        return False
+    return value_kind == "int" or all_integral_text()
+
+
 def is_continuous(values: pd.Series, chosen: Any = None, kind: str | None = None) -> bool:
-    """smclarify's rule: float-typed, or numeric (or numeric text) with at least 5% distinct values;
-    categorical whatever the values when several values are chosen. `kind` overrides it."""
+    """smclarify's rule (`continuous_by_rule`); categorical whatever the values when several
+    values are chosen. `kind` overrides it."""
     if kind is not None:
         return kind == "continuous"
-    if (isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(values)
-            or (isinstance(chosen, list) and len(chosen) > 1)):
+    if isinstance(chosen, list) and len(chosen) > 1:
         return False
-    if pd.api.types.is_float_dtype(values):
-        return bool(values.notna().any())
     present = values.dropna()
-    distinct = pd.unique(present)
-    if present.empty or len(distinct) < UNIQUENESS_THRESHOLD * len(present):
-        return False
-    if pd.api.types.is_integer_dtype(values):
-        return True
-    numbers = pd.to_numeric(pd.Series(distinct), errors="coerce")  # the distinct values only: fast on text
-    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all())
+    distinct = pd.unique(present) if value_class(values) not in ("categorical", "bool", "float") else ()
+    # the distinct values only are parsed: fast on text
+    return continuous_by_rule(value_class(values), len(present), len(distinct), lambda: integral_text(distinct))
 
 
 def _threshold(chosen: Any) -> int | float | None:
@@ -322,15 +344,47 @@ def analyze(
     model: Any = None,
     trust_model: bool = False,
     n_jobs: int | None = None,
+    stream: bool = False,
+    backend: str = "local",
 ) -> dict[str, Any]:
     """Run the analysis configuration on `data`; write and return `analysis.json`'s content.
 
     `model` (a callable or estimator) replaces the config's `predictor` section. A predictor's
     joblib or pickle file is loaded (which runs its code) only with `trust_model=True`.
+    `stream=True` computes the bias metrics block by block, for data larger than memory (`data`
+    may then be a folder or a glob of Parquet or CSV files; see `fmeval.bias.scale`).
+    `backend="ray"` does the same on Ray Data, and spreads KernelSHAP's rows over Ray workers.
     """
     config = load_config(config)
-    frame = load_data(config, data)
+    if backend not in BACKENDS:
+        raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     output = Path(output)
+    methods = config.get("methods") or {}
+    if stream or backend == "ray":
+        from fmeval.bias.scale import streamed_bias
+
+        streamed = {key: methods[key] for key in ("pre_training_bias", "post_training_bias") if key in methods}
+        result: dict[str, Any] = {"version": "1.0"}
+        if streamed:
+            result.update(streamed_bias({**config, "methods": streamed}, data, backend=backend))
+        others = {key: value for key, value in methods.items() if key not in streamed}
+        if others:  # explanations (and detection bias) need the rows in memory
+            result.update(_in_memory({**config, "methods": others}, data, output, model=model, trust_model=trust_model,
+                                     n_jobs=n_jobs, backend=backend))
+    else:
+        result = _in_memory(config, data, output, model=model, trust_model=trust_model, n_jobs=n_jobs, backend=backend)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "analysis.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from fmeval.bias.report import render_analysis
+
+    (output / "report.html").write_text(render_analysis(result), encoding="utf-8")
+    return result
+
+
+def _in_memory(config: dict[str, Any], data: Any, output: Path, *, model: Any, trust_model: bool,
+               n_jobs: int | None, backend: str) -> dict[str, Any]:
+    """The analysis with every row in memory: bias metrics (FT included) and explanations."""
+    frame = load_data(config, data)
     label_column = _column(frame, config["label"], "label") if config.get("label") is not None else None
     facets = [(facet, _column(frame, facet["name_or_index"], "facet")) for facet in config.get("facet") or []]
     optional = [_column(frame, config[key], key) for key in ("predicted_label_name_or_index", "group_variable")
@@ -356,19 +410,15 @@ def analyze(
         n_jobs = 1  # the engine already sends the requests concurrently
     try:
         result.update(_analyses(config, frame, result, label_column, facets, feature_names, predict,
-                                label_headers(predictor_section), output, n_jobs))
+                                label_headers(predictor_section), output, n_jobs, backend))
     finally:
         close(predict)
-    (output / "analysis.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    from fmeval.bias.report import render_analysis
-
-    (output / "report.html").write_text(render_analysis(result), encoding="utf-8")
     return result
 
 
 def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any], label_column: str,
               facets: list[tuple[Any, str]], feature_names: list[str], predict: Any, headers: Any, output: Path,
-              n_jobs: int | None) -> dict[str, Any]:
+              n_jobs: int | None, backend: str) -> dict[str, Any]:
     """The bias sections and the explanations; rows the model gave no prediction for are left out
     of the post-training metrics and reported (`rows_with_failed_predictions`)."""
     methods = config.get("methods") or {}
@@ -404,7 +454,8 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
                                                  result)
     elif shap_section is not None:
         explanations["kernel_shap"], global_importance = _shap(shap_section, frame, config, predict, features,
-                                                               feature_names, headers, output, n_jobs, result)
+                                                               feature_names, headers, output, n_jobs, result,
+                                                               backend)
     if methods.get("pdp") is not None:
         if text or images:
             raise UserError("pdp needs numeric features; it does not apply to text or images")
@@ -545,7 +596,8 @@ def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, feat
 
 
 def _shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], predict: Any, features: Any,
-          feature_names: list[str], headers: Any, output: Path, n_jobs: int | None, report: dict[str, Any]):
+          feature_names: list[str], headers: Any, output: Path, n_jobs: int | None, report: dict[str, Any],
+          backend: str):
     from fmeval.explain.kernel_shap import kernel_shap
 
     if predict is None:
@@ -557,7 +609,7 @@ def _shap(section: dict[str, Any], frame: pd.DataFrame, config: dict[str, Any], 
         predict, features, background=None if baseline is None else np.asarray(baseline, dtype=float),
         num_clusters=section.get("num_clusters", 10), num_samples=section.get("num_samples", "auto"),
         use_logit=bool(section.get("use_logit", False)), seed=int(section.get("seed", 0)),
-        feature_names=feature_names, label_headers=headers, n_jobs=n_jobs,
+        feature_names=feature_names, label_headers=headers, n_jobs=n_jobs, backend=backend,
     )
     importance = result.global_importance(section.get("agg_method", "mean_abs"))
     if section.get("save_local_shap_values", True):

@@ -28,6 +28,12 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     parser.add_argument("--trust-model", action="store_true",
                         help="allow loading the predictor's joblib/pickle file (it runs code: only for files you trust)")
     parser.add_argument("--n-jobs", type=int, help="processes for SHAP (default: all cores)")
+    parser.add_argument("--stream", action="store_true",
+                        help="compute the bias metrics block by block, for data larger than memory (--data may be a "
+                        "folder or a glob of Parquet or CSV files); FT is not computed this way")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="ray: bias metrics block by block on Ray Data, KernelSHAP rows over Ray workers "
+                        "(connects to RAY_ADDRESS, or starts a local instance)")
     return {"analyze": run}
 
 
@@ -35,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from fmeval.bias.analyze import analyze, load_config
 
     config = load_config(args.config)
-    result = analyze(config, args.data, args.output, trust_model=args.trust_model, n_jobs=args.n_jobs)
+    result = analyze(config, args.data, args.output, trust_model=args.trust_model, n_jobs=args.n_jobs,
+                     stream=args.stream, backend=args.backend)
     for stage, shown in STAGES.items():
         for facet, entries in result.get(stage, {}).get("facets", {}).items():
             for entry in entries:

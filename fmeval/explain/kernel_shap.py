@@ -85,12 +85,14 @@ def kernel_shap(
     feature_names: Sequence[str] | None = None,
     label_headers: Sequence[str] | None = None,
     n_jobs: int | None = None,
+    backend: str = "local",
 ) -> ShapResult:
     """SHAP values of `predict` (rows -> outputs, one column per label) for every row of `data`.
 
     The baseline is `background` rows, or a k-means summary of `data` with `num_clusters`
     centres. `n_jobs` processes share the rows (default: all cores when the job is big enough to
-    pay for starting them).
+    pay for starting them). `backend="ray"` spreads them over Ray's workers instead (`n_jobs`
+    default: the cluster's CPUs); the values are the same.
     """
     import shap
 
@@ -108,7 +110,16 @@ def kernel_shap(
     samples = num_samples if isinstance(num_samples, int) else 2 * data.shape[1] + 2048  # shap's "auto"
     if n_jobs is None and len(data) * samples * len(background) < PARALLEL_MIN_EVALUATIONS:
         n_jobs = 1
-    jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(data)))
+    workers = os.cpu_count() or 1
+    if backend == "ray":
+        import ray
+        from ray.util.joblib import register_ray
+
+        if not ray.is_initialized():
+            ray.init(ignore_reinit_error=True, log_to_driver=False)
+        register_ray()
+        workers = int(ray.cluster_resources().get("CPU", 1))
+    jobs = max(1, min(n_jobs or workers, len(data)))
     chunks = np.array_split(np.arange(len(data)), jobs)
     options = {"num_samples": num_samples, "use_logit": use_logit, "seed": seed}
     if jobs == 1:
@@ -116,7 +127,7 @@ def kernel_shap(
     else:
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=jobs, backend="loky")(
+        parts = Parallel(n_jobs=jobs, backend="ray" if backend == "ray" else "loky")(
             delayed(_explain_rows)(predict, background, data[chunk], int(chunk[0]), **options) for chunk in chunks
         )
     local = np.concatenate([values for values, _, _ in parts])  # (rows, labels, features)

@@ -73,7 +73,9 @@ def main() -> None:
         write_files(folder, rows)
         local = run_side(folder, "local")
         on_ray = run_side(folder, "ray")
-    assert on_ray["report"] == local["report"], "Ray and the local streaming path disagree"
+    if on_ray["report"] != local["report"]:
+        Path("ray_bias_scale.mismatch.json").write_text(json.dumps({"ray": on_ray["report"], "local": local["report"]}))
+        raise AssertionError("Ray and the local streaming path disagree: see ray_bias_scale.mismatch.json")
     groups = on_ray["report"]["pre_training_bias_metrics"]["facets"]
     assert [g["value_or_threshold"] for g in groups["plan"]] == ["basic", "plus", "pro"]
     print(f"local streaming: {local['seconds']:.1f} s, peak {local['peak_mb']:.0f} MB; "

@@ -59,6 +59,12 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
         "SummarizationToxicity",
         "Toxicity of summaries on summarization datasets.",
     ),
+    "model_graded": (
+        "fmeval.algorithms.model_graded",
+        "ModelGraded",
+        "A judge model grades outputs (--judge-model): correctness, helpfulness, harmlessness, faithfulness, "
+        "pairwise, or your own template.",
+    ),
     "prompt_stereotyping": (
         "fmeval.algorithms.prompt_stereotyping",
         "PromptStereotyping",

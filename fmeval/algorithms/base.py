@@ -106,6 +106,14 @@ class Algorithm(ABC):
     def prepare(self, records: Iterable[Record]) -> None:
         """Look at the records before scoring (e.g. to learn the label set); default: nothing."""
 
+    def open(self, store: Any) -> None:
+        """Start what scoring needs beyond the model under evaluation (a judge model's engine),
+        given the run's response store, so that its answers are cached and a resumed run pays
+        nothing twice. Default: nothing."""
+
+    def close(self) -> None:
+        """Release what `open` started."""
+
     def calibrate(self, records: Sequence[Record], engine: Engine, template: PromptTemplate | None) -> None:
         """Learn what requests will be needed from the first records (e.g. whether the model is
         deterministic); called before the requests of each batch are made. Default: nothing."""
@@ -136,8 +144,9 @@ class GenerationAlgorithm(Algorithm):
     """
 
     @abstractmethod
-    def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple[dict[str, float], dict]]:
-        """Scores (and extras) of each output against its record; `outputs` are never None."""
+    def score_outputs(self, records: Sequence[Record], outputs: Sequence[str]) -> list[tuple]:
+        """Scores and extras of each output against its record, and optionally an error when it
+        cannot be scored (e.g. a judge's unreadable answer); `outputs` are never None."""
 
     def requests(self, record: Record, template: PromptTemplate | None) -> list[Request]:
         return [] if record.model_output is not None else [Request(record.prompt)]  # type: ignore[arg-type]
@@ -149,8 +158,9 @@ class GenerationAlgorithm(Algorithm):
             results.append(RecordResult(record, output, dict.fromkeys(names), error, error_retryable=retryable))
         scorable = [result for result in results if result.model_output is not None]
         scored = self.score_outputs([r.record for r in scorable], [r.model_output for r in scorable])  # type: ignore[misc]
-        for result, (scores, extras) in zip(scorable, scored):
-            result.scores, result.extras = scores, extras
+        for result, (scores, extras, *error) in zip(scorable, scored):
+            result.scores, result.extras = {**result.scores, **scores}, extras
+            result.error = error[0] if error else None
         return results
 
     def evaluate_sample(
@@ -159,6 +169,7 @@ class GenerationAlgorithm(Algorithm):
         model_output: str,
         target_output: str | Sequence[str] | None = None,
         model_input: str = "",
+        context: str | None = None,
         delimiter: str | None = "<OR>",
     ) -> list[EvalScore]:
         """Scores of one model output against its target(s); `<OR>` separates alternatives."""
@@ -176,11 +187,16 @@ class GenerationAlgorithm(Algorithm):
                 raise UserError(f"{self.name}: target_output has no non-empty target")
         record = Record(
             record_id="sample", location="<sample>", model_input=model_input, target_output=targets,
-            model_output=model_output,
+            model_output=model_output, context=context,
         )
         self.prepare([record])
-        with Engine(None) as engine:
-            (result,) = [result for batch in self.evaluate([record], engine) for result in batch]
+        try:
+            with Engine(None) as engine:
+                (result,) = [result for batch in self.evaluate([record], engine) for result in batch]
+        finally:
+            self.close()
+        if result.error is not None:
+            raise UserError(f"{self.name}: {result.error}")
         return [EvalScore(name=name, value=value) for name, value in result.scores.items()]
 
 

@@ -173,7 +173,8 @@ def cdd(subgroups: dict[str, np.ndarray], axis: int) -> float:
     of its acceptances in d); acceptance is the label (axis 1) or the prediction (axis 2)."""
     if not subgroups:
         raise MetricUndefined("Group variable is empty or not provided")
-    tables = np.stack(list(subgroups.values()))  # subgroup, facet, label, predicted
+    # in a fixed order, so that the sum is the same bit for bit however the counts were merged
+    tables = np.stack([subgroups[name] for name in sorted(subgroups)])  # subgroup, facet, label, predicted
     outcome = tables.sum(axis=3 if axis == 1 else 2)  # subgroup, facet, outcome
     accepted, rejected = outcome[:, :, POSITIVE], outcome[:, :, NEGATIVE]
     if accepted.sum() == 0:

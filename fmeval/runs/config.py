@@ -108,13 +108,31 @@ class EvaluationOptions(_Options):
     """Outputs scored together by the toxicity classifier (default: 32)."""
     log_probability_reduction: Literal["sum", "mean"] | None = None
     """prompt_stereotyping: a sentence's log-probability summed over tokens (default) or their mean (as AWS fmeval)."""
+    judge_model: str | None = None
+    """model_graded: the judge, any model spec (e.g. smollm2, openai:gpt-4o)."""
+    judge_model_options: dict[str, Any] | None = Field(default=None, json_schema_extra=YAML_ONLY)
+    """model_graded: the judge's options (e.g. base_url, max_new_tokens)."""
+    judge_criterion: str | None = None
+    """model_graded: correctness (default), helpfulness, harmlessness, faithfulness, pairwise, or a name of your own."""
+    judge_template: str | None = None
+    """model_graded: your own judge prompt ($model_input, $model_output, $target_output, $context, $rubric, $scale)."""
+    judge_rubric: str | None = None
+    """model_graded: the rubric put into the judge prompt (default: the criterion's)."""
+    judge_scale: StrictInt | None = Field(default=None, ge=2)
+    """model_graded: grades run from 1 to this (default: 5)."""
+    judge_probability_weighted: StrictBool | None = None
+    """model_graded: score by the judge's probabilities of each grade (judges with log-probabilities)."""
+    judge_baseline_run: str | None = None
+    """model_graded pairwise: the run (directory or id) whose outputs this run's are compared with."""
 
     @field_validator("metrics", "valid_labels", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return _comma_list(value)
 
-    ALGORITHM_NAMES: ClassVar[dict[str, str]] = {"perturbation_seed": "seed", "detector_batch_size": "batch_size"}
+    ALGORITHM_NAMES: ClassVar[dict[str, str]] = {
+        "perturbation_seed": "seed", "detector_batch_size": "batch_size", "judge_criterion": "criterion",
+        "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted"}
 
     def algorithm_options(self) -> dict[str, Any]:
         """Keyword arguments for the evaluation (`fmeval.get_algorithm`)."""

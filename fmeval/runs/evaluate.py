@@ -34,6 +34,7 @@ from fmeval.prompt import PromptTemplate
 from fmeval.runs.aggregate import aggregate, aggregate_by_category
 from fmeval.runs.config import RunConfig, build_config
 from fmeval.runs.directory import RECORD_FIELDS, RunDirectory, RunWriter
+from fmeval.runs.loaded import load_run
 from fmeval.runs.summary import EvalOutput
 from fmeval.version import __version__
 
@@ -55,7 +56,7 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     started = time.perf_counter()
     plan = plan_run(config)
     try:
-        with _shared_cache(config, plan.runner) as shared_cache, plan.directory.writing(
+        with _shared_cache(config, plan.runner or getattr(plan.algorithm, "judge", None)) as shared_cache, plan.directory.writing(
             plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
         ) as run:
             try:
@@ -122,7 +123,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     (empty) output directory."""
     started = time.perf_counter()
     algorithm = config.evaluation if isinstance(config.evaluation, Algorithm) else get_algorithm(
-        config.evaluation, **config.evaluation_options.algorithm_options())
+        config.evaluation, **_algorithm_options(config))
     data, default_template = resolve_dataset(config.dataset, fields=config.dataset_fields.chosen() or None,
                                              mirror=config.dataset_mirror)
     template = PromptTemplate(config.prompt_template or default_template or DEFAULT_TEMPLATE)
@@ -170,6 +171,18 @@ def plan_run(config: RunConfig) -> RunPlan:
     return plan
 
 
+def _algorithm_options(config: RunConfig) -> dict[str, Any]:
+    """The evaluation's options; a baseline run (for pairwise judgements) becomes its outputs by record id."""
+    options = config.evaluation_options.algorithm_options()
+    baseline = options.pop("judge_baseline_run", None)
+    if baseline is not None:
+        run = load_run(baseline)
+        options["baseline_outputs"] = {str(line["record_id"]): line["model_output"] for line in run.records()
+                                       if line.get("model_output") is not None}
+        options["baseline_run"] = run.run_id
+    return options
+
+
 def runner_defaults(config: RunConfig) -> dict[str, Any]:
     """What a run gives every runner that takes it: its seed (for sampling) and the engine's
     concurrency (hosted runners size their connection pools from it)."""
@@ -211,9 +224,11 @@ def _shared_cache(config: RunConfig, runner: ModelRunner | None) -> Iterator[Res
 def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, started: float) -> EvalOutput:
     config = plan.config
     # Without the shared cache, answers go to the run's own journal: a killed run never pays twice.
-    journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and plan.runner else None
+    judge = getattr(plan.algorithm, "judge", None)
+    journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and (plan.runner or judge) else None
     chunk_size = config.chunk_size or _auto_chunk_size(plan.runner)
     try:
+        plan.algorithm.open(shared_cache or journal)
         with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal, seed=config.seed,
                     backend=plan.backend) as engine, _progress(config.progress, plan) as advance:
             advance(len(run.done))
@@ -227,6 +242,7 @@ def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, 
                     advance(len(results))
             engine_report, model_seconds = engine.report(), engine.model_seconds
     finally:
+        plan.algorithm.close()
         if journal is not None:
             journal.close()
     summary = _summarize(plan, run, engine_report, {"load_s": plan.load_seconds, "model_s": model_seconds}, started)

@@ -45,3 +45,21 @@ def logged_echo(prompt: str) -> str:
     with open(os.environ["FMEVAL_TEST_CALL_LOG"], "a", encoding="utf-8") as log:
         log.write(prompt + "\n")
     return prompt
+
+
+def guesses_without_context(prompt: str) -> str:
+    """Reads the answer from the context when the prompt has one; otherwise makes one up."""
+    if "Context:" in prompt:
+        return context_reader(prompt)
+    guesses = {"dog": "Rex", "year": "1902", "colour": "blue", "choir": "John Smith", "arches": "three",
+               "ferry": "lorries"}
+    return next((guess for clue, guess in guesses.items() if clue in prompt), "nothing")
+
+
+def supported_by_context_judge(prompt: str) -> str:
+    """A faithfulness judge: grade 5 when every word of the response is in the context, else 1."""
+    import re
+
+    context = set(re.findall(r"\w+", re.search(r"Context: (.*)", prompt).group(1).lower()))
+    response = re.findall(r"\w+", re.search(r"Response: (.*)", prompt).group(1).lower())
+    return "[[5]]" if set(response) <= context else "[[1]]"

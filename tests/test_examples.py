@@ -32,6 +32,22 @@ def test_rag_example_shows_the_gain_from_context(tmp_path, capsys):
                  "-o", str(tmp_path / "rag.html")]) == 0
 
 
+def test_rag_example_graded_for_faithfulness(tmp_path, capsys):
+    """Without context the model makes answers up: the judge finds them unsupported by the passage."""
+    data = str(REPO / "examples" / "rag" / "questions.jsonl")
+    judge = ["--judge-model", "function:tests.support:supported_by_context_judge", "--judge-criterion", "faithfulness"]
+    model = ["-m", "function:tests.support:guesses_without_context"]
+    assert main(["run", "-e", "model_graded", "-d", data, *FIELDS, *model, *judge, "--prompt-template",
+                 "Answer in a few words. Question: $model_input", "-o", str(tmp_path / "none")]) == 0
+    assert main(["run", "-e", "model_graded", "-d", data, *FIELDS, *model, *judge, "--prompt-template",
+                 "Answer in a few words, using the context. Context: $context Question: $model_input",
+                 "-o", str(tmp_path / "context")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "none"), str(tmp_path / "context"), "--max-drop", "faithfulness=0.0"]) == 0
+    assert "| faithfulness | 0.0000 | 1.0000 | +1.0000 |" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "context"), str(tmp_path / "none"), "--max-drop", "faithfulness=0.0"]) == 1
+
+
 def test_github_actions_workflow_uses_real_commands_and_flags():
     workflow = yaml.safe_load((REPO / "examples" / "github-actions" / "fmeval-regression.yml").read_text())
     eval_args = shlex.split(workflow["env"]["EVAL_ARGS"].replace("${{ vars.MODEL_BASE_URL }}", "http://x/v1"))

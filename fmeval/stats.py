@@ -32,7 +32,7 @@ def bootstrap_means(values: Sequence[float] | np.ndarray, *, n_bootstrap: int, r
 
 def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
     tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])  # a resample may leave a statistic undefined
     return float(low), float(high)
 
 

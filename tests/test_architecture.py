@@ -11,7 +11,7 @@ LAYERS = [
     {"dashboard"},
     {"governance"},
     {"monitoring"},
-    {"reports"},
+    {"reports", "human"},
     {"runs"},
     {"algorithms", "bias", "explain"},
     {"engine"},

@@ -24,7 +24,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     report = commands.add_parser(
         "report", help="render runs side by side as HTML, Markdown or JSON",
         description="One self-contained report of the given runs (ids or output directories): scores with "
-        "95%% CIs, charts, per-category results, best and worst examples, provenance, and each later run "
+        "95% CIs, charts, per-category results, best and worst examples, provenance, and each later run "
         "compared with the first run of the same evaluation and dataset.",
     )
     report.add_argument("runs", nargs="+", metavar="RUN", help="run id or output directory")
@@ -36,7 +36,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
 
     compare = commands.add_parser(
         "compare", help="compare a candidate run with a baseline and gate on regressions",
-        description="Per metric: baseline, candidate, delta, and (from per-record scores) a 95%% bootstrap CI "
+        description="Per metric: baseline, candidate, delta, and (from per-record scores) a 95% bootstrap CI "
         "of the delta and a p-value: paired when the runs share record ids, unpaired otherwise. Exit "
         "codes: 0 passed, 1 a gate failed, 2 bad usage or runs that cannot be compared, 3 an internal error.",
     )

@@ -1,0 +1,259 @@
+"""Human evaluation: jobs from runs, balanced assignment, the raters' web app in a real browser
+(two raters, a server killed mid-job, tokens, CSRF, XSS), results as a run with agreement."""
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmeval import evaluate
+from fmeval.cli import main
+from fmeval.datasets import DataConfig
+from fmeval.errors import UserError
+from fmeval.human.job import Job, assign, create_job
+from fmeval.human.results import export_ratings, import_ratings, judge_agreement, krippendorff_alpha, write_results
+from fmeval.model_runners.function import FunctionRunner
+from fmeval.runs.loaded import load_run
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+
+
+def make_runs(tmp_path, items=4):
+    rows = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(items)]
+    data = tmp_path / "questions.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg = DataConfig(dataset_name="sums", dataset_uri=str(data), model_input="question", target_output="answer",
+                     record_id="id")
+    runs = []
+    for name, model in (("good", lambda p: "The answer is " + str(2 * int(p.split()[-3]))),
+                        ("bad", lambda p: XSS if "0 + 0" in p else "I am not sure.")):
+        evaluate(evaluation="factual_knowledge", dataset=cfg, model=FunctionRunner(model, name=name),
+                 output=tmp_path / name, progress=False, n_bootstrap=50)
+        runs.append(load_run(tmp_path / name))
+    return runs
+
+
+def test_assignment_is_balanced_distinct_and_seeded():
+    import random
+
+    raters = ["a", "b", "c"]
+    work = assign(10, raters, 2, random.Random(5))
+    per_item = Counter(item for items in work.values() for item in items)
+    assert all(per_item[item] == 2 for item in range(10))
+    assert all(len(set(items)) == len(items) for items in work.values())  # never the same rater twice
+    loads = [len(items) for items in work.values()]
+    assert max(loads) - min(loads) <= 1 and sum(loads) == 20
+    assert assign(10, raters, 2, random.Random(5)) == work
+    with pytest.raises(UserError, match="--per-item 4 needs at least that many raters"):
+        assign(3, raters, 4, random.Random(0))
+
+
+def test_agreement_equals_the_hand_computed_values(tmp_path):
+    runs = make_runs(tmp_path)[:1]
+    create_job(tmp_path / "job", runs=runs, kinds="thumbs", instructions="Is it right?", raters=2, per_item=2)
+    job = Job(tmp_path / "job")
+    by_record = {item["record_id"]: item["item_id"] for item in job.items()}
+    for rater, thumbs in (("rater1", [1, 1, 0, 0]), ("rater2", [1, 0, 0, 0])):
+        for record, thumb in zip(["q0", "q1", "q2", "q3"], thumbs):
+            job.save_rating(rater, by_record[record], {"thumbs": [thumb]})
+    job.close()
+    summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=200)
+    # Nominal alpha by hand: pairs (1,1), (1,0), (0,0), (0,0) give the coincidences o11 = 2,
+    # o10 = o01 = 1, o00 = 4; n = 8, n1 = 3, n0 = 5. D_o = 2/8, D_e = 2*3*5/(8*7) = 30/56, so
+    # alpha = 1 - (2/8)/(30/56) = 8/15.
+    assert summary.score("krippendorff_alpha_thumbs").value == pytest.approx(8 / 15)
+    # Cohen's kappa: agreement 3/4; chance 1/2*1/4 + 1/2*3/4 = 1/2; kappa = (3/4 - 1/2)/(1/2) = 1/2
+    assert summary.config["agreement"]["cohen_kappa"]["thumbs"] == {"rater1|rater2": pytest.approx(0.5)}
+    assert summary.score("thumbs_up_m1").value == pytest.approx(np.mean([1, 0.5, 0, 0]))
+    assert krippendorff_alpha(np.array([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=float), "nominal") == pytest.approx(8 / 15)
+
+
+def test_export_and_import_round_trip_and_bad_rows_are_refused(tmp_path):
+    runs = make_runs(tmp_path)
+    create_job(tmp_path / "job", runs=runs, kinds="likert:5,ranking", instructions="Grade", raters=2, per_item=1)
+    job = Job(tmp_path / "job")
+    assignments = [(rater, item["item_id"]) for item in job.items() for rater in job.raters()
+                   if job.assignment(rater, item["item_id"])]
+    job.close()
+    rows = ["item_id,rater_id,kind,output,value"]
+    for rater, item in assignments:
+        rows += [f"{item},{rater},likert:5,1,5", f"{item},{rater},likert:5,2,2", f"{item},{rater},ranking,1,1",
+                 f"{item},{rater},ranking,2,2"]
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("\n".join(rows) + "\n")
+    assert import_ratings(tmp_path / "job", sheet) == 4
+    exported = export_ratings(tmp_path / "job", "jsonl")
+    assert len(exported.splitlines()) == 16 and '"source": "import:sheet.csv"' in exported
+    summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=100)
+    assert summary.score("likert_m1").value == 5 and summary.score("likert_m2").value == 2
+    assert summary.score("win_rate_m1").value == 1.0 and summary.score("win_rate_m2").value == 0.0
+    assert summary.score("krippendorff_alpha_likert").value is None  # one rater per item: nothing to agree on
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"item_id,rater_id,kind,output,value\n{assignments[0][1]},{assignments[0][0]},likert:5,1,9\n"
+                   f"{assignments[0][1]},{assignments[0][0]},likert:5,2,1\n")
+    with pytest.raises(UserError, match="9 is outside 1..5"):
+        import_ratings(tmp_path / "job", bad)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(job, port):
+    process = subprocess.Popen([sys.executable, "-m", "fmeval", "human", "serve", str(job), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/shortcuts.js", timeout=1)
+            return process
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"the server did not start: {process.stderr.read().decode()}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Chromium is missing; `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+def rate_with_keys(page, grades):
+    """Answer the current item with the keyboard: a grade per output, then Enter."""
+    page.wait_for_selector("#rating")
+    for grade in grades:
+        page.keyboard.press(str(grade))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_two_raters_in_the_browser_with_a_server_killed_mid_job(browser, tmp_path, capsys):
+    make_runs(tmp_path)
+    (tmp_path / "instructions.txt").write_text("Grade each answer from 1 (wrong) to 3 (right).")
+    port = free_port()
+    assert main(["human", "create", "--run", str(tmp_path / "good"), "--run", str(tmp_path / "bad"),
+                 "--instructions", str(tmp_path / "instructions.txt"), "--rating", "likert:3", "--raters", "2",
+                 "--per-item", "2", "-o", str(tmp_path / "job"), "--base-url", f"http://127.0.0.1:{port}"]) == 0
+    invites = dict(line.split() for line in (tmp_path / "job" / "invites.txt").read_text().splitlines())
+    assert oct((tmp_path / "job" / "invites.txt").stat().st_mode & 0o777) == "0o600"
+    assert all(token.split("/r/")[1] not in (tmp_path / "job" / "job.sqlite").read_bytes().decode("latin-1")
+               for token in invites.values())  # only hashes are stored
+    server = start_server(tmp_path / "job", port)
+    try:
+        contexts = {rater: browser.new_context() for rater in invites}
+        pages = {rater: contexts[rater].new_page() for rater in invites}
+        for rater, page in pages.items():
+            page.goto(invites[rater])
+            assert "0 of 4 done" in page.content()
+            page.click("text=Start rating")
+        job = Job(tmp_path / "job")
+
+        def grades_for(page):  # the good model's answer gets 3, the other 1, in whatever order they are shown
+            page.wait_for_selector("#rating")
+            outputs = page.locator("div.output").all_inner_texts()[1:]
+            return [3 if text.startswith("The answer is") else 1 for text in outputs]
+
+        # rater1 rates two items and skips one; rater2 rates one
+        for _ in range(2):
+            rate_with_keys(pages["rater1"], grades_for(pages["rater1"]))
+        skipped_url = pages["rater1"].url
+        with pages["rater1"].expect_navigation():
+            pages["rater1"].keyboard.press("s")
+        rate_with_keys(pages["rater2"], grades_for(pages["rater2"]))
+        assert job.progress("rater1") == {"done": 2, "skipped": 1, "total": 4}
+
+        server.send_signal(signal.SIGKILL)  # nothing acknowledged may be lost
+        server.wait()
+        server = start_server(tmp_path / "job", port)
+        assert job.progress("rater1") == {"done": 2, "skipped": 1, "total": 4}
+        assert job.progress("rater2")["done"] == 1
+
+        for rater, page in pages.items():
+            page.goto(f"http://127.0.0.1:{port}/")
+            while job.progress(rater)["done"] < 4:
+                if page.url.endswith(f"{port}/"):
+                    page.click("text=Start rating")
+                rate_with_keys(page, grades_for(page))
+        # the skipped item came back at the end, and was rated
+        skipped_item = int(skipped_url.rsplit("/", 1)[1])
+        assert job.assignment("rater1", skipped_item)["status"] == "done"
+        assert "rated every item" in pages["rater1"].content()
+
+        # the XSS payload is shown as text and runs nothing
+        xss_item = next(item["item_id"] for item in job.items() if item["record_id"] == "q0")
+        page = pages["rater1"]
+        page.goto(f"http://127.0.0.1:{port}/item/{xss_item}")
+        assert XSS in page.locator("div.output").all_inner_texts()
+        assert page.evaluate("window.__pwned") is None
+
+        # a rater's cookie opens only their own items; forms need the rater's CSRF token and origin
+        response = pages["rater2"].goto(f"http://127.0.0.1:{port}/item/999")
+        assert response.status == 404
+        forged = urllib.request.Request(f"http://127.0.0.1:{port}/item/{xss_item}", data=b"likert_0=1&likert_1=1",
+                                        headers={"Cookie": f"fmeval_rater={invites['rater1'].split('/r/')[1]}"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(forged)
+        job.close()
+    finally:
+        server.kill()
+        server.wait()
+
+    capsys.readouterr()
+    assert main(["human", "results", str(tmp_path / "job"), "-o", str(tmp_path / "results")]) == 0
+    summary = load_run(tmp_path / "results").summary
+    assert summary.score("likert_m1").value == 3 and summary.score("likert_m2").value == 1
+    assert summary.model["runs"]["m1"]["run_id"] == load_run(tmp_path / "good").run_id
+    assert summary.score("krippendorff_alpha_likert").value == pytest.approx(1.0)  # both raters agree everywhere
+    assert main(["report", str(tmp_path / "results"), "-o", str(tmp_path / "report.html")]) == 0
+
+
+def test_a_judge_agrees_with_the_humans(tmp_path):
+    runs = make_runs(tmp_path, items=6)[:1]
+    create_job(tmp_path / "job", runs=runs, kinds="likert:5", instructions="Grade", raters=1, per_item=1)
+    job = Job(tmp_path / "job")
+    human = {item["record_id"]: grade for item, grade in zip(job.items(), [5, 4, 4, 2, 1, 3])}
+    for item in job.items():
+        job.save_rating("rater1", item["item_id"], {"likert:5": [human[item["record_id"]]]})
+    job.close()
+    write_results(tmp_path / "job", tmp_path / "human", n_bootstrap=200)
+    judged = {record: grade + (0.5 if record == "q1" else 0) for record, grade in human.items()}  # a swap at 4/4.5
+
+    from fmeval.algorithms.model_graded import ModelGraded
+
+    rows = [{"id": r, "question": r, "answer": "x", "out": "y"} for r in human]
+    data = tmp_path / "judged.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cfg = DataConfig(dataset_name="sums", dataset_uri=str(data), model_input="question", target_output="answer",
+                     model_output="out", record_id="id")
+    def judge(prompt):
+        return f"[[{judged[prompt.split('Question: ')[1].split()[0]]}]]"
+
+    evaluate(evaluation=ModelGraded(judge_model=FunctionRunner(judge)), dataset=cfg,
+             model=None, output=tmp_path / "judge", progress=False, n_bootstrap=50)
+    agreement = judge_agreement(load_run(tmp_path / "judge"), load_run(tmp_path / "human"),
+                                judge_metric="correctness", human_metric="likert_m1", n_bootstrap=200)
+    # Spearman on ranks: humans 5,4,4,2,1,3 against the judge's 5,4.5,4,2,1,3: only the tie is broken
+    from scipy.stats import spearmanr
+
+    expected = spearmanr([5, 4, 4, 2, 1, 3], [5, 4.5, 4, 2, 1, 3]).statistic
+    assert agreement["spearman"] == pytest.approx(expected) and agreement["records"] == 6
+    assert agreement["ci_lower"] <= agreement["spearman"] <= agreement["ci_upper"]

@@ -325,7 +325,7 @@ def _ray_map(files: list[str], columns: list[str], block_rows: int, reduce: Call
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, log_to_driver=False)
     if files[0].lower().endswith(".parquet"):
-        dataset = ray.data.read_parquet(files, columns=columns)
+        dataset = ray.data.read_parquet(files).select_columns(columns)
     else:
         dataset = ray.data.read_csv(files, convert_options=csv_options(columns))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_OK
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -36,6 +36,24 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     add.add_argument("file")
     add.add_argument("--ground-truth", required=True, help="the ground-truth directory")
     add.add_argument("--capture", help="the capture directory, to report labels for unknown event ids")
+
+    quality = monitor_actions.add_parser("data-quality", help="data-quality baselines and checks (Model Monitor's files)")
+    quality_actions = quality.add_subparsers(dest="quality_command", metavar="ACTION", required=True)
+    baseline = quality_actions.add_parser("baseline", help="statistics.json and constraints.json of the baseline data")
+    check = quality_actions.add_parser(
+        "check", help="violations and drift of a window against a baseline",
+        description="Writes statistics.json, constraint_violations.json and drift.json to --output. Exit codes: "
+        "0 no violation, 1 violations (with --fail-on-violations), 2 bad input.")
+    for command in (baseline, check):
+        command.add_argument("--data", required=True,
+                             help="a capture directory, or CSV, Parquet or JSON Lines files (a file, folder or glob)")
+        command.add_argument("--part", choices=("input", "output"), default="input",
+                             help="for a capture: the requests (input, default) or the responses (output)")
+        command.add_argument("--output", "-o", required=True, help="where the JSON files go")
+    baseline.add_argument("--comparison-threshold", type=float, default=0.1,
+                          help="the L-infinity distance that counts as baseline drift (default 0.1)")
+    check.add_argument("--baseline", required=True, help="the baseline's directory")
+    check.add_argument("--fail-on-violations", action="store_true", help="exit 1 when there are violations")
     return {"capture": run_capture, "monitor": run_monitor}
 
 
@@ -51,6 +69,57 @@ def run_capture(args: argparse.Namespace) -> int:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
+    if args.monitor_command == "data-quality":
+        return _data_quality(args)
+    return _ground_truth(args)
+
+
+def _data_quality(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from fmeval.errors import UserError
+    from fmeval.monitoring import data_quality as dq
+    from fmeval.monitoring.capture import ReadStats
+
+    stats = ReadStats()
+    current = dq.profile(dq.blocks(args.data, part=args.part, stats=stats))
+    for skipped in stats.skipped[:5]:
+        print(f"fmeval: skipped {skipped}", file=sys.stderr)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "statistics.json").write_text(dq.dumps(dq.statistics_json(current)), encoding="utf-8")
+    if args.quality_command == "baseline":
+        if current.rows == 0:
+            raise UserError(f"no data in {args.data}: a baseline needs rows")
+        (output / "constraints.json").write_text(
+            dq.dumps(dq.constraints_json(current, comparison_threshold=args.comparison_threshold)), encoding="utf-8")
+        (output / "profile.json").write_text(json.dumps(dq.profile_to_json(current)), encoding="utf-8")
+        print(f"baseline of {current.rows} rows, {len(current.columns)} columns: {output}")
+        return EXIT_OK
+    baseline_dir = Path(args.baseline)
+    try:
+        baseline = dq.profile_from_json(json.loads((baseline_dir / "profile.json").read_text(encoding="utf-8")))
+        constraints = json.loads((baseline_dir / "constraints.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"--baseline {baseline_dir}: not a baseline made by `fmeval monitor data-quality baseline` "
+                        f"({exc})") from None
+    result = dq.check(baseline, constraints, current)
+    (output / "constraint_violations.json").write_text(dq.dumps({"violations": result["violations"]}), encoding="utf-8")
+    (output / "drift.json").write_text(dq.dumps(result["drift"]), encoding="utf-8")
+    if result["status"] == "NoData":
+        print(f"no data in {args.data}: nothing to check")
+        return EXIT_OK
+    dataset = result["drift"]["dataset"]
+    print(f"{result['status']}: {len(result['violations'])} violation(s); {dataset['drifted_columns']} of "
+          f"{dataset['columns']} columns drifted{' (dataset drift)' if dataset['dataset_drift'] else ''}; {output}")
+    for violation in result["violations"][:20]:
+        print(f"  {violation['feature_name']}: {violation['constraint_check_type']}: {violation['description']}")
+    return EXIT_FAILURE if result["violations"] and args.fail_on_violations else EXIT_OK
+
+
+def _ground_truth(args: argparse.Namespace) -> int:
     import sys
 
     from fmeval.monitoring.ground_truth import add_ground_truth, merge

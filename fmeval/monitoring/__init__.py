@@ -1,5 +1,5 @@
-"""Monitoring of deployed models: data capture (a runner wrapper and a reverse proxy) and ground
-truth merged by event id. Baselines, checks, schedules and alerts come next (issue 10)."""
+"""Monitoring of deployed models: data capture (a runner wrapper and a reverse proxy), ground
+truth merged by event id, and data-quality baselines and checks with drift statistics."""
 from __future__ import annotations
 
 from typing import Any

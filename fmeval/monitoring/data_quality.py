@@ -1,0 +1,460 @@
+"""Data quality: a baseline's statistics and constraints, in SageMaker Model Monitor's formats,
+and checks of later windows against them, with drift statistics per column.
+
+Statistics come from one streaming pass of mergeable pieces (`Profile`, `+` merges): per column
+the inferred type (Integral, Fractional or String), completeness, min, max, sum, mean and
+standard deviation (Chan's parallel update), a KLL quantile sketch (Apache DataSketches) for
+numbers, and value counts for strings (the first `MAX_CATEGORIES` distinct values exactly, the
+rest counted together). Columns of up to `EXACT_LIMIT` values also keep the values themselves,
+so that small windows get exact tests.
+
+A check writes `constraint_violations.json` with Model Monitor's check types: missing_column_check,
+extra_column_check, data_type_check, completeness_check, negative_values_check,
+categorical_values_check and baseline_drift_check (the L-infinity distance between the two
+distributions above `comparison_threshold`, 0.1 by default). Schema changes are violations,
+never crashes.
+
+Drift per column follows Evidently's defaults (its DataDriftPreset with automatic tests): with a
+reference of at most 1,000 rows, the two-sample Kolmogorov-Smirnov test for numeric columns and
+chi-square (or a two-proportion Z-test for two categories) for categorical ones, drift at
+p < 0.05; with a larger reference, the Wasserstein distance normed by the reference's standard
+deviation for numeric columns and the Jensen-Shannon distance for categorical ones, drift above
+0.1. The dataset drifts when at least half of its columns drift. PSI and the L-infinity
+distance are reported for every column too.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from fmeval.errors import UserError
+
+
+KLL_K = 2000  # rank error about 0.2%: distances within about 0.003 of the exact ones
+MAX_CATEGORIES = 10_000
+EXACT_LIMIT = 100_000
+SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
+BUCKETS = 10
+OTHER = "__other__"
+
+
+@dataclass
+class ColumnProfile:
+    """What one pass learns about a column; `+` merges two blocks' profiles."""
+
+    kind: str  # Integral, Fractional or String
+    present: int = 0
+    missing: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean (Chan et al.)
+    total: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    sketch: Any = None  # a KLL sketch of the numbers
+    counts: dict[str, int] = field(default_factory=dict)  # strings: value -> count (OTHER: the rest)
+    exact: list[Any] | None = field(default_factory=list)  # the values, while there are at most EXACT_LIMIT
+
+    @classmethod
+    def of(cls, values: pd.Series) -> ColumnProfile:
+        present = values.dropna()
+        missing = len(values) - len(present)
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            numbers = present.to_numpy(dtype=float)
+            integral = bool(np.all(numbers == np.round(numbers))) if len(numbers) else True
+            profile = cls("Integral" if integral else "Fractional", len(numbers), missing)
+            if len(numbers):
+                from datasketches import kll_doubles_sketch
+
+                profile.mean, profile.m2 = float(numbers.mean()), float(((numbers - numbers.mean()) ** 2).sum())
+                profile.total, profile.minimum, profile.maximum = float(numbers.sum()), float(numbers.min()), float(numbers.max())
+                profile.sketch = kll_doubles_sketch(KLL_K)
+                profile.sketch.update(np.array(numbers, dtype=np.float64))  # a writable copy, as the binding needs
+            profile.exact = numbers.tolist() if len(numbers) <= EXACT_LIMIT else None
+            return profile
+        text = present.astype(str)
+        counts = text.value_counts()
+        profile = cls("String", len(text), missing)
+        profile.counts = _capped(dict(zip(counts.index.tolist(), counts.tolist())))
+        profile.exact = text.tolist() if len(text) <= EXACT_LIMIT else None
+        return profile
+
+    def __add__(self, other: ColumnProfile) -> ColumnProfile:
+        kinds = {self.kind, other.kind}
+        if self.present == 0:
+            kinds.discard(self.kind)
+        if other.present == 0:
+            kinds.discard(other.kind)
+        kind = kinds.pop() if len(kinds) == 1 else ("Fractional" if kinds == {"Integral", "Fractional"} else
+                                                    self.kind if not kinds else "String")
+        merged = ColumnProfile(kind, self.present + other.present, self.missing + other.missing)
+        if merged.present:
+            delta = other.mean - self.mean
+            merged.mean = self.mean + delta * other.present / merged.present
+            merged.m2 = self.m2 + other.m2 + delta ** 2 * self.present * other.present / merged.present
+        merged.total = self.total + other.total
+        merged.minimum, merged.maximum = min(self.minimum, other.minimum), max(self.maximum, other.maximum)
+        sketches = [s for s in (self.sketch, other.sketch) if s is not None]
+        if sketches:
+            from datasketches import kll_doubles_sketch
+
+            merged.sketch = kll_doubles_sketch.deserialize(sketches[0].serialize())
+            for sketch in sketches[1:]:
+                merged.sketch.merge(sketch)
+        counts = dict(self.counts)
+        for value, count in other.counts.items():
+            counts[value] = counts.get(value, 0) + count
+        merged.counts = _capped(counts)
+        if self.exact is not None and other.exact is not None and len(self.exact) + len(other.exact) <= EXACT_LIMIT:
+            merged.exact = self.exact + other.exact
+        else:
+            merged.exact = None
+        return merged
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind != "String"
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.present) if self.present else 0.0
+
+    @property
+    def completeness(self) -> float:
+        total = self.present + self.missing
+        return self.present / total if total else 0.0
+
+
+def _capped(counts: dict[str, int]) -> dict[str, int]:
+    """The most frequent MAX_CATEGORIES values exactly; the others summed under OTHER."""
+    if len(counts) <= MAX_CATEGORIES:
+        return counts
+    ordered = sorted(((v, c) for v, c in counts.items() if v != OTHER), key=lambda item: -item[1])
+    kept = dict(ordered[:MAX_CATEGORIES])
+    kept[OTHER] = counts.get(OTHER, 0) + sum(c for _, c in ordered[MAX_CATEGORIES:])
+    return kept
+
+
+@dataclass
+class Profile:
+    """Every column's profile and the row count; `+` merges (across blocks, files, windows)."""
+
+    rows: int = 0
+    columns: dict[str, ColumnProfile] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Profile:
+        return cls(len(frame), {str(name): ColumnProfile.of(frame[name]) for name in frame.columns})
+
+    def __add__(self, other: Profile) -> Profile:
+        columns = dict(self.columns)
+        for name, column in other.columns.items():
+            if name in columns:
+                columns[name] = columns[name] + column
+            else:  # absent from earlier blocks: those rows had no value
+                columns[name] = ColumnProfile(column.kind, 0, self.rows) + column
+        for name in set(self.columns) - set(other.columns):
+            columns[name] = columns[name] + ColumnProfile(columns[name].kind, 0, other.rows)
+        return Profile(self.rows + other.rows, columns)
+
+
+def profile(frames: Iterable[pd.DataFrame]) -> Profile:
+    """One pass over blocks of rows."""
+    total = Profile()
+    for frame in frames:
+        total = total + Profile.of(frame)
+    return total
+
+
+# -- Model Monitor's files -------------------------------------------------------------------------------
+def statistics_json(result: Profile) -> dict[str, Any]:
+    features = []
+    for name, column in result.columns.items():
+        common = {"num_present": column.present, "num_missing": column.missing}
+        if column.numeric:
+            stats: dict[str, Any] = {"common": common, "mean": column.mean, "sum": column.total,
+                                     "std_dev": column.std, "min": column.minimum if column.present else None,
+                                     "max": column.maximum if column.present else None}
+            if column.sketch is not None:
+                edges = np.linspace(column.minimum, column.maximum, BUCKETS + 1)
+                cdf = column.sketch.get_cdf(edges[1:-1].tolist()) if BUCKETS > 1 else []
+                cumulative = np.concatenate([[0.0], cdf[:-1] if cdf else [], [1.0]])
+                stats["distribution"] = {"kll": {
+                    "buckets": [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
+                                 "count": float((cumulative[i + 1] - cumulative[i]) * column.present)}
+                                for i in range(BUCKETS)],
+                    "sketch": {"parameters": {"k": KLL_K}, "serialized": column.sketch.serialize().hex()}}}
+            features.append({"name": name, "inferred_type": column.kind, "numerical_statistics": stats})
+        else:
+            top = sorted(column.counts.items(), key=lambda item: -item[1])
+            features.append({"name": name, "inferred_type": "String", "string_statistics": {
+                "common": common, "distinct_count": len(column.counts),
+                "distribution": {"categorical": {"buckets": [{"value": v, "count": c} for v, c in top]}}}})
+    return {"version": 0.0, "dataset": {"item_count": result.rows}, "features": features}
+
+
+def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> dict[str, Any]:
+    """Constraints suggested from a baseline, as Model Monitor suggests them."""
+    features = []
+    for name, column in result.columns.items():
+        entry: dict[str, Any] = {"name": name, "inferred_type": column.kind, "completeness": column.completeness}
+        if column.numeric:
+            entry["num_constraints"] = {"is_non_negative": bool(column.present and column.minimum >= 0)}
+        elif OTHER not in column.counts:
+            entry["string_constraints"] = {"domains": sorted(column.counts)}
+        features.append(entry)
+    return {"version": 0.0, "features": features, "monitoring_config": {
+        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 1.0,
+        "domain_content_threshold": 1.0, "distribution_constraints": {
+            "perform_comparison": "Enabled", "comparison_threshold": comparison_threshold,
+            "comparison_method": "Robust", "categorical_comparison_threshold": comparison_threshold,
+            "categorical_drift_method": "LInfinity"}}}
+
+
+# -- drift ------------------------------------------------------------------------------------------------
+def _quantiles(column: ColumnProfile, points: np.ndarray) -> np.ndarray:
+    if column.exact is not None:
+        return np.quantile(np.asarray(column.exact, dtype=float), points)
+    return np.asarray(column.sketch.get_quantiles(points.tolist()), dtype=float)
+
+
+def _cdf(column: ColumnProfile, at: np.ndarray) -> np.ndarray:
+    if column.exact is not None:
+        values = np.sort(np.asarray(column.exact, dtype=float))
+        return np.searchsorted(values, at, side="right") / len(values)
+    return np.asarray(column.sketch.get_cdf(at.tolist())[:-1], dtype=float)
+
+
+def _frequencies(reference: ColumnProfile, current: ColumnProfile) -> tuple[list[str], np.ndarray, np.ndarray]:
+    keys = sorted(set(reference.counts) | set(current.counts))
+    ref = np.array([reference.counts.get(k, 0) for k in keys], dtype=float)
+    cur = np.array([current.counts.get(k, 0) for k in keys], dtype=float)
+    return keys, ref, cur
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
+    ref_share = np.clip(ref / ref.sum(), 1e-4, None)  # Evidently's floor for empty bins
+    cur_share = np.clip(cur / cur.sum(), 1e-4, None)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def column_drift(reference: ColumnProfile, current: ColumnProfile) -> dict[str, Any]:
+    """Drift statistics of one column, and the decision of Evidently's default test."""
+    from scipy import stats
+    from scipy.spatial import distance
+
+    small = reference.present <= SMALL_REFERENCE
+    out: dict[str, Any] = {"type": "numerical" if reference.numeric else "categorical"}
+    if reference.numeric:
+        grid = np.unique(np.concatenate([_quantiles(reference, np.linspace(0, 1, 201)),
+                                         _quantiles(current, np.linspace(0, 1, 201))]))
+        out["linf"] = float(np.max(np.abs(_cdf(reference, grid) - _cdf(current, grid))))
+        if reference.exact is not None and current.exact is not None:
+            ref_values, cur_values = np.asarray(reference.exact, float), np.asarray(current.exact, float)
+            ks = stats.ks_2samp(ref_values, cur_values)
+            out["ks"] = {"statistic": float(ks.statistic), "p_value": float(ks.pvalue)}
+            wasserstein = float(stats.wasserstein_distance(ref_values, cur_values))
+        else:
+            points = (np.arange(4000) + 0.5) / 4000
+            gap = np.abs(_quantiles(reference, points) - _quantiles(current, points))
+            wasserstein = float(gap.mean())
+            d = out["linf"]
+            n, m = reference.present, current.present
+            out["ks"] = {"statistic": d, "p_value": float(stats.kstwo.sf(d, round(n * m / (n + m))))}
+        out["wasserstein"] = wasserstein
+        out["wasserstein_normed"] = wasserstein / reference.std if reference.std > 0 else math.inf * (wasserstein > 0)
+        edges = np.unique(_quantiles(reference, np.linspace(0, 1, BUCKETS + 1)))
+        ref_bins = np.diff(np.concatenate([[0.0], _cdf(reference, edges[1:-1]), [1.0]]))
+        cur_bins = np.diff(np.concatenate([[0.0], _cdf(current, edges[1:-1]), [1.0]]))
+        out["psi"] = _psi(ref_bins, cur_bins)
+        if small:
+            out.update(test="ks", score=out["ks"]["p_value"], threshold=0.05, drifted=out["ks"]["p_value"] < 0.05)
+        else:
+            out.update(test="wasserstein_normed", score=out["wasserstein_normed"], threshold=0.1,
+                       drifted=out["wasserstein_normed"] >= 0.1)
+        return out
+    keys, ref, cur = _frequencies(reference, current)
+    out["linf"] = float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
+    out["psi"] = _psi(ref, cur)
+    out["jensen_shannon"] = float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
+    expected = ref * cur.sum() / ref.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi = stats.chisquare(cur, expected) if np.all(expected > 0) else None
+    out["chi_square"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue)} if chi else {
+        "statistic": math.inf, "p_value": 0.0}
+    if small and len(keys) <= 2:
+        p = _z_test(ref, cur)
+        out["z"] = {"p_value": p}
+        out.update(test="z", score=p, threshold=0.05, drifted=p < 0.05)
+    elif small:
+        out.update(test="chi_square", score=out["chi_square"]["p_value"], threshold=0.05,
+                   drifted=out["chi_square"]["p_value"] < 0.05)
+    else:
+        out.update(test="jensen_shannon", score=out["jensen_shannon"], threshold=0.1,
+                   drifted=out["jensen_shannon"] >= 0.1)
+    return out
+
+
+def _z_test(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Two-proportion Z-test of the first category's share (two-sided), as Evidently's z stattest."""
+    from scipy import stats
+
+    n1, n2 = ref.sum(), cur.sum()
+    p1, p2 = ref[0] / n1, cur[0] / n2
+    pooled = (ref[0] + cur[0]) / (n1 + n2)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if spread == 0:
+        return 1.0
+    return float(2 * stats.norm.sf(abs(p1 - p2) / spread))
+
+
+# -- the check ---------------------------------------------------------------------------------------------
+def check(baseline: Profile, constraints: dict[str, Any], current: Profile) -> dict[str, Any]:
+    """Violations (Model Monitor's layout) and drift of `current` against the baseline."""
+    if current.rows == 0:
+        return {"status": "NoData", "violations": [], "drift": {}}
+    config = constraints.get("monitoring_config", {})
+    distribution = config.get("distribution_constraints", {})
+    threshold = float(distribution.get("comparison_threshold", 0.1))
+    domain_threshold = float(config.get("domain_content_threshold", 1.0))
+    violations: list[dict[str, str]] = []
+
+    def violate(feature: str, kind: str, description: str) -> None:
+        violations.append({"feature_name": feature, "constraint_check_type": kind, "description": description})
+
+    declared = {f["name"]: f for f in constraints.get("features", [])}
+    for name in sorted(set(declared) - set(current.columns)):
+        violate(name, "missing_column_check", f"Column {name} is in the baseline but not in the current data")
+    for name in sorted(set(current.columns) - set(declared)):
+        violate(name, "extra_column_check", f"Column {name} is in the current data but not in the baseline")
+    drift: dict[str, Any] = {}
+    for name, rule in declared.items():
+        column = current.columns.get(name)
+        if column is None or column.present == 0:
+            continue
+        if column.kind != rule["inferred_type"] and not {column.kind, rule["inferred_type"]} <= {"Integral", "Fractional"}:
+            violate(name, "data_type_check", f"Data type changed: baseline {rule['inferred_type']}, current {column.kind}")
+            continue
+        if column.completeness < float(rule.get("completeness", 0.0)):
+            violate(name, "completeness_check", f"Completeness {column.completeness:.4f} is below the baseline's "
+                                                f"{float(rule['completeness']):.4f}")
+        if rule.get("num_constraints", {}).get("is_non_negative") and column.numeric and column.minimum < 0:
+            violate(name, "negative_values_check", f"Negative values (min {column.minimum}) in a non-negative column")
+        domains = rule.get("string_constraints", {}).get("domains")
+        if domains is not None and not column.numeric:
+            inside = sum(count for value, count in column.counts.items() if value in set(domains)) / column.present
+            if inside < domain_threshold:
+                new = sorted(v for v in column.counts if v not in set(domains))[:5]
+                violate(name, "categorical_values_check", f"{1 - inside:.2%} of values are outside the baseline's "
+                                                          f"domain (e.g. {', '.join(map(repr, new))})")
+        reference = baseline.columns.get(name)
+        if reference is None or reference.present == 0 or reference.numeric != column.numeric:
+            continue
+        drift[name] = column_drift(reference, column)
+        if distribution.get("perform_comparison", "Enabled") == "Enabled" and drift[name]["linf"] > threshold:
+            violate(name, "baseline_drift_check", f"Baseline drift distance {drift[name]['linf']:.4f} exceeds "
+                                                  f"threshold {threshold}")
+    drifted = sum(1 for entry in drift.values() if entry["drifted"])
+    summary = {"columns": len(drift), "drifted_columns": drifted,
+               "share": drifted / len(drift) if drift else 0.0,
+               "dataset_drift": bool(drift) and drifted / len(drift) >= 0.5}
+    return {"status": "CompletedWithViolations" if violations else "Completed", "violations": violations,
+            "drift": {"columns": drift, "dataset": summary}}
+
+
+def dumps(value: Any) -> str:
+    """JSON with infinities written as strings (as Model Monitor's and Clarify's files do)."""
+    def clean(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return "Infinity" if item > 0 else "-Infinity" if item < 0 else None
+        if isinstance(item, dict):
+            return {k: clean(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [clean(v) for v in item]
+        if isinstance(item, (np.bool_,)):
+            return bool(item)
+        return item
+
+    return json.dumps(clean(value), indent=2) + "\n"
+
+
+# -- a profile on disk (the baseline's, for later checks) -------------------------------------------------
+def profile_to_json(result: Profile) -> dict[str, Any]:
+    return {"rows": result.rows, "columns": {name: {
+        "kind": c.kind, "present": c.present, "missing": c.missing, "mean": c.mean, "m2": c.m2, "total": c.total,
+        "minimum": c.minimum if c.present else None, "maximum": c.maximum if c.present else None,
+        "sketch": c.sketch.serialize().hex() if c.sketch is not None else None, "counts": c.counts, "exact": c.exact}
+        for name, c in result.columns.items()}}
+
+
+def profile_from_json(data: dict[str, Any]) -> Profile:
+    from datasketches import kll_doubles_sketch
+
+    columns = {}
+    for name, c in data["columns"].items():
+        column = ColumnProfile(c["kind"], c["present"], c["missing"], c["mean"], c["m2"], c["total"],
+                               math.inf if c["minimum"] is None else c["minimum"],
+                               -math.inf if c["maximum"] is None else c["maximum"])
+        column.sketch = kll_doubles_sketch.deserialize(bytes.fromhex(c["sketch"])) if c["sketch"] else None
+        column.counts, column.exact = c["counts"], c["exact"]
+        columns[name] = column
+    return Profile(data["rows"], columns)
+
+
+# -- where the rows come from ------------------------------------------------------------------------------
+def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000,
+           stats: Any = None) -> Iterator[pd.DataFrame]:
+    """Blocks of rows from a capture directory (each event's input or output: a JSON object is a
+    row, a JSON list or CSV line its values c0, c1, ...), or from CSV, Parquet or JSON Lines files
+    (a file, a folder or a glob)."""
+    path = Path(source)
+    if path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.parquet")) and not any(path.glob("*.csv")):
+        yield from _capture_blocks(path, part, block_rows, stats)
+        return
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".jsonl")) \
+        if path.is_dir() else sorted(glob.glob(str(source))) or [str(source)]
+    for name in files:
+        if not Path(name).is_file():
+            raise UserError(f"no data at {name}")
+        suffix = Path(name).suffix.lower()
+        if suffix == ".parquet":
+            for batch in pq.ParquetFile(name).iter_batches(batch_size=block_rows):
+                yield batch.to_pandas()
+        elif suffix == ".csv":
+            reader = pacsv.open_csv(name, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+            for batch in reader:
+                yield batch.to_pandas()
+        else:
+            yield from pd.read_json(name, lines=True, chunksize=block_rows)
+
+
+def _capture_blocks(path: Path, part: str, block_rows: int, stats: Any) -> Iterator[pd.DataFrame]:
+    from fmeval.monitoring.capture import decoded, read_events
+
+    key = "endpointInput" if part == "input" else "endpointOutput"
+    rows: list[dict[str, Any]] = []
+    for event in read_events(path, stats):
+        value = decoded(event["captureData"][key])
+        if isinstance(value, str) and event["captureData"][key].get("encoding") == "CSV":
+            value = next(csv.reader([value]), [])
+        if isinstance(value, dict):
+            rows.append({k: v for k, v in value.items() if not isinstance(v, (dict, list))})
+        elif isinstance(value, list):
+            rows.append({f"c{i}": v for i, v in enumerate(value)})
+        else:
+            rows.append({"value": value})
+        if len(rows) >= block_rows:
+            yield pd.DataFrame(rows)
+            rows = []
+    if rows:
+        yield pd.DataFrame(rows)

@@ -1,0 +1,140 @@
+"""Data-quality monitoring: mergeable profiles, Model Monitor's files, planted drift found (and
+absent drift not), schema changes as violations, empty windows, and tests checked against scipy."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from fmeval.cli import main
+from fmeval.monitoring import data_quality as dq
+from fmeval.monitoring.capture import CaptureWriter, encode_body
+
+
+def table(n, seed, shift=0.0, new_color=False):
+    rng = np.random.default_rng(seed)
+    colors, weights = ["red", "green", "blue"], [0.5, 0.3, 0.2]
+    if new_color:  # a value the baseline never saw, and different shares
+        colors, weights = colors + ["violet"], [0.2, 0.2, 0.2, 0.4]
+    return pd.DataFrame({
+        "age": rng.integers(18, 80, n),
+        "income": rng.normal(50 + shift, 10, n),
+        "color": rng.choice(colors, n, p=weights),
+        "score": rng.random(n),
+    })
+
+
+def test_profiles_merge_like_one_pass():
+    frame = table(30_000, 0)
+    whole = dq.Profile.of(frame)
+    merged = dq.profile(frame.iloc[i:i + 7000] for i in range(0, len(frame), 7000))
+    for name in frame.columns:
+        a, b = whole.columns[name], merged.columns[name]
+        assert (a.kind, a.present, a.missing, a.counts) == (b.kind, b.present, b.missing, b.counts)
+        if a.numeric:
+            assert b.mean == pytest.approx(frame[name].mean(), rel=1e-12)
+            assert b.std == pytest.approx(frame[name].std(ddof=0), rel=1e-9)
+            assert (b.minimum, b.maximum, b.total) == pytest.approx((frame[name].min(), frame[name].max(), frame[name].sum()))
+            # the KLL sketch's median is within its rank error (about 1.3% for k=200)
+            median_rank = (frame[name] <= b.sketch.get_quantile(0.5)).mean()
+            assert abs(median_rank - 0.5) < 0.02
+    assert whole.columns["age"].kind == "Integral" and whole.columns["income"].kind == "Fractional"
+
+
+def test_model_monitor_files_and_no_drift_where_there_is_none(tmp_path):
+    baseline = dq.Profile.of(table(5000, 1))
+    statistics = dq.statistics_json(baseline)
+    income = next(f for f in statistics["features"] if f["name"] == "income")
+    assert income["inferred_type"] == "Fractional"
+    assert income["numerical_statistics"]["common"] == {"num_present": 5000, "num_missing": 0}
+    assert sum(b["count"] for b in income["numerical_statistics"]["distribution"]["kll"]["buckets"]) == pytest.approx(5000)
+    constraints = dq.constraints_json(baseline)
+    color = next(f for f in constraints["features"] if f["name"] == "color")
+    assert color["string_constraints"]["domains"] == ["blue", "green", "red"] and color["completeness"] == 1.0
+    same = dq.check(baseline, constraints, dq.Profile.of(table(5000, 2)))
+    assert same["status"] == "Completed" and same["violations"] == []
+    assert same["drift"]["dataset"]["drifted_columns"] == 0 and not same["drift"]["dataset"]["dataset_drift"]
+
+
+def test_planted_drift_is_detected_and_named(tmp_path):
+    baseline = dq.Profile.of(table(5000, 1))
+    constraints = dq.constraints_json(baseline)
+    drifted = table(5000, 3, shift=8.0, new_color=True)
+    drifted.loc[:99, "age"] = -5
+    drifted.loc[200:799, "score"] = None
+    result = dq.check(baseline, constraints, dq.Profile.of(drifted))
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in result["violations"]}
+    assert ("income", "baseline_drift_check") in kinds
+    assert ("color", "categorical_values_check") in kinds and ("color", "baseline_drift_check") in kinds
+    assert ("age", "negative_values_check") in kinds and ("score", "completeness_check") in kinds
+    columns = result["drift"]["columns"]
+    assert columns["income"]["test"] == "wasserstein_normed" and columns["income"]["drifted"]
+    assert columns["color"]["test"] == "jensen_shannon" and columns["color"]["drifted"]
+    assert not columns["age"]["drifted"] or columns["age"]["score"] < 0.2
+    assert result["drift"]["dataset"]["dataset_drift"]  # 2 of 4 columns: at least half
+    assert result["status"] == "CompletedWithViolations"
+
+
+def test_small_windows_use_exact_tests_that_match_scipy():
+    reference, current = table(800, 4), table(600, 5, shift=1.5)
+    drift = dq.column_drift(dq.ColumnProfile.of(reference.income), dq.ColumnProfile.of(current.income))
+    expected = stats.ks_2samp(reference.income, current.income)
+    assert drift["test"] == "ks" and drift["ks"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert drift["drifted"] == (expected.pvalue < 0.05)
+    assert drift["wasserstein"] == pytest.approx(stats.wasserstein_distance(reference.income, current.income))
+    colors = dq.column_drift(dq.ColumnProfile.of(reference.color), dq.ColumnProfile.of(current.color))
+    ref_counts = reference.color.value_counts().reindex(["blue", "green", "red"]).to_numpy(float)
+    cur_counts = current.color.value_counts().reindex(["blue", "green", "red"]).to_numpy(float)
+    chi = stats.chisquare(cur_counts, ref_counts * cur_counts.sum() / ref_counts.sum())
+    assert colors["test"] == "chi_square" and colors["chi_square"]["p_value"] == pytest.approx(chi.pvalue)
+    assert colors["jensen_shannon"] == pytest.approx(distance.jensenshannon(ref_counts / ref_counts.sum(),
+                                                                            cur_counts / cur_counts.sum()))
+
+
+def test_large_windows_approximate_the_exact_distances():
+    reference, current = table(150_000, 6), table(120_000, 7, shift=1.0)
+    drift = dq.column_drift(dq.ColumnProfile.of(reference.income), dq.ColumnProfile.of(current.income))
+    exact = stats.wasserstein_distance(reference.income, current.income) / reference.income.std(ddof=0)
+    assert drift["wasserstein_normed"] == pytest.approx(exact, abs=0.01)  # from KLL sketches
+    assert drift["ks"]["statistic"] == pytest.approx(stats.ks_2samp(reference.income, current.income).statistic,
+                                                     abs=0.02)
+
+
+def test_schema_changes_are_violations_and_an_empty_window_is_no_data():
+    baseline = dq.Profile.of(table(2000, 1))
+    constraints = dq.constraints_json(baseline)
+    changed = table(2000, 2).drop(columns=["score"]).assign(color=lambda f: range(len(f)), extra="x")
+    result = dq.check(baseline, constraints, dq.Profile.of(changed))
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in result["violations"]}
+    assert kinds >= {("score", "missing_column_check"), ("extra", "extra_column_check"), ("color", "data_type_check")}
+    assert dq.check(baseline, constraints, dq.Profile())["status"] == "NoData"
+
+
+def test_cli_baseline_and_check_on_captured_requests(tmp_path, capsys):
+    def capture_window(folder, frame):
+        writer = CaptureWriter(folder, name="endpoint")
+        for row in frame.to_dict(orient="records"):
+            writer.write(request=encode_body(json.dumps(row).encode(), "application/json"),
+                         response=encode_body(b'{"p": 0.5}', "application/json"), latency_ms=1.0)
+        writer.close()
+
+    capture_window(tmp_path / "before", table(3000, 1))
+    capture_window(tmp_path / "after", table(3000, 2, shift=10.0))
+    with open(next((tmp_path / "after").rglob("*.jsonl")), "a") as handle:
+        handle.write("{torn")
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "before"), "-o",
+                 str(tmp_path / "baseline")]) == 0
+    assert {p.name for p in (tmp_path / "baseline").iterdir()} == {"statistics.json", "constraints.json", "profile.json"}
+    capsys.readouterr()
+    code = main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+                 str(tmp_path / "after"), "-o", str(tmp_path / "check"), "--fail-on-violations"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "income: baseline_drift_check" in out and "1 of 4 columns drifted" in out
+    assert "torn last line" in err
+    violations = json.loads((tmp_path / "check" / "constraint_violations.json").read_text())["violations"]
+    assert violations == [{"feature_name": "income", "constraint_check_type": "baseline_drift_check",
+                           "description": violations[0]["description"]}]
+    drift = json.loads((tmp_path / "check" / "drift.json").read_text())
+    assert drift["columns"]["income"]["drifted"] and not drift["columns"]["color"]["drifted"]

@@ -23,7 +23,23 @@ def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
         with db.reading() as connection:
             assert inspect(connection).has_table("runs")
             applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
-    assert applied == _heads() and "runs_0001" in applied
+    assert applied == _heads() and {"runs_0001", "monitoring_0001"} <= applied
+
+
+def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import importlib
+
+    from fmeval.store.schema import metadata
+
+    for module in ("fmeval.runs.store", "fmeval.monitoring.schedules"):  # each declares its tables on the metadata
+        importlib.import_module(module)
+
+    with Database(store_url) as db, db.reading() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert [d for d in differences if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)] == []
 
 
 def _open(url, barrier):

@@ -65,6 +65,23 @@ def _heads() -> set[str]:
     return revisions - parents
 
 
+def _set_wal(dbapi_connection: Any, *, patience_s: float = 60.0) -> None:
+    """WAL mode. Switching a new file to it needs the file to itself, and SQLite answers "database is
+    locked" at once (no busy wait) while another process migrates it: wait for that, as for a lock."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Database:
     """A connection to fmeval's store. `url`: a SQLite file path or a SQLAlchemy URL
     (`postgresql://user@host/db`); None means `FMEVAL_STORE`, else the default SQLite file."""
@@ -84,7 +101,7 @@ class Database:
                 @event.listens_for(self.engine, "connect")
                 def _sqlite_settings(dbapi_connection: Any, _: Any) -> None:
                     dbapi_connection.isolation_level = None  # transactions are begun below, explicitly
-                    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+                    _set_wal(dbapi_connection)
                     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
                     dbapi_connection.execute("PRAGMA foreign_keys=ON")
 

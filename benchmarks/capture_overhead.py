@@ -19,7 +19,7 @@ import time
 
 from common import result_line
 
-from fmeval.monitoring.capture import read_events
+from fmeval.monitoring.data_capture import read_events
 
 RATE, SECONDS_PER_ROUND, ROUNDS = 200, 4.0, 3
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "How far is the moon?"}]}).encode()

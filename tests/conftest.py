@@ -193,3 +193,18 @@ def store_url(request, tmp_path):
     finally:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
         connection.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (see tests/browser.py)."""
+    from tests.browser import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.fail("Chromium is missing; `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield instance
+        instance.close()

@@ -19,7 +19,7 @@ from fmeval.cli import main
 from fmeval.datasets import DataConfig
 from fmeval.model_runners.function import FunctionRunner
 from fmeval.monitoring import capture
-from fmeval.monitoring.capture import CaptureWriter, ReadStats, decoded, encode_body, read_events
+from fmeval.monitoring.data_capture import CaptureWriter, ReadStats, decoded, encode_body, read_events
 from fmeval.monitoring.ground_truth import add_ground_truth, merge
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,7 +224,7 @@ def test_ground_truth_is_merged_by_event_id_and_unknown_ids_are_reported(tmp_pat
     assert "2 captured event(s) have a label, 2 have none" in out
     assert "1 label(s) name event ids the capture does not hold (first: no-such-event)" in err
     merged = merge(tmp_path / "capture", tmp_path / "truth")
-    assert [(decoded(e["captureData"]["endpointInput"])["x"], label) for e, label in merged.pairs] == [(0, "1"), (2, "0")]
+    assert [(decoded(e["captureData"]["endpointInput"])["x"], label) for e, label in merged.pairs] == [(0, 1), (2, 0)]  # CSV numbers read as numbers
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"label": 1}\n')
     with pytest.raises(Exception, match=r"bad.jsonl:1: each row needs an eventId"):

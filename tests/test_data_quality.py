@@ -10,7 +10,7 @@ from scipy.spatial import distance
 
 from fmeval.cli import main
 from fmeval.monitoring import data_quality as dq
-from fmeval.monitoring.capture import CaptureWriter, encode_body
+from fmeval.monitoring.data_capture import CaptureWriter, encode_body
 
 
 def table(n, seed, shift=0.0, new_color=False):
@@ -126,12 +126,13 @@ def test_cli_baseline_and_check_on_captured_requests(tmp_path, capsys):
         handle.write("{torn")
     assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "before"), "-o",
                  str(tmp_path / "baseline")]) == 0
-    assert {p.name for p in (tmp_path / "baseline").iterdir()} == {"statistics.json", "constraints.json", "profile.json"}
+    assert {p.name for p in (tmp_path / "baseline").iterdir()} == {"statistics.json", "constraints.json", "profile.json",
+                                                                   "monitor.json"}
     capsys.readouterr()
     code = main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
                  str(tmp_path / "after"), "-o", str(tmp_path / "check"), "--fail-on-violations"])
     out, err = capsys.readouterr()
-    assert code == 1 and "income: baseline_drift_check" in out and "1 of 4 columns drifted" in out
+    assert code == 1 and "income: baseline_drift_check" in out and "drifted_columns 1," in out
     assert "torn last line" in err
     violations = json.loads((tmp_path / "check" / "constraint_violations.json").read_text())["violations"]
     assert violations == [{"feature_name": "income", "constraint_check_type": "baseline_drift_check",

@@ -1,7 +1,6 @@
 """Human evaluation: jobs from runs, balanced assignment, the raters' web app in a real browser
 (two raters, a server killed mid-job, tokens, CSRF, XSS), results as a run with agreement."""
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,6 @@ from fmeval.model_runners.function import FunctionRunner
 from fmeval.runs.loaded import load_run
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
 
 
@@ -123,18 +121,6 @@ def start_server(job, port):
             time.sleep(0.05)
     process.kill()
     raise AssertionError(f"the server did not start: {process.stderr.read().decode()}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Chromium is missing; `make test` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield instance
-        instance.close()
 
 
 def rate_with_keys(page, grades):

@@ -2,7 +2,6 @@
 installs), driven by Playwright, offline. Screenshots go to test-artifacts/."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -10,10 +9,8 @@ from fmeval import evaluate
 from fmeval.datasets import DataConfig
 from fmeval.reports.render import build_report, render_html
 from fmeval.runs.loaded import load_runs
+from tests.browser import ARTIFACTS, open_offline
 
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAYLOADS = [
     "<script>window.__pwned = 1; alert('xss')</script>",
     '<img src=x onerror="window.__pwned = 2; alert(2)">',
@@ -22,29 +19,6 @@ PAYLOADS = [
     '<a href="javascript:window.__pwned = 5">click me</a>',
     '<iframe src="javascript:alert(6)"></iframe>',
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.fail("Chromium is missing; `make test` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield instance
-        instance.close()
-
-
-def open_offline(browser, path: Path):
-    context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    requests, dialogs = [], []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(path.as_uri())
-    page.wait_for_load_state("load")
-    return page, requests, dialogs
 
 
 def check_charts(page) -> int:

@@ -41,6 +41,7 @@ CONFIG_KEYS = {
     "dataset_type", "headers", "label", "label_values_or_threshold", "probability_threshold", "features",
     "excluded_columns", "facet", "group_variable", "joinsource_name_or_index", "predicted_label_name_or_index",
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
+    "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "

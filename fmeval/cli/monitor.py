@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -28,7 +28,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     serve.add_argument("--attribute-header", action="append", default=[],
                        help="a request header recorded as a custom attribute; repeatable")
 
-    monitor = commands.add_parser("monitor", help="monitoring of captured traffic")
+    monitor = commands.add_parser("monitor", help="monitoring of captured traffic: baselines, checks, schedules, alarms")
     monitor_actions = monitor.add_subparsers(dest="monitor_command", metavar="ACTION", required=True)
     ground_truth = monitor_actions.add_parser("ground-truth", help="labels for captured events")
     truth_actions = ground_truth.add_subparsers(dest="ground_truth_command", metavar="ACTION", required=True)
@@ -37,28 +37,113 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     add.add_argument("--ground-truth", required=True, help="the ground-truth directory")
     add.add_argument("--capture", help="the capture directory, to report labels for unknown event ids")
 
-    quality = monitor_actions.add_parser("data-quality", help="data-quality baselines and checks (Model Monitor's files)")
-    quality_actions = quality.add_subparsers(dest="quality_command", metavar="ACTION", required=True)
-    baseline = quality_actions.add_parser("baseline", help="statistics.json and constraints.json of the baseline data")
-    check = quality_actions.add_parser(
-        "check", help="violations and drift of a window against a baseline",
-        description="Writes statistics.json, constraint_violations.json and drift.json to --output. Exit codes: "
-        "0 no violation, 1 violations (with --fail-on-violations), 2 bad input.")
-    for command in (baseline, check):
-        command.add_argument("--data", required=True,
-                             help="a capture directory, or CSV, Parquet or JSON Lines files (a file, folder or glob)")
-        command.add_argument("--part", choices=("input", "output"), default="input",
-                             help="for a capture: the requests (input, default) or the responses (output)")
-        command.add_argument("--output", "-o", required=True, help="where the JSON files go")
-    baseline.add_argument("--comparison-threshold", type=float, default=0.1,
-                          help="the L-infinity distance that counts as baseline drift (default 0.1)")
-    check.add_argument("--baseline", required=True, help="the baseline's directory")
-    check.add_argument("--fail-on-violations", action="store_true", help="exit 1 when there are violations")
+    from fmeval.monitoring import MONITOR_KINDS
+
+    for name, help_text in MONITOR_KINDS.items():
+        _add_kind(monitor_actions, name, help_text)
+    _add_schedules(monitor_actions)
     return {"capture": run_capture, "monitor": run_monitor}
 
 
+DATA_HELP = "a capture directory, or a CSV, Parquet or JSON Lines file"
+
+
+def _add_kind(actions: Any, name: str, help_text: str) -> None:
+    parser = actions.add_parser(name, help=help_text)
+    steps = parser.add_subparsers(dest="step", metavar="ACTION", required=True)
+    baseline = steps.add_parser("baseline", help=f"the {name} baseline of reference data (writes monitor.json)")
+    check = steps.add_parser(
+        "check", help="check data (a capture's window, or files) against a baseline",
+        description="Writes result.json, constraint_violations.json and the monitor's own files to --output. "
+        "Exit codes: 0 checked, 1 violations (with --fail-on-violations), 2 bad input.")
+    for command in (baseline, check):
+        command.add_argument("--data", required=True, help=DATA_HELP)
+        command.add_argument("--window", help="only the captured events of START/END (ISO 8601, UTC by default)")
+        command.add_argument("--ground-truth", help="a ground-truth directory (labels merged by event id)")
+        command.add_argument("--output", "-o", required=True, help="where the files go")
+    check.add_argument("--baseline", required=True, help="the baseline's directory")
+    check.add_argument("--fail-on-violations", action="store_true", help="exit 1 when there are violations")
+    if name == "data-quality":
+        baseline.add_argument("--part", choices=("input", "output"), default="input",
+                              help="for a capture: the requests (input, default) or the responses (output)")
+        baseline.add_argument("--comparison-threshold", type=float, default=0.1,
+                              help="the L-infinity distance that counts as baseline drift (default 0.1)")
+    elif name == "model-quality":
+        baseline.add_argument("--problem-type", required=True, choices=("binary", "multiclass", "regression"))
+        baseline.add_argument("--label", default="label", help="the ground-truth column (default: label)")
+        baseline.add_argument("--prediction", default="prediction", help="the predicted column (default: prediction)")
+        baseline.add_argument("--probability", help="binary: the positive class's score column (for AUC)")
+        baseline.add_argument("--positive-label", help="binary: the positive label (default: the larger value)")
+        baseline.add_argument("--tolerance", type=float, default=0.05,
+                              help="how far a metric may fall below its baseline value before it is a violation")
+    elif name in ("bias-drift", "attribution-drift"):
+        baseline.add_argument("--config", required=True,
+                              help="a Clarify analysis config (YAML or JSON) as for `fmeval analyze`; bias drift "
+                                   "reads ranges from its `thresholds` (e.g. DPPL: [-0.1, 0.1])")
+        baseline.add_argument("--trust-model", action="store_true", help="allow loading a pickled/joblib predictor")
+        if name == "attribution-drift":
+            baseline.add_argument("--ndcg-threshold", type=float, default=0.9, help="drift below this NDCG (default 0.9)")
+    else:
+        baseline.add_argument("--detector", choices=("detoxify", "toxigen"), help="score toxicity with this detector")
+        baseline.add_argument("--detector-model", help="the detector's model (name or local path)")
+        baseline.add_argument("--detector-checkpoint", help="a local Detoxify checkpoint")
+        baseline.add_argument("--max-change", action="append", default=[], metavar="METRIC=VALUE",
+                              help="the largest significant change of a metric that is not a violation; repeatable")
+
+
+def _add_schedules(actions: Any) -> None:
+    schedule = actions.add_parser("schedule", help="monitoring schedules: create, list, show, start, stop, delete")
+    steps = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+    create = steps.add_parser(
+        "create", help="check a capture against a baseline on a cron schedule",
+        description="Each run checks the window between two cron times, once that window has ended (an hourly "
+        "schedule checks the previous hour). Alarms follow CloudWatch: 'METRIC OP VALUE [for M of N]'.")
+    create.add_argument("name")
+    create.add_argument("--kind", help="the monitor kind (read from the baseline when left out)")
+    create.add_argument("--baseline", required=True, help="a baseline directory made by `fmeval monitor KIND baseline`")
+    create.add_argument("--capture", required=True, help="the capture directory to check")
+    create.add_argument("--ground-truth", help="the ground-truth directory (model quality, bias)")
+    create.add_argument("--cron", required=True, help="when windows end, e.g. '0 * * * *' (hourly, UTC)")
+    create.add_argument("--output", "-o", required=True, help="where each execution's files go")
+    create.add_argument("--start", help="the first window's start (ISO 8601; default: the last cron time)")
+    create.add_argument("--alarm", action="append", default=[], metavar="'METRIC OP VALUE [for M of N]'",
+                        help="e.g. 'drifted_columns >= 3 for 2 of 3'; repeatable")
+    create.add_argument("--webhook", help="POST each alarm's change of state here (JSON, retried)")
+    create.add_argument("--cloudwatch-namespace", help="send each execution's metrics to CloudWatch (boto3)")
+    create.add_argument("--cloudwatch-region", help="the CloudWatch region (default: boto3's)")
+    for step in ("list", "show", "start", "stop", "delete"):
+        command = steps.add_parser(step, help={"list": "the schedules", "show": "a schedule and its executions",
+                                               "start": "resume a stopped schedule", "stop": "pause a schedule",
+                                               "delete": "remove a schedule and its executions (files stay)"}[step])
+        if step != "list":
+            command.add_argument("name")
+        command.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+    create.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+
+    scheduler = actions.add_parser("scheduler", help="run due windows of every started schedule, now and on",
+                                   description="Runs every ended window that has no execution yet (missed ones "
+                                   "too, oldest first, each once), then polls. Safe to restart at any time.")
+    scheduler.add_argument("--poll-seconds", type=float, default=30.0)
+    scheduler.add_argument("--once", action="store_true", help="run what is due and exit")
+    scheduler.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+
+    run = actions.add_parser("run", help="run one window of a schedule now (by hand, cron or CI)",
+                             description="Exit codes: 0 OK, 1 an alarm is in ALARM (or violations, with "
+                             "--fail-on-violations), 2 bad input.")
+    run.add_argument("name")
+    run.add_argument("--window", help="START/END (default: the last ended window)")
+    run.add_argument("--rerun", action="store_true", help="run a window again that has an execution")
+    run.add_argument("--fail-on-violations", action="store_true")
+    run.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+
+    report = actions.add_parser("report", help="a schedule's report: HTML and JSON")
+    report.add_argument("name")
+    report.add_argument("--output", "-o", required=True, help="the HTML file (the JSON goes beside it)")
+    report.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+
+
 def run_capture(args: argparse.Namespace) -> int:
-    from fmeval.monitoring.capture import CaptureWriter
+    from fmeval.monitoring.data_capture import CaptureWriter
     from fmeval.monitoring.proxy import serve
 
     writer = CaptureWriter(args.output, name=args.name, sampling_percentage=args.sampling_percentage, seed=args.seed,
@@ -69,54 +154,208 @@ def run_capture(args: argparse.Namespace) -> int:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
+    if args.monitor_command == "ground-truth":
+        return _ground_truth(args)
+    if args.monitor_command in ("schedule", "scheduler", "run", "report"):
+        return _scheduled(args)
+    return _baseline(args) if args.step == "baseline" else _check(args)
+
+
+def _kind_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The baseline's options from its flags (they are kept in monitor.json for every later check)."""
+    from fmeval.errors import UserError
+
     if args.monitor_command == "data-quality":
-        return _data_quality(args)
-    return _ground_truth(args)
+        return {"part": args.part, "comparison_threshold": args.comparison_threshold}
+    if args.monitor_command == "model-quality":
+        return {"problem_type": args.problem_type, "label": args.label, "prediction": args.prediction,
+                "probability": args.probability, "positive_label": args.positive_label, "tolerance": args.tolerance}
+    if args.monitor_command in ("bias-drift", "attribution-drift"):
+        from fmeval.bias.analyze import load_config
+
+        options: dict[str, Any] = {"analysis_config": load_config(args.config), "trust_model": args.trust_model}
+        if args.monitor_command == "attribution-drift":
+            options["ndcg_threshold"] = args.ndcg_threshold
+        return options
+    max_change = {}
+    for item in args.max_change:
+        metric, separator, value = item.partition("=")
+        try:
+            max_change[metric.strip()] = float(value)
+        except ValueError:
+            separator = ""
+        if not separator:
+            raise UserError(f"--max-change {item!r}: expected METRIC=NUMBER, e.g. refusal=0.05")
+    return {"detector": args.detector, "detector_model": args.detector_model,
+            "detector_checkpoint": args.detector_checkpoint, "max_change": max_change or None}
 
 
-def _data_quality(args: argparse.Namespace) -> int:
-    import json
+def _window(text: str | None) -> Any:
+    from fmeval.monitoring.windows import parse_window
+
+    return parse_window(text) if text else None
+
+
+def _report_skipped(result: dict[str, Any]) -> None:
     import sys
+
+    for skipped in (result.get("skipped_lines") or [])[:5]:
+        print(f"fmeval: skipped {skipped}", file=sys.stderr)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from fmeval.monitoring.monitors import make_baseline
+
+    options = {"data": args.data, "window": _window(args.window), "ground_truth": args.ground_truth,
+               **_kind_options(args)}
+    summary = make_baseline(args.monitor_command, options, args.output)
+    _report_skipped(summary)
+    print(f"{args.monitor_command} baseline of {summary['rows']} rows: {args.output}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from fmeval.errors import UserError
+    from fmeval.monitoring.monitors import check_window, read_monitor
+
+    kind = read_monitor(args.baseline)["kind"]
+    if kind != args.monitor_command:
+        raise UserError(f"--baseline {args.baseline} is a {kind} baseline; use `fmeval monitor {kind} check`")
+    result = check_window(args.baseline, args.data, _window(args.window), args.output, ground_truth=args.ground_truth)
+    _report_skipped(result)
+    _print_result(result, args.output)
+    return EXIT_FAILURE if result["violations"] and args.fail_on_violations else EXIT_OK
+
+
+def _print_result(result: dict[str, Any], where: Any) -> None:
+    if result["status"] == "NoData":
+        print(f"NoData: {result.get('reason', 'no data')}")
+        return
+    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(result["metrics"].items())[:6])
+    print(f"{result['status']}: {len(result['violations'])} violation(s); {shown}; {where}")
+    for violation in result["violations"][:20]:
+        subject = violation.get("feature_name") or violation.get("metric_name")
+        print(f"  {subject}: {violation['constraint_check_type']}: {violation['description']}")
+
+
+def _scheduled(args: argparse.Namespace) -> int:
+    from fmeval.monitoring.schedules import MonitorStore
+
+    with MonitorStore(args.store_url) as store:
+        if args.monitor_command == "schedule":
+            return _schedule_command(store, args)
+        if args.monitor_command == "scheduler":
+            return _scheduler(store, args)
+        if args.monitor_command == "run":
+            return _run_window(store, args)
+        return _report(store, args)
+
+
+def _schedule_command(store: Any, args: argparse.Namespace) -> int:
+    import dataclasses
+    import datetime as dt
+    import json
     from pathlib import Path
 
-    from fmeval.errors import UserError
-    from fmeval.monitoring import data_quality as dq
-    from fmeval.monitoring.capture import ReadStats
+    from fmeval.monitoring.alerts import parse_alarm
+    from fmeval.monitoring.schedules import Schedule, check_cron, previous_tick
+    from fmeval.monitoring.windows import parse_time
 
-    stats = ReadStats()
-    current = dq.profile(dq.blocks(args.data, part=args.part, stats=stats))
-    for skipped in stats.skipped[:5]:
-        print(f"fmeval: skipped {skipped}", file=sys.stderr)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "statistics.json").write_text(dq.dumps(dq.statistics_json(current)), encoding="utf-8")
-    if args.quality_command == "baseline":
-        if current.rows == 0:
-            raise UserError(f"no data in {args.data}: a baseline needs rows")
-        (output / "constraints.json").write_text(
-            dq.dumps(dq.constraints_json(current, comparison_threshold=args.comparison_threshold)), encoding="utf-8")
-        (output / "profile.json").write_text(json.dumps(dq.profile_to_json(current)), encoding="utf-8")
-        print(f"baseline of {current.rows} rows, {len(current.columns)} columns: {output}")
+    action = args.schedule_command
+    if action == "create":
+        check_cron(args.cron)
+        start = parse_time(args.start) if args.start else previous_tick(args.cron, dt.datetime.now(dt.timezone.utc))
+        alarms = [dataclasses.asdict(parse_alarm(text)) for text in args.alarm]
+        actions = {key: value for key, value in (("webhook", args.webhook),
+                                                 ("cloudwatch_namespace", args.cloudwatch_namespace),
+                                                 ("cloudwatch_region", args.cloudwatch_region)) if value}
+        schedule = store.create(Schedule(name=args.name, kind=args.kind or "", baseline=str(Path(args.baseline).resolve()),
+                                         capture=str(Path(args.capture).resolve()), cron=args.cron,
+                                         output=str(Path(args.output).resolve()), start=start.isoformat(),
+                                         ground_truth=str(Path(args.ground_truth).resolve()) if args.ground_truth else None,
+                                         alarms=alarms, actions=actions))
+        print(f"schedule {schedule.name}: {schedule.kind} on '{schedule.cron}', first window from {schedule.start}")
         return EXIT_OK
-    baseline_dir = Path(args.baseline)
-    try:
-        baseline = dq.profile_from_json(json.loads((baseline_dir / "profile.json").read_text(encoding="utf-8")))
-        constraints = json.loads((baseline_dir / "constraints.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"--baseline {baseline_dir}: not a baseline made by `fmeval monitor data-quality baseline` "
-                        f"({exc})") from None
-    result = dq.check(baseline, constraints, current)
-    (output / "constraint_violations.json").write_text(dq.dumps({"violations": result["violations"]}), encoding="utf-8")
-    (output / "drift.json").write_text(dq.dumps(result["drift"]), encoding="utf-8")
-    if result["status"] == "NoData":
-        print(f"no data in {args.data}: nothing to check")
+    if action == "list":
+        schedules = store.list()
+        if not schedules:
+            print("no schedules")
+        for schedule in schedules:
+            executions = store.executions(schedule.name)
+            last = executions[-1] if executions else None
+            print(f"{schedule.name}\t{schedule.kind}\t{schedule.state}\t{schedule.cron}\t"
+                  f"{len(executions)} execution(s)\t{'last: ' + last.status if last else ''}")
         return EXIT_OK
-    dataset = result["drift"]["dataset"]
-    print(f"{result['status']}: {len(result['violations'])} violation(s); {dataset['drifted_columns']} of "
-          f"{dataset['columns']} columns drifted{' (dataset drift)' if dataset['dataset_drift'] else ''}; {output}")
-    for violation in result["violations"][:20]:
-        print(f"  {violation['feature_name']}: {violation['constraint_check_type']}: {violation['description']}")
-    return EXIT_FAILURE if result["violations"] and args.fail_on_violations else EXIT_OK
+    if action == "show":
+        schedule = store.get(args.name)
+        print(json.dumps(dataclasses.asdict(schedule), indent=2))
+        for execution in store.executions(schedule.name):
+            alarms = ", ".join(f"{name} {entry['state']}" for name, entry in execution.alarms.items()
+                               if not name.startswith("_"))
+            print(f"{execution.window}\t{execution.status}\t{execution.violations} violation(s)\t"
+                  f"{execution.reason or ''}\t{alarms}")
+        return EXIT_OK
+    if action in ("start", "stop"):
+        schedule = store.set_state(args.name, "Scheduled" if action == "start" else "Stopped")
+        print(f"schedule {schedule.name}: {schedule.state}")
+        return EXIT_OK
+    store.delete(args.name)
+    print(f"deleted schedule {args.name} and its executions (their files stay)")
+    return EXIT_OK
+
+
+def _print_execution(execution: Any) -> None:
+    alarms = ", ".join(f"{name} {entry['state']}" for name, entry in execution.alarms.items() if not name.startswith("_"))
+    print(f"{execution.schedule} {execution.window}: {execution.status}"
+          f"{' (' + execution.reason + ')' if execution.reason else ''}; {execution.violations} violation(s)"
+          f"{'; alarms: ' + alarms if alarms else ''}", flush=True)
+
+
+def _scheduler(store: Any, args: argparse.Namespace) -> int:
+    from fmeval.monitoring.schedules import scheduler
+
+    scheduler(store, poll_seconds=args.poll_seconds, once=args.once, on_execution=_print_execution)
+    return EXIT_OK
+
+
+def _run_window(store: Any, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from fmeval.errors import UserError
+    from fmeval.monitoring.schedules import execute
+
+    schedule = store.get(args.name)
+    if args.window:
+        window = _window(args.window)
+    else:
+        ended = schedule.windows(dt.datetime.now(dt.timezone.utc))
+        if not ended:
+            raise UserError(f"schedule {schedule.name} has no ended window yet (first from {schedule.start}); "
+                            f"pass --window START/END")
+        window = ended[-1]
+    execution = execute(store, schedule, window, rerun=args.rerun)
+    if execution is None:
+        raise UserError(f"window {window} of {schedule.name} has an execution already (or one running); "
+                        f"--rerun runs it again")
+    _print_execution(execution)
+    alarming = any(entry.get("state") == "ALARM" for name, entry in execution.alarms.items() if not name.startswith("_"))
+    failing = execution.status == "Failed" or (args.fail_on_violations and execution.violations)
+    return EXIT_FAILURE if alarming or failing else EXIT_OK
+
+
+def _report(store: Any, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fmeval.cli.common import write_output
+    from fmeval.monitoring.data_quality import dumps
+    from fmeval.monitoring.report import build_report, render_report
+
+    report = build_report(store, args.name)
+    write_output(args.output, render_report(report), "report")
+    json_path = Path(args.output).with_suffix(".json")
+    write_output(str(json_path), dumps(report), "report")
+    print(f"report of {args.name}: {args.output} and {json_path}")
+    return EXIT_OK
 
 
 def _ground_truth(args: argparse.Namespace) -> int:

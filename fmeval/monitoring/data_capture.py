@@ -157,8 +157,13 @@ def capture_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 def read_events(directory: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
     """The capture events under `directory`; bad lines are skipped and counted in `stats`."""
+    return read_files(capture_files(directory), stats)
+
+
+def read_files(paths: Sequence[Path], stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
+    """The capture events of these files, in order; bad lines are skipped and counted in `stats`."""
     stats = stats if stats is not None else ReadStats()
-    for path in capture_files(directory):
+    for path in paths:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -173,6 +178,14 @@ def read_events(directory: str | os.PathLike[str], stats: ReadStats | None = Non
                     continue
                 stats.events += 1
                 yield event
+
+
+def csv_value(text: str) -> Any:
+    """A CSV field as the number it spells (int or float), else the text."""
+    try:
+        return float(text) if any(c in text for c in ".eEn") else int(text)
+    except ValueError:
+        return text
 
 
 def decoded(part: dict[str, Any]) -> Any:

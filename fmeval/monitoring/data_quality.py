@@ -24,7 +24,6 @@ distance are reported for every column too.
 """
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import math
@@ -302,6 +301,29 @@ def column_drift(reference: ColumnProfile, current: ColumnProfile) -> dict[str, 
     return out
 
 
+def distributions(reference: Profile, current: Profile, *, bins: int = 20, top: int = 10) -> dict[str, Any]:
+    """Each shared column's baseline and current shares on the same bins (numbers: equal-width bins
+    over both ranges; strings: the baseline's most frequent values and the rest), for reports."""
+    shown: dict[str, Any] = {}
+    for name, ref in reference.columns.items():
+        cur = current.columns.get(name)
+        if cur is None or not ref.present or not cur.present or ref.numeric != cur.numeric:
+            continue
+        if ref.numeric:
+            edges = np.linspace(min(ref.minimum, cur.minimum), max(ref.maximum, cur.maximum), bins + 1)
+            shares = [np.diff(np.concatenate([[0.0], _cdf(column, edges[1:-1]), [1.0]])).tolist() for column in (ref, cur)]
+            shown[name] = {"type": "numerical", "edges": edges.tolist(), "baseline": shares[0], "current": shares[1]}
+            continue
+        values = sorted(ref.counts, key=lambda value: -ref.counts[value])[:top]
+        values += [v for v in sorted(cur.counts, key=lambda value: -cur.counts[value])[:top] if v not in values][:2]
+        shares = []
+        for column in (ref, cur):
+            counts = [column.counts.get(value, 0) / column.present for value in values]
+            shares.append([*counts, max(0.0, 1 - sum(counts))])
+        shown[name] = {"type": "categorical", "values": [*values, "(other)"], "baseline": shares[0], "current": shares[1]}
+    return shown
+
+
 def _z_test(ref: np.ndarray, cur: np.ndarray) -> float:
     """Two-proportion Z-test of the first category's share (two-sided), as Evidently's z stattest."""
     from scipy import stats
@@ -411,14 +433,15 @@ def profile_from_json(data: dict[str, Any]) -> Profile:
 
 
 # -- where the rows come from ------------------------------------------------------------------------------
-def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000,
+def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000, window: Any = None,
            stats: Any = None) -> Iterator[pd.DataFrame]:
     """Blocks of rows from a capture directory (each event's input or output: a JSON object is a
-    row, a JSON list or CSV line its values c0, c1, ...), or from CSV, Parquet or JSON Lines files
-    (a file, a folder or a glob)."""
+    row, a JSON list or CSV line its values c0, c1, ...; only the events of `window`, a
+    `windows.Window`, when given), or from CSV, Parquet or JSON Lines files (a file, a folder or
+    a glob)."""
     path = Path(source)
     if path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.parquet")) and not any(path.glob("*.csv")):
-        yield from _capture_blocks(path, part, block_rows, stats)
+        yield from _capture_blocks(path, part, block_rows, window, stats)
         return
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -440,21 +463,12 @@ def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000
             yield from pd.read_json(name, lines=True, chunksize=block_rows)
 
 
-def _capture_blocks(path: Path, part: str, block_rows: int, stats: Any) -> Iterator[pd.DataFrame]:
-    from fmeval.monitoring.capture import decoded, read_events
+def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any) -> Iterator[pd.DataFrame]:
+    from fmeval.monitoring.windows import event_row, window_events
 
-    key = "endpointInput" if part == "input" else "endpointOutput"
     rows: list[dict[str, Any]] = []
-    for event in read_events(path, stats):
-        value = decoded(event["captureData"][key])
-        if isinstance(value, str) and event["captureData"][key].get("encoding") == "CSV":
-            value = next(csv.reader([value]), [])
-        if isinstance(value, dict):
-            rows.append({k: v for k, v in value.items() if not isinstance(v, (dict, list))})
-        elif isinstance(value, list):
-            rows.append({f"c{i}": v for i, v in enumerate(value)})
-        else:
-            rows.append({"value": value})
+    for event in window_events(path, window, stats):
+        rows.append(event_row(event, part))
         if len(rows) >= block_rows:
             yield pd.DataFrame(rows)
             rows = []

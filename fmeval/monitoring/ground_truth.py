@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fmeval.errors import DataError, UserError
-from fmeval.monitoring.capture import ReadStats, capture_files, read_events
+from fmeval.monitoring.data_capture import ReadStats, capture_files, csv_value, read_events
 
 ID_FIELDS = ("eventId", "event_id")
 
@@ -29,7 +29,8 @@ def _labels(path: Path) -> Iterator[tuple[str, str, Any]]:
     """(file:line, event id, label) of each row of a labels file."""
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
-        rows = [(f"{path}:{n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
+        rows = [(f"{path}:{n}", {**row, "label": csv_value(row["label"]) if row.get("label") is not None else None})
+                for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
     else:
         rows = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -40,7 +41,7 @@ def _labels(path: Path) -> Iterator[tuple[str, str, Any]]:
                     raise DataError(f"{path}:{n}", f"invalid JSON: {exc.msg}") from None
     for where, row in rows:
         event_id = next((row[f] for f in ID_FIELDS if row.get(f) not in (None, "")), None)
-        if event_id is None or "label" not in row:
+        if event_id is None or row.get("label") in (None, ""):
             raise DataError(where, "each row needs an eventId (or event_id) and a label")
         yield where, str(event_id), row["label"]
 
@@ -70,14 +71,20 @@ class Merged:
     capture: ReadStats = field(default_factory=ReadStats)
 
 
-def merge(capture_directory: str | Path, ground_truth_directory: str | Path) -> Merged:
-    """Each captured event with its (latest) label; labels of unknown events are listed."""
+def labels_by_event(ground_truth_directory: str | Path) -> dict[str, Any]:
+    """Event id -> its latest label."""
     labels: dict[str, Any] = {}
     for path in capture_files(ground_truth_directory):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 entry = json.loads(line)
                 labels[entry["eventMetadata"]["eventId"]] = json.loads(entry["groundTruthData"]["data"])
+    return labels
+
+
+def merge(capture_directory: str | Path, ground_truth_directory: str | Path) -> Merged:
+    """Each captured event with its (latest) label; labels of unknown events are listed."""
+    labels = labels_by_event(ground_truth_directory)
     merged = Merged()
     seen = set()
     for event in read_events(capture_directory, merged.capture):

@@ -3,7 +3,7 @@
 Every request is forwarded to the upstream with its method, path, query and headers (minus the
 hop-by-hop ones), and the answer comes back unchanged. Streamed answers (server-sent events,
 chunked bodies) are passed through chunk by chunk as they arrive, and captured whole once they
-end. The event is written (see `capture.CaptureWriter`) before the client's response is
+end. The event is written (see `data_capture.CaptureWriter`) before the client's response is
 finished, so an answered request is never lost. The latency recorded is the upstream's, from
 the request arriving to the last byte.
 
@@ -19,7 +19,7 @@ import json
 import time
 from typing import Any, Sequence
 
-from fmeval.monitoring.capture import CaptureWriter, encode_body
+from fmeval.monitoring.data_capture import CaptureWriter, encode_body
 from fmeval.secrets import register_secret
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",

@@ -105,7 +105,14 @@ def check_comparable(baseline: LoadedRun, candidate: LoadedRun) -> None:
         )
 
 
-def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int = 2000, seed: int = 0) -> Comparison:
+def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int = 2000, seed: int = 0,
+                 paired: bool | None = None) -> Comparison:
+    """Each metric's difference (candidate - baseline) with a 95% bootstrap CI and p-value.
+
+    `paired`: None (default) pairs the records whose ids both runs hold, when they share any;
+    False resamples each run on its own even so (e.g. windows of live traffic that share a few
+    ids by chance); True requires shared ids.
+    """
     check_comparable(baseline, candidate)
     base_scores = {s.name: s for s in baseline.summary.dataset_scores}
     cand_scores = {s.name: s for s in candidate.summary.dataset_scores}
@@ -114,7 +121,10 @@ def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int 
     per_record = [name for name in names if specs[name].per_record]
     base_ids, base_values = baseline.score_arrays(per_record)
     cand_ids, cand_values = candidate.score_arrays(per_record)
-    paired = bool(set(base_ids) & set(cand_ids))
+    shared = bool(set(base_ids) & set(cand_ids))
+    if paired and not shared:
+        raise UserError("a paired comparison needs record ids that both runs hold; these runs share none")
+    paired = shared if paired is None else paired
     rng = np.random.default_rng(seed)
     metrics = []
     for name in names:

@@ -1,0 +1,402 @@
+"""The five monitor kinds, each a baseline and a check of one window against it.
+
+Every kind writes its baseline into a directory with `monitor.json` (the kind and its options,
+so that a schedule needs only the baseline and the capture), and every check returns the same
+shape: a status (Completed, CompletedWithViolations or NoData), Model Monitor's violations
+(`feature_name` or `metric_name`, `constraint_check_type`, `description`), flat `metrics` for
+alarms, time series and CloudWatch, and the files it wrote.
+
+- data-quality: statistics, constraints and drift per column (`data_quality`);
+- model-quality: predictions merged with ground truth, metrics with bootstrap CIs (`model_quality`);
+- bias-drift: `fmeval analyze`'s pre- and post-training bias metrics against ranges;
+- attribution-drift: SHAP global attributions ranked against the baseline's (NDCG, as Model Monitor);
+- llm-outputs: captured prompts and answers scored and compared as runs (`llm_outputs`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from fmeval.errors import UserError
+from fmeval.monitoring import MONITOR_KINDS
+from fmeval.monitoring.data_capture import ReadStats
+from fmeval.monitoring.windows import Window, window_frame
+
+MONITOR_FILE = "monitor.json"
+SCHEMA_VERSION = 1
+NDCG_THRESHOLD = 0.90  # Model Monitor's feature-attribution drift threshold
+BIAS_TOLERANCE = 0.1  # a bias metric without a range in the config may move this far from its baseline value
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    baseline: Callable[..., dict[str, Any]]
+    check: Callable[..., dict[str, Any]]
+    help: str
+
+
+def _write(path: Path, value: Any) -> None:
+    from fmeval.monitoring.data_quality import dumps
+
+    path.write_text(dumps(value), encoding="utf-8")
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read ({exc}); is this a baseline made by `fmeval monitor ... baseline`?") from None
+
+
+def read_monitor(baseline: str | Path) -> dict[str, Any]:
+    """The baseline's kind and options."""
+    description = _read(Path(baseline) / MONITOR_FILE)
+    if description.get("kind") not in KINDS:
+        raise UserError(f"{baseline}/{MONITOR_FILE}: unknown monitor kind {description.get('kind')!r}")
+    return description
+
+
+def _result(status_violations: list[dict[str, Any]], metrics: dict[str, Any], files: list[str],
+            **details: Any) -> dict[str, Any]:
+    status = "CompletedWithViolations" if status_violations else "Completed"
+    return {"status": status, "violations": status_violations, "metrics": metrics, "files": files, **details}
+
+
+def _no_data(window: Window | None, source: Any) -> dict[str, Any]:
+    where = f"window {window}" if window else str(source)
+    return {"status": "NoData", "violations": [], "metrics": {}, "files": [], "reason": f"no data in {where}"}
+
+
+def _is_capture(source: str | Path) -> bool:
+    path = Path(source)
+    return path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.csv")) and not any(path.glob("*.parquet"))
+
+
+def load_frame(source: str | Path, *, window: Window | None = None, ground_truth: str | Path | None = None,
+               stats: ReadStats | None = None) -> pd.DataFrame:
+    """Rows from a capture (the window's events, merged with ground truth) or from a CSV, Parquet
+    or JSON Lines file."""
+    if _is_capture(source):
+        return window_frame(source, window, ground_truth=ground_truth, stats=stats)
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"--data {source}: neither a capture directory nor a CSV, Parquet or JSON Lines file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=suffix == ".jsonl")
+    return pd.read_csv(path)
+
+
+def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
+    if name not in frame.columns:
+        raise UserError(f"{option} {name!r} is not a column of the data (columns: {', '.join(map(str, frame.columns))})")
+    return frame[name]
+
+
+# -- data quality ----------------------------------------------------------------------------------------
+def _data_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+    from fmeval.monitoring import data_quality as dq
+
+    stats = ReadStats()
+    profile = dq.profile(dq.blocks(options["data"], part=options.get("part", "input"), window=options.get("window"),
+                                   stats=stats))
+    if profile.rows == 0:
+        raise UserError(f"no data in {options['data']}: a baseline needs rows")
+    _write(output / "statistics.json", dq.statistics_json(profile))
+    _write(output / "constraints.json", dq.constraints_json(
+        profile, comparison_threshold=float(options.get("comparison_threshold", 0.1))))
+    (output / "profile.json").write_text(json.dumps(dq.profile_to_json(profile)), encoding="utf-8")
+    return {"rows": profile.rows, "columns": len(profile.columns), "skipped_lines": stats.skipped}
+
+
+def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
+                        ground_truth: Any = None) -> dict[str, Any]:
+    from fmeval.monitoring import data_quality as dq
+
+    stats = ReadStats()
+    current = dq.profile(dq.blocks(data, part=options.get("part", "input"), window=window, stats=stats))
+    if current.rows == 0:
+        return {**_no_data(window, data), "skipped_lines": stats.skipped}
+    reference = dq.profile_from_json(_read(baseline / "profile.json"))
+    result = dq.check(reference, _read(baseline / "constraints.json"), current)
+    _write(output / "statistics.json", dq.statistics_json(current))
+    _write(output / "constraint_violations.json", {"violations": result["violations"]})
+    _write(output / "drift.json", result["drift"])
+    _write(output / "distributions.json", dq.distributions(reference, current))
+    dataset = result["drift"]["dataset"]
+    metrics: dict[str, Any] = {"rows": current.rows, "drifted_columns": dataset["drifted_columns"],
+                               "drift_share": dataset["share"], "violations": len(result["violations"])}
+    for name, column in result["drift"]["columns"].items():
+        metrics[f"feature_baseline_drift_{name}"] = column["linf"]
+    return _result(result["violations"], metrics,
+                   ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"],
+                   skipped_lines=stats.skipped)
+
+
+# -- model quality ---------------------------------------------------------------------------------------
+def _quality_inputs(options: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+    inputs = {"problem_type": options["problem_type"],
+              "labels": _column(frame, options.get("label", "label"), "--label").to_numpy(),
+              "predictions": _column(frame, options.get("prediction", "prediction"), "--prediction").to_numpy()}
+    if options.get("probability"):
+        inputs["probabilities"] = _column(frame, options["probability"], "--probability").to_numpy(dtype=float)
+    if options.get("positive_label") is not None:
+        inputs["positive_label"] = options["positive_label"]
+    return inputs
+
+
+def _model_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+    from fmeval.monitoring import model_quality
+
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+    if frame.empty:
+        raise UserError(f"no labelled rows in {options['data']}: a baseline needs predictions with ground truth")
+    statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=int(options.get("seed", 0)))
+    _write(output / "statistics.json", statistics)
+    _write(output / "constraints.json", model_quality.suggest_constraints(
+        statistics, tolerance=float(options.get("tolerance", 0.05))))
+    return {"rows": len(frame)}
+
+
+def _model_quality_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
+                         ground_truth: Any = None) -> dict[str, Any]:
+    from fmeval.monitoring import model_quality
+
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+    if frame.empty:
+        return _no_data(window, data)
+    inputs = {key: value for key, value in _quality_inputs(options, frame).items() if key != "problem_type"}
+    result = model_quality.check_quality(_read(baseline / "statistics.json"), _read(baseline / "constraints.json"),
+                                         **inputs, seed=int(options.get("seed", 0)))  # the problem: the baseline's
+    _write(output / "statistics.json", result["statistics"])
+    _write(output / "constraint_violations.json", {"violations": result["violations"]})
+    return _result(result["violations"], {"rows": len(frame), **result["metrics"]},
+                   ["statistics.json", "constraint_violations.json"], decisions=result.get("decisions", {}))
+
+
+# -- bias drift ------------------------------------------------------------------------------------------
+def _bias_metrics(analysis: dict[str, Any]) -> dict[str, float]:
+    """`stage/facet=group/METRIC` -> value, from analysis.json."""
+    values = {}
+    for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for facet, groups in (analysis.get(stage) or {}).get("facets", {}).items():
+            for group in groups:
+                for metric in group["metrics"]:
+                    if isinstance(metric.get("value"), (int, float)):
+                        values[f"{stage.split('_')[0]}/{facet}={group['value_or_threshold']}/{metric['name']}"] = \
+                            float(metric["value"])
+    return values
+
+
+def _analysis(options: dict[str, Any], frame: pd.DataFrame, output: Path, methods: dict[str, Any]) -> dict[str, Any]:
+    from fmeval.bias.analyze import analyze
+
+    config = {key: value for key, value in options["analysis_config"].items() if key not in ("thresholds", "methods")}
+    return analyze({**config, "methods": methods}, frame.reset_index(drop=True), output,
+                   trust_model=bool(options.get("trust_model")))
+
+
+def _bias_methods(options: dict[str, Any]) -> dict[str, Any]:
+    methods = options["analysis_config"].get("methods") or {}
+    chosen = {key: methods[key] for key in ("pre_training_bias", "post_training_bias") if key in methods}
+    if not chosen:
+        raise UserError("bias drift needs methods.pre_training_bias or methods.post_training_bias in the analysis config")
+    return chosen
+
+
+def _bias_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+    if frame.empty:
+        raise UserError(f"no rows in {options['data']}: a baseline needs data")
+    values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
+    ranges = options["analysis_config"].get("thresholds") or {}
+    constraints = {}
+    for key, value in values.items():
+        metric = key.rsplit("/", 1)[1]
+        low, high = ranges.get(metric, (value - BIAS_TOLERANCE, value + BIAS_TOLERANCE))
+        constraints[key] = {"baseline": value, "lower_bound": float(low), "upper_bound": float(high),
+                            "from": "config" if metric in ranges else f"baseline ± {BIAS_TOLERANCE}"}
+    _write(output / "constraints.json", {"version": 0.0, "bias_constraints": constraints})
+    return {"rows": len(frame), "metrics": len(values)}
+
+
+def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
+                ground_truth: Any = None) -> dict[str, Any]:
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+    if frame.empty:
+        return _no_data(window, data)
+    values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
+    constraints = _read(baseline / "constraints.json")["bias_constraints"]
+    violations = []
+    for key, bounds in constraints.items():
+        value = values.get(key)
+        if value is not None and not bounds["lower_bound"] <= value <= bounds["upper_bound"]:
+            stage, group, metric = key.split("/")
+            violations.append({"feature_name": group, "metric_name": metric, "constraint_check_type": "bias_drift_check",
+                               "description": f"{stage}-training {metric} of {group} is {value:.4f}, outside "
+                                             f"[{bounds['lower_bound']:.4f}, {bounds['upper_bound']:.4f}] "
+                                             f"(baseline {bounds['baseline']:.4f})"})
+    _write(output / "constraint_violations.json", {"violations": violations})
+    return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"])
+
+
+# -- feature-attribution drift -----------------------------------------------------------------------------
+def ndcg(baseline: dict[str, float], current: dict[str, float]) -> float:
+    """Model Monitor's attribution drift score: the current ranking's DCG of the baseline's
+    attributions over the ideal DCG (the baseline's own ranking). 1.0 when the order is unchanged."""
+    names = [name for name in baseline if name in current]
+    relevance = {name: abs(baseline[name]) for name in names}
+
+    def dcg(order: list[str]) -> float:
+        return sum(relevance[name] / math.log2(rank + 2) for rank, name in enumerate(order))
+
+    ideal = dcg(sorted(names, key=lambda name: -relevance[name]))
+    return dcg(sorted(names, key=lambda name: -abs(current[name]))) / ideal if ideal > 0 else 1.0
+
+
+def _attributions(options: dict[str, Any], frame: pd.DataFrame, output: Path) -> dict[str, dict[str, float]]:
+    methods = options["analysis_config"].get("methods") or {}
+    if "shap" not in methods:
+        raise UserError("attribution drift needs methods.shap in the analysis config")
+    result = _analysis(options, frame, output, {"shap": methods["shap"]})
+    explained = result["explanations"]["kernel_shap"]
+    return {label: entry["global_shap_values"] for label, entry in explained.items()}
+
+
+def _attribution_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+    if frame.empty:
+        raise UserError(f"no rows in {options['data']}: a baseline needs data")
+    attributions = _attributions(options, frame, output)
+    _write(output / "constraints.json", {"version": 0.0, "attribution_constraints": {
+        "ndcg_threshold": float(options.get("ndcg_threshold", NDCG_THRESHOLD)), "global_shap_values": attributions}})
+    return {"rows": len(frame), "labels": len(attributions)}
+
+
+def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
+                       ground_truth: Any = None) -> dict[str, Any]:
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+    if frame.empty:
+        return _no_data(window, data)
+    constraints = _read(baseline / "constraints.json")["attribution_constraints"]
+    current = _attributions(options, frame, output)
+    threshold = float(constraints["ndcg_threshold"])
+    violations, metrics = [], {"rows": len(frame)}
+    for label, reference in constraints["global_shap_values"].items():
+        if label not in current:
+            continue
+        score = ndcg(reference, current[label])
+        metrics[f"ndcg/{label}" if len(constraints["global_shap_values"]) > 1 else "ndcg"] = score
+        if score < threshold:
+            top = sorted(current[label], key=lambda name: -abs(current[label][name]))[:3]
+            violations.append({"feature_name": label, "constraint_check_type": "attribution_drift_check",
+                               "description": f"NDCG {score:.4f} of the current attribution ranking against the "
+                                             f"baseline's is below {threshold} (top features now: {', '.join(top)})"})
+    _write(output / "constraint_violations.json", {"violations": violations})
+    return _result(violations, metrics, ["analysis.json", "constraint_violations.json"], attributions=current)
+
+
+# -- LLM outputs --------------------------------------------------------------------------------------------
+def _pairs(source: Any, window: Window | None, ground_truth: Any, stats: ReadStats) -> list[dict[str, Any]]:
+    from fmeval.monitoring.windows import load_labels, prompt_response, window_events
+
+    if not _is_capture(source):
+        frame = load_frame(source)
+        missing = {"prompt", "response"} - set(frame.columns)
+        if missing:
+            raise UserError(f"--data {source}: LLM pairs need the columns prompt and response (missing: {', '.join(sorted(missing))})")
+        return [{key: value for key, value in row.items() if not (isinstance(value, float) and math.isnan(value))}
+                for row in frame.to_dict("records")]
+    labels = load_labels(ground_truth)
+    pairs = []
+    for event in window_events(source, window, stats):
+        pair = prompt_response(event)
+        if pair["event_id"] in labels:
+            pair["reference"] = str(labels[pair["event_id"]])
+        pairs.append(pair)
+    return pairs
+
+
+def _detector(options: dict[str, Any]) -> Any:
+    if not options.get("detector"):
+        return None
+    from fmeval.algorithms.toxicity import Detector
+
+    return Detector(kind=options["detector"], model=options.get("detector_model"),
+                    checkpoint=options.get("detector_checkpoint"), batch_size=int(options.get("batch_size", 32)))
+
+
+def _llm_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+    from fmeval.monitoring.llm_outputs import score_window
+
+    stats = ReadStats()
+    pairs = _pairs(options["data"], options.get("window"), options.get("ground_truth"), stats)
+    if not pairs:
+        raise UserError(f"no prompts and answers in {options['data']}: a baseline needs traffic")
+    score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=int(options.get("seed", 0)))
+    return {"rows": len(pairs), "skipped_lines": stats.skipped}
+
+
+def _llm_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
+               ground_truth: Any = None) -> dict[str, Any]:
+    from fmeval.monitoring.llm_outputs import check_llm_outputs, score_window
+    from fmeval.runs.loaded import load_run
+
+    stats = ReadStats()
+    pairs = _pairs(data, window, ground_truth or options.get("ground_truth"), stats)
+    if not pairs:
+        return {**_no_data(window, data), "skipped_lines": stats.skipped}
+    current = score_window(pairs, output / "run", label=str(window or "window"), detector=_detector(options),
+                           seed=int(options.get("seed", 0)), overwrite=True)  # a rerun replaces the window's run
+    result = check_llm_outputs(load_run(baseline / "run"), current, max_change=options.get("max_change"),
+                               seed=int(options.get("seed", 0)))
+    _write(output / "constraint_violations.json", {"violations": result["violations"]})
+    _write(output / "comparison.json", {"comparison": result.get("comparison"), "languages": result.get("languages")})
+    return _result(result["violations"], {"rows": len(pairs), **result["metrics"]},
+                   ["run", "constraint_violations.json", "comparison.json"], skipped_lines=stats.skipped)
+
+
+KINDS: dict[str, Kind] = {name: Kind(name, baseline, check, MONITOR_KINDS[name]) for name, baseline, check in (
+    ("data-quality", _data_quality_baseline, _data_quality_check),
+    ("model-quality", _model_quality_baseline, _model_quality_check),
+    ("bias-drift", _bias_baseline, _bias_check),
+    ("attribution-drift", _attribution_baseline, _attribution_check),
+    ("llm-outputs", _llm_baseline, _llm_check),
+)}
+
+
+def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dict[str, Any]:
+    """Write the baseline of `options["data"]` (a capture, optionally a `window` of it, or files)
+    into `output`, with monitor.json describing it."""
+    if kind not in KINDS:
+        raise UserError(f"unknown monitor kind {kind!r}; one of: {', '.join(KINDS)}")
+    directory = Path(output)
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = KINDS[kind].baseline(options, directory)
+    kept = {key: (str(value) if isinstance(value, (Path, Window)) else value) for key, value in options.items()
+            if key not in ("data", "window")}
+    _write(directory / MONITOR_FILE, {"schema_version": SCHEMA_VERSION, "kind": kind, "options": kept,
+                                      "baseline_data": str(options["data"]), "summary": summary})
+    return summary
+
+
+def check_window(baseline: str | Path, data: str | Path, window: Window | None, output: str | Path, *,
+                 ground_truth: str | Path | None = None) -> dict[str, Any]:
+    """Check `data` (a capture's window, or files) against the baseline; write the outputs into
+    `output` and return the result (status, violations, metrics, files)."""
+    description = read_monitor(baseline)
+    directory = Path(output)
+    directory.mkdir(parents=True, exist_ok=True)
+    result = KINDS[description["kind"]].check(description["options"], Path(baseline), data, window, directory,
+                                              ground_truth=ground_truth)
+    result = {"kind": description["kind"], "window": str(window) if window else None, **result}
+    _write(directory / "result.json", result)
+    return result

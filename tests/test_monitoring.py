@@ -1,0 +1,470 @@
+"""Monitoring end to end: windows of a capture, each monitor kind on planted drift (found) and on
+none (not found), schedules across a restart and a SIGKILL, alarms with a webhook and CloudWatch,
+and the report in headless Chromium."""
+import datetime as dt
+import http.server
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import joblib
+import numpy as np
+import pytest
+from botocore.stub import ANY, Stubber
+from sklearn.linear_model import LogisticRegression
+
+from fmeval.cli import main
+from fmeval.monitoring.data_capture import CaptureWriter, ReadStats, encode_body
+from fmeval.monitoring.monitors import check_window, make_baseline, ndcg
+from fmeval.monitoring.schedules import MonitorStore, Schedule, execute, run_due
+from fmeval.monitoring.windows import Window, parse_window, prompt_response, window_events, window_frame
+from tests.browser import ARTIFACTS, open_offline
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+FMEVAL = [sys.executable, "-m", "fmeval"]
+
+
+def hour(k: int) -> dt.datetime:
+    return T0 + dt.timedelta(hours=k)
+
+
+def capture_rows(root, rows, *, start, name="model", spacing_s=1.0, labels=None):
+    """Capture one event per row (input: the row's features; output: its `prediction`), `spacing_s`
+    apart from `start`; `labels`: event ids are returned for ground truth."""
+    writer = CaptureWriter(root, name=name)
+    ids = []
+    for i, row in enumerate(rows):
+        features = {k: v for k, v in row.items() if k not in ("prediction", "label")}
+        ids.append(writer.write(request=encode_body(json.dumps(features).encode(), "application/json"),
+                                response=encode_body(json.dumps(row["prediction"]).encode(), "application/json")
+                                if "prediction" in row else encode_body(b"{}", "application/json"),
+                                latency_ms=1.0, when=start + dt.timedelta(seconds=i * spacing_s)))
+    writer.close()
+    return ids
+
+
+def tabular(n, seed, *, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return [{"age": int(a), "income": float(x), "color": str(c)} for a, x, c in zip(
+        rng.integers(18, 80, n), rng.normal(50 + shift, 10, n), rng.choice(["red", "green", "blue"], n, p=[.5, .3, .2]))]
+
+
+# -- windows -------------------------------------------------------------------------------------------------
+def test_a_window_reads_only_its_events_and_only_the_hour_folders_it_overlaps(tmp_path):
+    capture_rows(tmp_path, tabular(30, 0), start=hour(0), spacing_s=360)  # 10 an hour, over 3 hours
+    outside = tmp_path / "model" / "2026" / "03" / "01" / "07"
+    outside.mkdir(parents=True)
+    (outside / "corrupt.jsonl").write_text("not json\n")  # in an hour folder no window below touches
+    stats = ReadStats()
+    events = list(window_events(tmp_path / "model", Window(hour(1), hour(2)), stats))
+    assert len(events) == 10 and stats.skipped == []
+    times = [dt.datetime.fromisoformat(e["eventMetadata"]["inferenceTime"].replace("Z", "+00:00")) for e in events]
+    assert min(times) == hour(1) and max(times) < hour(2)
+    half = list(window_events(tmp_path / "model", parse_window("2026-03-01T00:30Z/2026-03-01T01:30Z")))
+    assert len(half) == 10  # 5 from each hour: minutes 36..54 and 00..24
+    stats = ReadStats()
+    assert len(list(window_events(tmp_path / "model", None, stats))) == 30 and len(stats.skipped) == 1
+
+
+def test_window_frames_merge_ground_truth_by_event_id(tmp_path):
+    rows = [{**row, "prediction": i % 2} for i, row in enumerate(tabular(6, 1))]
+    ids = capture_rows(tmp_path, rows, start=hour(0))
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"eventId": e, "label": 1}) + "\n" for e in ids[:4]))
+    assert main(["monitor", "ground-truth", "add", str(labels), "--ground-truth", str(tmp_path / "gt")]) == 0
+    frame = window_frame(tmp_path / "model", None, ground_truth=tmp_path / "gt")
+    assert list(frame.index) == ids[:4]  # unlabelled events are left out of a labelled frame
+    assert frame["prediction"].tolist() == [0, 1, 0, 1] and frame["label"].tolist() == [1, 1, 1, 1]
+    assert frame["age"].tolist() == [row["age"] for row in rows[:4]]
+
+
+@pytest.mark.parametrize("request_body, response_body, prompt, answer", [
+    ({"model": "m", "messages": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "Hi?"}]},
+     {"choices": [{"message": {"role": "assistant", "content": "Hello."}}]}, "Hi?", "Hello."),
+    ({"model": "m", "prompt": "2+2="}, {"choices": [{"text": "4"}]}, "2+2=", "4"),
+    ({"inputs": "Translate: cat"}, [{"generated_text": "chat"}], "Translate: cat", "chat"),
+    ({"prompt": "q"}, {"output": "a"}, "q", "a"),  # fmeval's runner capture
+])
+def test_prompts_and_answers_are_read_from_the_usual_shapes(tmp_path, request_body, response_body, prompt, answer):
+    event = {"captureData": {"endpointInput": encode_body(json.dumps(request_body).encode(), "application/json"),
+                             "endpointOutput": encode_body(json.dumps(response_body).encode(), "application/json")},
+             "eventMetadata": {"eventId": "e1"}}
+    assert prompt_response(event) == {"event_id": "e1", "prompt": prompt, "response": answer}
+
+
+def test_a_streamed_answer_is_read_whole():
+    chunks = ["Hel", "lo", " there"]
+    stream = "".join(f"data: {json.dumps({'choices': [{'delta': {'content': c}}]})}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    event = {"captureData": {"endpointInput": encode_body(b'{"messages": [{"role": "user", "content": "hi"}]}',
+                                                          "application/json"),
+                             "endpointOutput": encode_body(stream.encode(), "text/event-stream")},
+             "eventMetadata": {"eventId": "e2"}}
+    assert prompt_response(event)["response"] == "Hello there"
+
+
+def test_the_capture_function_is_not_shadowed_by_a_submodule():
+    import importlib
+    import pkgutil
+
+    import fmeval.monitoring
+
+    for module in pkgutil.iter_modules(fmeval.monitoring.__path__):
+        importlib.import_module(f"fmeval.monitoring.{module.name}")
+    from fmeval.monitoring import capture
+
+    assert callable(capture) and capture.__module__ == "fmeval.monitoring"
+
+
+# -- data quality over capture windows, through the CLI ------------------------------------------------------------
+def three_hours(root, start=T0):
+    """Hours 0 and 1 like the baseline, hour 2 with income shifted and a new colour (1000 rows an hour)."""
+    capture_rows(root, tabular(1000, 1), start=start, spacing_s=3.6)
+    capture_rows(root, tabular(1000, 2), start=start + dt.timedelta(hours=1), spacing_s=3.6)
+    drifted = tabular(1000, 3, shift=15.0)
+    for row in drifted[::2]:
+        row["color"] = "violet"
+    capture_rows(root, drifted, start=start + dt.timedelta(hours=2), spacing_s=3.6)
+
+
+def hours_ago(n):
+    """The start of the hour n hours before the current one: a schedule from there has n ended windows."""
+    now = dt.datetime.now(UTC)
+    return now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=n)
+
+
+def test_data_quality_windows_of_a_capture_through_the_cli(tmp_path, capsys):
+    reference = tmp_path / "reference.csv"
+    import pandas as pd
+
+    pd.DataFrame(tabular(2000, 0)).to_csv(reference, index=False)
+    three_hours(tmp_path / "capture")
+    assert main(["monitor", "data-quality", "baseline", "--data", str(reference), "-o", str(tmp_path / "base")]) == 0
+    same = ["monitor", "data-quality", "check", "--baseline", str(tmp_path / "base"), "--data",
+            str(tmp_path / "capture" / "model"), "--fail-on-violations"]
+    assert main([*same, "--window", "2026-03-01T01:00Z/2026-03-01T02:00Z", "-o", str(tmp_path / "w1")]) == 0
+    assert json.loads((tmp_path / "w1" / "result.json").read_text())["metrics"]["rows"] == 1000
+    assert main([*same, "--window", "2026-03-01T02:00Z/2026-03-01T03:00Z", "-o", str(tmp_path / "w2")]) == 1
+    result = json.loads((tmp_path / "w2" / "result.json").read_text())
+    checks = {(v["feature_name"], v["constraint_check_type"]) for v in result["violations"]}
+    assert ("color", "categorical_values_check") in checks and ("income", "baseline_drift_check") in checks
+    assert result["metrics"]["drifted_columns"] == 2  # income (Wasserstein) and color (Jensen-Shannon); age did not move
+    assert main([*same, "--window", "2026-03-01T05:00Z/2026-03-01T06:00Z", "-o", str(tmp_path / "w3")]) == 0
+    assert "NoData: no data in window 2026-03-01T05:00:00Z/2026-03-01T06:00:00Z" in capsys.readouterr().out
+    # the wrong kind of baseline is a clear error, exit 2
+    assert main(["monitor", "model-quality", "check", "--baseline", str(tmp_path / "base"), "--data",
+                 str(reference), "-o", str(tmp_path / "w4")]) == 2
+    assert "is a data-quality baseline" in capsys.readouterr().err
+
+
+# -- model quality ------------------------------------------------------------------------------------------------
+def labelled(n, seed, *, accuracy):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    right = rng.random(n) < accuracy
+    predictions = np.where(right, labels, 1 - labels)
+    return [{"x": float(v), "prediction": int(p), "label": int(t)} for v, p, t in zip(rng.random(n), predictions, labels)]
+
+
+def test_model_quality_on_captured_predictions_with_ground_truth(tmp_path, capsys):
+    capture = tmp_path / "capture"
+    rows = labelled(600, 1, accuracy=0.9) + labelled(600, 2, accuracy=0.9) + labelled(600, 3, accuracy=0.65)
+    ids = capture_rows(capture, rows, start=hour(0), spacing_s=6)  # 600 an hour
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    assert main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")]) == 0
+    assert main(["monitor", "model-quality", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                 str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--problem-type", "binary",
+                 "-o", str(tmp_path / "base")]) == 0
+    check = ["monitor", "model-quality", "check", "--baseline", str(tmp_path / "base"), "--data", str(capture / "model"),
+             "--ground-truth", str(tmp_path / "gt"), "--fail-on-violations"]
+    assert main([*check, "--window", "2026-03-01T01:00Z/2026-03-01T02:00Z", "-o", str(tmp_path / "ok")]) == 0
+    assert main([*check, "--window", "2026-03-01T02:00Z/2026-03-01T03:00Z", "-o", str(tmp_path / "bad")]) == 1
+    result = json.loads((tmp_path / "bad" / "result.json").read_text())
+    assert {v["metric_name"] for v in result["violations"]} >= {"accuracy", "f1"}
+    truth = np.array([r["label"] for r in rows[1200:]])
+    predicted = np.array([r["prediction"] for r in rows[1200:]])
+    assert result["metrics"]["accuracy"] == pytest.approx((truth == predicted).mean())
+
+
+# -- bias drift ---------------------------------------------------------------------------------------------------
+def loan_rows(n, seed, *, favour_men):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        gender = str(rng.choice(["m", "f"]))
+        label = int(rng.random() < 0.5)
+        approve = 0.5 + (0.3 if gender == "m" else -0.3) * favour_men
+        rows.append({"gender": gender, "income": float(rng.normal(50, 10)), "label": label,
+                     "prediction": int(rng.random() < approve)})
+    return rows
+
+
+BIAS_CONFIG = {"label": "label", "predicted_label_name_or_index": "prediction", "label_values_or_threshold": [1],
+               "facet": [{"name_or_index": "gender", "value_or_threshold": ["f"]}],
+               "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                           "post_training_bias": {"methods": ["DPPL", "DI"]}},
+               "thresholds": {"DPPL": [-0.1, 0.1]}}
+
+
+def test_bias_drift_finds_predictions_that_turn_against_a_group(tmp_path):
+    capture = tmp_path / "capture"
+    rows = loan_rows(400, 1, favour_men=0) + loan_rows(400, 2, favour_men=0) + loan_rows(400, 3, favour_men=1)
+    ids = capture_rows(capture, rows, start=hour(0), spacing_s=9)  # 400 an hour
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")])
+    (tmp_path / "config.json").write_text(json.dumps(BIAS_CONFIG))
+    assert main(["monitor", "bias-drift", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                 str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config",
+                 str(tmp_path / "config.json"), "-o", str(tmp_path / "base")]) == 0
+    constraints = json.loads((tmp_path / "base" / "constraints.json").read_text())["bias_constraints"]
+    assert constraints["post/gender=f/DPPL"]["lower_bound"] == -0.1  # from the config's range
+    assert constraints["pre/gender=f/CI"]["from"] == "baseline ± 0.1"
+    fine = check_window(tmp_path / "base", capture / "model", Window(hour(1), hour(2)), tmp_path / "fine",
+                        ground_truth=tmp_path / "gt")
+    assert fine["status"] == "Completed", fine["violations"]
+    drifted = check_window(tmp_path / "base", capture / "model", Window(hour(2), hour(3)), tmp_path / "drifted",
+                           ground_truth=tmp_path / "gt")
+    # DPPL leaves the config's range; DI (no range in the config) leaves its baseline's ± 0.1; the labels,
+    # hence the pre-training metrics, did not change
+    assert sorted(v["metric_name"] for v in drifted["violations"]) == ["DI", "DPPL"]
+    window = rows[800:]
+    men = [r["prediction"] for r in window if r["gender"] == "m"]
+    women = [r["prediction"] for r in window if r["gender"] == "f"]
+    assert drifted["metrics"]["post/gender=f/DPPL"] == pytest.approx(np.mean(men) - np.mean(women))
+
+
+# -- feature-attribution drift ---------------------------------------------------------------------------------------
+def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
+    # Model Monitor's example: same order -> 1; the top two swapped -> below 1, by hand:
+    base = {"a": 0.5, "b": 0.3, "c": 0.2}
+    assert ndcg(base, {"a": 9, "b": 5, "c": 1}) == 1.0
+    ideal = 0.5 + 0.3 / np.log2(3) + 0.2 / 2
+    assert ndcg(base, {"a": 0.3, "b": 0.5, "c": 0.2}) == pytest.approx((0.3 + 0.5 / np.log2(3) + 0.2 / 2) / ideal)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (400, 3))
+    y = (2 * x[:, 0] + x[:, 1] + 0.3 * x[:, 2] > 0).astype(int)
+    joblib.dump(LogisticRegression().fit(x, y), tmp_path / "model.joblib")
+    scale = {"steady": [1.0, 1.0, 1.0], "drifted": [0.05, 1.0, 6.0]}  # x0 nearly constant, x2 spread wide
+    capture = tmp_path / "capture"
+    for k, name in enumerate(("steady", "steady", "drifted")):
+        rows = [{"x0": float(a), "x1": float(b), "x2": float(c)}
+                for a, b, c in rng.normal(0, 1, (40, 3)) * np.array(scale[name])]
+        capture_rows(capture, rows, start=hour(k), spacing_s=60)
+    config = {"label": None, "headers": ["x0", "x1", "x2"], "predictor": {"model_path": str(tmp_path / "model.joblib")},
+              "methods": {"shap": {"num_samples": 64, "num_clusters": 5, "save_local_shap_values": False}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["monitor", "attribution-drift", "baseline", "--data", str(capture / "model"), "--window",
+                 "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config", str(tmp_path / "config.json"), "--trust-model",
+                 "-o", str(tmp_path / "base")]) == 0
+    steady = check_window(tmp_path / "base", capture / "model", Window(hour(1), hour(2)), tmp_path / "steady")
+    drifted = check_window(tmp_path / "base", capture / "model", Window(hour(2), hour(3)), tmp_path / "drifted")
+    assert steady["status"] == "Completed" and steady["metrics"]["ndcg"] >= 0.9
+    assert drifted["status"] == "CompletedWithViolations" and drifted["metrics"]["ndcg"] < 0.9
+    current = next(iter(drifted["attributions"].values()))
+    assert sorted(current, key=lambda name: -abs(current[name])) == ["x2", "x1", "x0"]  # the baseline's, reversed
+
+
+# -- LLM outputs through the capture --------------------------------------------------------------------------------
+def chat_events(root, start, answers, prompts):
+    writer = CaptureWriter(root, name="llm")
+    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+        request = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+        response = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+        writer.write(request=encode_body(json.dumps(request).encode(), "application/json"),
+                     response=encode_body(json.dumps(response).encode(), "application/json"),
+                     latency_ms=1.0, when=start + dt.timedelta(seconds=10 * i))
+    writer.close()
+
+
+def llm_traffic(n, seed, *, refusals):
+    rng = np.random.default_rng(seed)
+    words = "the model answers questions about history science and art with care and detail".split()
+    prompts = [f"Please tell me about topic number {int(rng.integers(1, 10**6))} in a few sentences" for _ in range(n)]
+    answers = ["I'm sorry, but I can't help with that." if rng.random() < refusals else
+               " ".join(rng.choice(words, int(rng.integers(25, 35)))) for _ in range(n)]
+    return answers, prompts
+
+
+def test_llm_output_monitor_on_captured_chat_traffic(tmp_path):
+    capture = tmp_path / "capture"
+    chat_events(capture, hour(0), *llm_traffic(300, 0, refusals=0.02))
+    chat_events(capture, hour(1), *llm_traffic(300, 1, refusals=0.02))
+    chat_events(capture, hour(2), *llm_traffic(300, 2, refusals=0.3))
+    assert main(["monitor", "llm-outputs", "baseline", "--data", str(capture / "llm"), "--window",
+                 "2026-03-01T00:00Z/2026-03-01T01:00Z", "-o", str(tmp_path / "base")]) == 0
+    fine = check_window(tmp_path / "base", capture / "llm", Window(hour(1), hour(2)), tmp_path / "fine")
+    assert fine["status"] == "Completed", fine["violations"]
+    drifted = check_window(tmp_path / "base", capture / "llm", Window(hour(2), hour(3)), tmp_path / "drifted")
+    assert "refusal" in {v["metric_name"] for v in drifted["violations"]}
+    assert drifted["metrics"]["refusal"] == pytest.approx(0.3, abs=0.06)
+
+
+# -- schedules, alarms, the report -------------------------------------------------------------------------------
+class Hooks(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hooks.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    Hooks.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Hooks.received
+    server.shutdown()
+
+
+@pytest.fixture
+def dq_baseline(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame(tabular(2000, 0)).to_csv(tmp_path / "reference.csv", index=False)
+    make_baseline("data-quality", {"data": tmp_path / "reference.csv"}, tmp_path / "base")
+    return tmp_path / "base"
+
+
+def executions_by_window(store_path, name):
+    with sqlite3.connect(store_path) as connection:
+        return connection.execute("SELECT window_start, status, claimed_by FROM monitoring_executions "
+                                  "WHERE schedule = ? ORDER BY window_start", (name,)).fetchall()
+
+
+def test_a_schedule_runs_missed_windows_once_across_restarts_and_alarms(tmp_path, dq_baseline, webhook, capsys):
+    url, received = webhook
+    start = hours_ago(4)
+    three_hours(tmp_path / "capture", start)  # and an hour with no traffic
+    store = tmp_path / "store.sqlite"
+    assert main(["monitor", "schedule", "create", "hourly", "--baseline", str(dq_baseline), "--capture",
+                 str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(),
+                 "--output", str(tmp_path / "executions"), "--alarm", "drifted_columns >= 1", "--webhook", url,
+                 "--store", str(store)]) == 0
+    env = {**os.environ, "FMEVAL_STORE": str(store)}
+    first = subprocess.run([*FMEVAL, "monitor", "scheduler", "--once"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert first.returncode == 0, first.stderr
+    rows = executions_by_window(store, "hourly")
+    assert [status for _, status, _ in rows] == ["Completed", "Completed", "CompletedWithViolations", "NoData"]
+    again = subprocess.run([*FMEVAL, "monitor", "scheduler", "--once"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    # a restart runs none of them again (only an hour that ended meanwhile, if the clock struck)
+    assert executions_by_window(store, "hourly")[:4] == rows and len(executions_by_window(store, "hourly")) <= 5
+    # actions fire on changes of state only: OK after hour 0, ALARM at hour 2, and the empty hour is missing
+    # data, which takes a 1-of-1 alarm to INSUFFICIENT_DATA under CloudWatch's "missing" treatment
+    assert [hook["NewStateValue"] for hook in received[:3]] == ["OK", "ALARM", "INSUFFICIENT_DATA"]
+    assert received[1]["Execution"]["Status"] == "CompletedWithViolations" and received[1]["Monitor"] == "hourly"
+    assert received[1]["Execution"]["WindowStart"].startswith((start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S"))
+    # run by hand (CI): the drifted hour again exits 1 while the alarm is in ALARM
+    drifted = f"{(start + dt.timedelta(hours=2)).isoformat()}/{(start + dt.timedelta(hours=3)).isoformat()}"
+    steady = f"{(start + dt.timedelta(hours=1)).isoformat()}/{(start + dt.timedelta(hours=2)).isoformat()}"
+    code = main(["monitor", "run", "hourly", "--window", drifted, "--store", str(store)])
+    assert code == 2 and "has an execution already" in capsys.readouterr().err
+    assert main(["monitor", "run", "hourly", "--window", drifted, "--rerun", "--store", str(store)]) == 1
+    assert main(["monitor", "run", "hourly", "--window", steady, "--rerun", "--store", str(store)]) == 0
+
+
+def test_a_scheduler_killed_mid_execution_resumes_without_losing_or_repeating_a_window(tmp_path, dq_baseline):
+    start = hours_ago(24)
+    for k in range(24):
+        capture_rows(tmp_path / "capture", tabular(300, k), start=start + dt.timedelta(hours=k), spacing_s=10)
+    store = tmp_path / "store.sqlite"
+    with MonitorStore(store) as monitor_store:
+        monitor_store.create(Schedule(name="day", kind="data-quality", baseline=str(dq_baseline),
+                                      capture=str(tmp_path / "capture" / "model"), cron="0 * * * *",
+                                      output=str(tmp_path / "executions"), start=start.isoformat()))
+    env = {**os.environ, "FMEVAL_STORE": str(store)}
+    process = subprocess.Popen([*FMEVAL, "monitor", "scheduler", "--poll-seconds", "60"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = executions_by_window(store, "day") if store.exists() else []
+        if sum(status != "InProgress" for _, status, _ in rows) >= 3 and rows[-1][1] == "InProgress":
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = executions_by_window(store, "day")
+    interrupted = [start for start, status, _ in before if status == "InProgress"]
+    assert len(interrupted) == 1 and len(before) < 24, before
+    done = subprocess.run([*FMEVAL, "monitor", "scheduler", "--once"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = executions_by_window(store, "day")
+    starts = [start for start, _, _ in after]
+    assert len(starts) == len(set(starts))  # one execution per window
+    assert [(start + dt.timedelta(hours=k)).isoformat() for k in range(24)] == starts[:24]  # none lost
+    assert all(status == "Completed" for _, status, _ in after[:24])
+    claimers_before, claimers_after = ({s: c for s, _, c in rows} for rows in (before, after))
+    assert claimers_after[interrupted[0]] != claimers_before[interrupted[0]]  # taken over from the killed process
+    # the windows finished before the kill were not run again
+    finished_before = {(s, c) for s, status, c in before if status != "InProgress"}
+    assert finished_before <= {(s, c) for s, _, c in after}
+
+
+def test_each_execution_sends_its_metrics_to_cloudwatch(tmp_path, dq_baseline):
+    import boto3
+
+    three_hours(tmp_path / "capture")
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with MonitorStore(tmp_path / "store.sqlite") as store:
+        schedule = store.create(Schedule(name="cw", kind="data-quality", baseline=str(dq_baseline),
+                                         capture=str(tmp_path / "capture" / "model"), cron="0 * * * *",
+                                         output=str(tmp_path / "out"), start=T0.isoformat(),
+                                         actions={"cloudwatch_namespace": "fmeval/monitoring"}))
+        with Stubber(client) as stub:
+            stub.add_response("put_metric_data", {}, {"Namespace": "fmeval/monitoring", "MetricData": ANY})
+            execution = execute(store, schedule, Window(hour(2), hour(3)), cloudwatch_client=client)
+            stub.assert_no_pending_responses()
+    sent = execution.alarms["_cloudwatch"]["sent"]
+    assert sent == len(execution.metrics) and execution.metrics["drifted_columns"] == 2
+
+
+def test_the_report_in_headless_chromium(tmp_path, dq_baseline, browser):
+    three_hours(tmp_path / "capture")
+    evil = tabular(50, 9)
+    for row in evil:
+        row["color"] = '<img src=x onerror="window.__pwned = 1">'
+    capture_rows(tmp_path / "capture", evil, start=hour(3), spacing_s=30)
+    with MonitorStore(tmp_path / "store.sqlite") as store:
+        store.create(Schedule(name="report", kind="data-quality", baseline=str(dq_baseline),
+                              capture=str(tmp_path / "capture" / "model"), cron="0 * * * *", output=str(tmp_path / "out"),
+                              start=T0.isoformat(), alarms=[{"name": "drift", "metric": "drifted_columns",
+                                                             "comparison": "GreaterThanOrEqualToThreshold",
+                                                             "threshold": 1.0}]))
+        run_due(store, now=hour(5))
+    assert main(["monitor", "report", "report", "--output", str(tmp_path / "report.html"), "--store",
+                 str(tmp_path / "store.sqlite")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [row["status"] for row in report["executions"]] == ["Completed", "Completed", "CompletedWithViolations",
+                                                               "CompletedWithViolations", "NoData"]
+    page, requests, dialogs = open_offline(browser, tmp_path / "report.html")
+    assert requests == [(tmp_path / "report.html").as_uri()] and dialogs == []
+    assert page.evaluate("window.__pwned") is None and page.query_selector_all("img") == []
+    assert '<img src=x onerror="window.__pwned = 1">' in page.inner_text("body")  # shown as text
+    charts = page.query_selector_all("svg.chart")
+    assert len(charts) == len(report["series"]) + len(report["distributions"]["features"])
+    drifted_columns = page.query_selector('svg[aria-label="drifted_columns"]')
+    assert len(drifted_columns.query_selector_all("circle")) == 4  # four windows with data; the empty one is a gap
+    assert drifted_columns.query_selector_all("line.threshold")  # the alarm's threshold, drawn
+    assert page.query_selector('svg[aria-label="feature_baseline_drift_income"] line.threshold')  # the constraint's
+    rows = page.query_selector_all("h2:has-text('Violations') + table tr")
+    assert len(rows) - 1 == len(report["violations"]) > 0
+    # the alarm went to ALARM at the drifted hours, and the empty last hour left it without data
+    assert "drift: ALARM" in page.inner_text("h2:has-text('Executions') + table")
+    assert page.query_selector("td.INSUFFICIENT_DATA")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "monitor-report.png"), full_page=True)

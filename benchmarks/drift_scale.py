@@ -49,8 +49,9 @@ print(json.dumps({"seconds": seconds, "columns": columns}))
 """
 
 
-def frames(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(0)
+def frames(rows: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reference frame and a current one with drift planted in six columns."""
+    rng = np.random.default_rng(seed)
 
     def make(shifts: dict[str, float], skew: dict[str, float]) -> pd.DataFrame:
         data = {}

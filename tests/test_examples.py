@@ -1,5 +1,10 @@
 """The documented examples work as documented."""
+import json
+import os
 import shlex
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +116,26 @@ def test_text_explain_example_on_the_clothing_reviews(tmp_path, mirror, monkeypa
         full, masked = model.predict_proba([" ".join(units), " ".join(["<UNK>"] * len(units))])[:, 1]
         assert total == pytest.approx(full - masked, abs=1e-6)
     assert "<script" not in (tmp_path / "text_heatmap.html").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_monitoring_walkthrough_raises_the_alarm_and_writes_the_report(tmp_path):
+    """README's five-minute walkthrough, with a stand-in model (the bundled SmolLM2 is the default)."""
+    env = {**os.environ, "MODEL": "function:tests.support:echo_answer", "SERVE_OPTIONS": "", "WORK": str(tmp_path / "demo"),
+           "SERVE_PORT": str(free_port()), "PROXY_PORT": str(free_port()), "BIN": str(Path(sys.executable).parent),
+           "PYTHONPATH": str(REPO)}
+    done = subprocess.run(["bash", "examples/monitoring/walkthrough.sh"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fmeval monitor run exited with 1 (1: the alarm is in ALARM)" in done.stdout
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    checks = {v["metric_name"]: v for v in report["violations"]}
+    assert "prompt_language" in " ".join(checks) and "prompt_words" in checks  # the drift injected, found
+    assert report["alarms"][0]["state"] == "ALARM"
+    events = list((tmp_path / "demo" / "capture" / "smollm2").rglob("*.jsonl"))
+    assert sum(len(path.read_text().splitlines()) for path in events) == 80  # the chats; the GET probes pass uncaptured

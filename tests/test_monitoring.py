@@ -468,3 +468,45 @@ def test_the_report_in_headless_chromium(tmp_path, dq_baseline, browser):
     assert page.query_selector("td.INSUFFICIENT_DATA")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "monitor-report.png"), full_page=True)
+
+
+def test_executions_are_claimed_once_on_sqlite_and_postgresql(store_url, tmp_path, dq_baseline):
+    (tmp_path / "capture").mkdir()
+    with MonitorStore(store_url) as store:
+        schedule = store.create(Schedule(name=f"claims-{os.getpid()}", kind="", baseline=str(dq_baseline),
+                                         capture=str(tmp_path / "capture"), cron="0 * * * *",
+                                         output=str(tmp_path / "out"), start=T0.isoformat()))
+        assert schedule.kind == "data-quality"  # read from the baseline
+        window = Window(hour(0), hour(1))
+        first = store.claim(schedule, window)
+        assert first is not None and store.claim(schedule, window) is None  # running here, alive
+        store.finish(first, status="Completed", reason=None, metrics={"rows": 3.0, "bad": float("nan")}, violations=0)
+        assert store.execution(first).metrics == {"rows": 3.0, "bad": None}  # NaN: a missing datapoint
+        assert store.claim(schedule, window) is None and store.claim(schedule, window, rerun=True) == first
+        assert store.execution(first).status == "InProgress" and store.execution(first).metrics == {}
+        with pytest.raises(Exception, match="exists"):
+            store.create(Schedule(name=schedule.name, kind="", baseline=str(dq_baseline), capture=str(tmp_path),
+                                  cron="0 * * * *", output=str(tmp_path), start=T0.isoformat()))
+        assert [s.name for s in store.list() if s.name == schedule.name] == [schedule.name]
+        store.delete(schedule.name)
+        assert store.executions(schedule.name) == []
+
+
+def test_two_schedulers_at_once_run_each_window_once(tmp_path, dq_baseline):
+    start = hours_ago(6)
+    for k in range(6):
+        capture_rows(tmp_path / "capture", tabular(300, k), start=start + dt.timedelta(hours=k), spacing_s=10)
+    store = tmp_path / "store.sqlite"
+    with MonitorStore(store) as monitor_store:
+        monitor_store.create(Schedule(name="twice", kind="data-quality", baseline=str(dq_baseline),
+                                      capture=str(tmp_path / "capture" / "model"), cron="0 * * * *",
+                                      output=str(tmp_path / "executions"), start=start.isoformat()))
+    env = {**os.environ, "FMEVAL_STORE": str(store)}
+    processes = [subprocess.Popen([*FMEVAL, "monitor", "scheduler", "--once"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    rows = executions_by_window(store, "twice")
+    assert len(rows) == len({start for start, _, _ in rows}) >= 6 and all(s == "Completed" for _, s, _ in rows[:6])
+    ran = [line for out, _ in outputs for line in out.splitlines()]
+    assert len(ran) == len(rows)  # each window reported by exactly one of the two

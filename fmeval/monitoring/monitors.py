@@ -397,6 +397,8 @@ def check_window(baseline: str | Path, data: str | Path, window: Window | None, 
     directory.mkdir(parents=True, exist_ok=True)
     result = KINDS[description["kind"]].check(description["options"], Path(baseline), data, window, directory,
                                               ground_truth=ground_truth)
+    if result["status"] != "NoData":
+        result["metrics"]["violations"] = len(result["violations"])  # every kind's: for alarms such as 'violations >= 1'
     result = {"kind": description["kind"], "window": str(window) if window else None, **result}
     _write(directory / "result.json", result)
     return result

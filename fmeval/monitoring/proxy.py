@@ -26,6 +26,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 ALWAYS_REDACTED = ("authorization", "cookie", "x-api-key", "api-key")
 ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+# Only requests with a body are inferences; GET /v1/models, health probes and the like pass through uncaptured.
+INFERENCE_METHODS = ("POST", "PUT", "PATCH")
 
 
 def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] | None = None,
@@ -75,7 +77,7 @@ def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] |
             else:
                 chunks.append(await upstream_response.read())
             answer = b"".join(chunks)
-        if writer.sampled():
+        if request.method in INFERENCE_METHODS and writer.sampled():
             # written (and flushed) before the response is complete: an answered request is never lost
             await asyncio.to_thread(writer.write, request=encode_body(body, request.headers.get("Content-Type", "")),
                                     response=encode_body(answer, content_type),

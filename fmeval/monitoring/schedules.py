@@ -261,16 +261,22 @@ class MonitorStore:
                "status": "InProgress", "metrics": "{}", "violations": 0, "alarms": "{}", "output_dir": str(output),
                "claimed_by": _claimer(), "started_at": _iso(_now())}
         key = (executions_table.c.schedule == schedule.name) & (executions_table.c.window_start == row["window_start"])
-        with self.database.transaction() as connection:
-            existing = connection.execute(select(executions_table).where(key)).first()
-            if existing is None:
-                return connection.execute(executions_table.insert().values(**row)).inserted_primary_key[0]
-            running_elsewhere = existing.status == "InProgress" and _claimer_alive(existing.claimed_by)
-            if running_elsewhere or (existing.status != "InProgress" and not rerun):
-                return None
-            connection.execute(update(executions_table).where(executions_table.c.id == existing.id).values(
-                **{k: v for k, v in row.items() if k not in ("schedule", "window_start")}, reason=None, finished_at=None))
-            return existing.id
+        try:
+            with self.database.transaction() as connection:
+                existing = connection.execute(select(executions_table).where(key)).first()
+                if existing is None:
+                    return connection.execute(executions_table.insert().values(**row)).inserted_primary_key[0]
+                running_elsewhere = existing.status == "InProgress" and _claimer_alive(existing.claimed_by)
+                if running_elsewhere or (existing.status != "InProgress" and not rerun):
+                    return None
+                taken = connection.execute(update(executions_table).where(
+                    (executions_table.c.id == existing.id) & (executions_table.c.claimed_by == existing.claimed_by)
+                    & (executions_table.c.status == existing.status)).values(
+                    **{k: v for k, v in row.items() if k not in ("schedule", "window_start")}, reason=None,
+                    finished_at=None))
+                return existing.id if taken.rowcount == 1 else None
+        except IntegrityError:  # another process inserted the same window first (a server database's race)
+            return None
 
     def finish(self, execution_id: int, *, status: str, reason: str | None, metrics: dict[str, Any],
                violations: int) -> None:

@@ -1,0 +1,69 @@
+"""`fmeval serve`: a runner behind an OpenAI-compatible API, over real HTTP on loopback, answered
+by fmeval's own OpenAI client; concurrent requests share batches."""
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from fmeval.model_runners.function import FunctionRunner
+from fmeval.model_runners.openai_compatible import OpenAICompatibleRunner
+from fmeval.model_runners.server import build_app
+from fmeval.monitoring.windows import _streamed
+
+CALLS: list[list[str]] = []
+
+
+def shout(prompts):
+    CALLS.append(list(prompts))
+    time.sleep(0.05)  # a model's batch takes time: requests arriving meanwhile form the next batch
+    if any("explode" in p for p in prompts):
+        raise RuntimeError("the model broke")
+    return [p.upper() + "!" for p in prompts]
+
+
+@pytest.fixture
+def served():
+    from aiohttp import web
+
+    CALLS.clear()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(build_app(FunctionRunner(shout, batched=True, batch_size=8), model_name="shout",
+                                     batch_window_ms=20))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/v1"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def test_concurrent_requests_are_answered_in_shared_batches(served):
+    client = OpenAICompatibleRunner("shout", base_url=served, api_key_env=None, max_concurrency=16)
+    prompts = [f"question {i}" for i in range(32)]
+    answers = client.predict(prompts)  # sixteen requests in flight at once
+    assert [a.output for a in answers] == [p.upper() + "!" for p in prompts]
+    assert sorted(p for batch in CALLS for p in batch) == sorted(prompts)  # each prompt once
+    assert max(len(batch) for batch in CALLS) > 1 and all(len(batch) <= 8 for batch in CALLS)
+    completion = OpenAICompatibleRunner("shout", base_url=served, api="completions", api_key_env=None)
+    assert completion.predict(["abc"])[0].output == "ABC!"
+
+
+def test_streaming_bad_requests_and_model_errors(served):
+    chat = {"model": "shout", "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]}
+    streamed = httpx.post(f"{served}/chat/completions", json={**chat, "stream": True})
+    assert streamed.headers["content-type"].startswith("text/event-stream") and _streamed(streamed.text) == "HI!"
+    bad = httpx.post(f"{served}/chat/completions", json={"messages": []})
+    assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
+    assert httpx.post(f"{served}/completions", content=b"{not json").status_code == 400
+    broken = httpx.post(f"{served}/completions", json={"prompt": "explode"})
+    assert broken.status_code == 500 and "the model broke" in broken.json()["error"]["message"]
+    models = httpx.get(f"{served}/models").json()
+    assert [m["id"] for m in models["data"]] == ["shout"]
+    assert json.loads(httpx.post(f"{served}/chat/completions", json=chat).text)["choices"][0]["message"]["content"] == "HI!"

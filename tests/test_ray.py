@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fmeval import evaluate
@@ -186,3 +187,44 @@ def test_kernel_shap_rows_on_ray_workers_equal_the_local_values(ray_cluster):
     local = kernel_shap(predict, data, background=data[:3], num_samples=40, seed=4, n_jobs=1)
     on_ray = kernel_shap(predict, data, background=data[:3], num_samples=40, seed=4, n_jobs=2, backend="ray")
     np.testing.assert_array_equal(on_ray.local, local.local)
+
+
+def test_monitoring_statistics_on_ray_equal_the_local_ones(ray_cluster, tmp_path):
+    """A folder of Parquet files, and a capture's window, profiled as one Ray Data job each."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from fmeval.monitoring import data_quality as dq
+    from fmeval.monitoring.data_capture import CaptureWriter, ReadStats, encode_body
+    from fmeval.monitoring.windows import Window
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(5, 2, 30_000), "n": rng.integers(0, 9, 30_000),
+                          "c": rng.choice(["a", "b", "c"], 30_000)})
+    (tmp_path / "files").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / "files" / f"part-{i}.parquet")
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    writer = CaptureWriter(tmp_path / "capture", name="m")
+    for i, row in enumerate(frame.iloc[:3000].to_dict("records")):  # 3000 events over 5 hours
+        writer.write(request=encode_body(json.dumps(row).encode(), "application/json"),
+                     response=encode_body(b"{}", "application/json"), latency_ms=1.0,
+                     when=start + dt.timedelta(seconds=6 * i))
+    writer.close()
+    with open(next((tmp_path / "capture" / "m" / "2026" / "03" / "01" / "01").glob("*.jsonl")), "a") as handle:
+        handle.write("{torn")  # in an hour the window reads
+    window = Window(start + dt.timedelta(hours=1), start + dt.timedelta(hours=3))
+    for source, options in ((tmp_path / "files", {}), (tmp_path / "capture" / "m", {"window": window})):
+        local_stats, ray_stats = ReadStats(), ReadStats()
+        local = dq.profile_source(source, stats=local_stats, **options)
+        on_ray = dq.profile_source(source, backend="ray", stats=ray_stats, **options)
+        assert on_ray.rows == local.rows == (30_000 if not options else 1200)
+        for name, column in local.columns.items():
+            other = on_ray.columns[name]
+            assert (other.kind, other.present, other.missing, other.counts) == (column.kind, column.present,
+                                                                                column.missing, column.counts)
+            if column.numeric:
+                assert other.mean == pytest.approx(column.mean) and other.std == pytest.approx(column.std)
+                assert other.sketch.get_quantile(0.5) == pytest.approx(column.sketch.get_quantile(0.5), abs=0.1)
+    assert ray_stats.skipped and local_stats.skipped  # the torn line, counted on both paths

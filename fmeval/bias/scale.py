@@ -307,6 +307,12 @@ def _stage_metrics(stage: str, section: Any, counts: bias.Counts) -> list[dict[s
 
 
 # -- where the blocks are reduced -----------------------------------------------------------------------
+def map_blocks(files: list[str], columns: list[str], reduce: Callable[[pd.DataFrame], Any], *, backend: str = "local",
+               block_rows: int = BLOCK_ROWS) -> Iterator[Any]:
+    """`reduce` of each block of the files' rows (only `columns`), here or on Ray Data."""
+    return (_ray_map if backend == "ray" else _local_map)(files, columns, block_rows, reduce, None)
+
+
 def _local_map(files: list[str], columns: list[str], block_rows: int, reduce: Callable[[pd.DataFrame], Any],
                on_block: Callable[[], None] | None) -> Iterator[Any]:
     for frame in blocks(files, columns, block_rows):

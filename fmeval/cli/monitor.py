@@ -64,6 +64,9 @@ def _add_kind(actions: Any, name: str, help_text: str) -> None:
     check.add_argument("--baseline", required=True, help="the baseline's directory")
     check.add_argument("--fail-on-violations", action="store_true", help="exit 1 when there are violations")
     if name == "data-quality":
+        for command in (baseline, check):
+            command.add_argument("--backend", choices=("local", "ray"),
+                                 help="ray: one Ray Data job over the files (default: local, or the baseline's)")
         baseline.add_argument("--part", choices=("input", "output"), default="input",
                               help="for a capture: the requests (input, default) or the responses (output)")
         baseline.add_argument("--comparison-threshold", type=float, default=0.1,
@@ -166,7 +169,7 @@ def _kind_options(args: argparse.Namespace) -> dict[str, Any]:
     from fmeval.errors import UserError
 
     if args.monitor_command == "data-quality":
-        return {"part": args.part, "comparison_threshold": args.comparison_threshold}
+        return {"part": args.part, "comparison_threshold": args.comparison_threshold, "backend": args.backend or "local"}
     if args.monitor_command == "model-quality":
         return {"problem_type": args.problem_type, "label": args.label, "prediction": args.prediction,
                 "probability": args.probability, "positive_label": args.positive_label, "tolerance": args.tolerance}
@@ -221,7 +224,8 @@ def _check(args: argparse.Namespace) -> int:
     kind = read_monitor(args.baseline)["kind"]
     if kind != args.monitor_command:
         raise UserError(f"--baseline {args.baseline} is a {kind} baseline; use `fmeval monitor {kind} check`")
-    result = check_window(args.baseline, args.data, _window(args.window), args.output, ground_truth=args.ground_truth)
+    result = check_window(args.baseline, args.data, _window(args.window), args.output, ground_truth=args.ground_truth,
+                          backend=getattr(args, "backend", None))
     _report_skipped(result)
     _print_result(result, args.output)
     return EXIT_FAILURE if result["violations"] and args.fail_on_violations else EXIT_OK

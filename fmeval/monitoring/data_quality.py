@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fmeval.errors import UserError
+from fmeval.monitoring.windows import is_capture
 
 
 KLL_K = 2000  # rank error about 0.2%: distances within about 0.003 of the exact ones
@@ -60,6 +61,16 @@ class ColumnProfile:
     sketch: Any = None  # a KLL sketch of the numbers
     counts: dict[str, int] = field(default_factory=dict)  # strings: value -> count (OTHER: the rest)
     exact: np.ndarray | None = None  # numbers: the values themselves, while there are at most EXACT_LIMIT
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled (to and from Ray workers) with the sketch as bytes
+        return {**self.__dict__, "sketch": self.sketch.serialize() if self.sketch is not None else None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["sketch"] is not None:
+            from datasketches import kll_doubles_sketch
+
+            state = {**state, "sketch": kll_doubles_sketch.deserialize(state["sketch"])}
+        self.__dict__.update(state)
 
     @classmethod
     def of(cls, values: pd.Series) -> ColumnProfile:
@@ -164,9 +175,83 @@ class Profile:
 
 def profile(frames: Iterable[pd.DataFrame]) -> Profile:
     """One pass over blocks of rows."""
+    return merged(Profile.of(frame) for frame in frames)
+
+
+def merged(profiles: Iterable[Profile]) -> Profile:
     total = Profile()
-    for frame in frames:
-        total = total + Profile.of(frame)
+    for piece in profiles:
+        total = total + piece
+    return total
+
+
+def profile_source(source: str | Path, *, part: str = "input", window: Any = None, stats: Any = None,
+                   backend: str = "local") -> Profile:
+    """The profile of a capture (its `window`) or of CSV, Parquet or JSON Lines files, read here
+    block by block, or (`backend="ray"`) as one Ray Data job whose blocks are profiled where they
+    are read and merged here: a month of capture files, or a folder of Parquet files."""
+    if backend == "local":
+        return profile(blocks(source, part=part, window=window, stats=stats))
+    if backend != "ray":
+        raise UserError(f"backend must be local or ray, got {backend!r}")
+    path = Path(source)
+    if is_capture(path):
+        return _capture_profile_on_ray(path, part, window, stats)
+    from fmeval.bias.scale import data_files, map_blocks
+
+    files = data_files(source)
+    return merged(map_blocks(files, _column_names(files[0]), Profile.of, backend="ray"))
+
+
+def _column_names(path: str) -> list[str]:
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        import csv
+
+        return next(csv.reader(handle))
+
+
+def _capture_profile_on_ray(path: Path, part: str, window: Any, stats: Any) -> Profile:
+    """Capture files as lines on Ray Data; each block's events (of the window) profiled on a worker.
+    Bad lines are counted (Ray does not say which file a line came from)."""
+    import pickle
+
+    import ray
+
+    from fmeval.monitoring.data_capture import capture_files
+    from fmeval.monitoring.windows import event_row, event_time, may_overlap
+
+    files = [str(f) for f in capture_files(path) if window is None or may_overlap(f, window)]
+    if not files:
+        return Profile()
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, log_to_driver=False)
+
+    def reduce_lines(batch: pd.DataFrame) -> pd.DataFrame:
+        rows, bad = [], 0
+        for line in batch["text"]:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                row = event_row(event, part)
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                bad += 1
+                continue
+            if window is None or (when := event_time(event)) is not None and window.holds(when):
+                rows.append(row)
+        return pd.DataFrame({"piece": [pickle.dumps((Profile.of(pd.DataFrame(rows)), len(rows), bad))]})
+
+    total, events, bad = Profile(), 0, 0
+    for row in ray.data.read_text(files).map_batches(reduce_lines, batch_format="pandas").iter_rows():
+        piece, count, skipped = pickle.loads(row["piece"])
+        total, events, bad = total + piece, events + count, bad + skipped
+    if stats is not None:
+        stats.events += events
+        stats.skipped.extend([f"{bad} line(s) skipped on Ray: torn or not capture events"] if bad else [])
     return total
 
 
@@ -440,7 +525,7 @@ def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000
     `windows.Window`, when given), or from CSV, Parquet or JSON Lines files (a file, a folder or
     a glob)."""
     path = Path(source)
-    if path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.parquet")) and not any(path.glob("*.csv")):
+    if is_capture(path):
         yield from _capture_blocks(path, part, block_rows, window, stats)
         return
     import pyarrow.csv as pacsv

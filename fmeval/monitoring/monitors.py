@@ -25,7 +25,7 @@ import pandas as pd
 from fmeval.errors import UserError
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.data_capture import ReadStats
-from fmeval.monitoring.windows import Window, window_frame
+from fmeval.monitoring.windows import Window, is_capture, window_frame
 
 MONITOR_FILE = "monitor.json"
 SCHEMA_VERSION = 1
@@ -73,16 +73,11 @@ def _no_data(window: Window | None, source: Any) -> dict[str, Any]:
     return {"status": "NoData", "violations": [], "metrics": {}, "files": [], "reason": f"no data in {where}"}
 
 
-def _is_capture(source: str | Path) -> bool:
-    path = Path(source)
-    return path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.csv")) and not any(path.glob("*.parquet"))
-
-
 def load_frame(source: str | Path, *, window: Window | None = None, ground_truth: str | Path | None = None,
                stats: ReadStats | None = None) -> pd.DataFrame:
     """Rows from a capture (the window's events, merged with ground truth) or from a CSV, Parquet
     or JSON Lines file."""
-    if _is_capture(source):
+    if is_capture(source):
         return window_frame(source, window, ground_truth=ground_truth, stats=stats)
     path = Path(source)
     if not path.is_file():
@@ -106,8 +101,8 @@ def _data_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, A
     from fmeval.monitoring import data_quality as dq
 
     stats = ReadStats()
-    profile = dq.profile(dq.blocks(options["data"], part=options.get("part", "input"), window=options.get("window"),
-                                   stats=stats))
+    profile = dq.profile_source(options["data"], part=options.get("part", "input"), window=options.get("window"),
+                                stats=stats, backend=options.get("backend", "local"))
     if profile.rows == 0:
         raise UserError(f"no data in {options['data']}: a baseline needs rows")
     _write(output / "statistics.json", dq.statistics_json(profile))
@@ -122,7 +117,8 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
     from fmeval.monitoring import data_quality as dq
 
     stats = ReadStats()
-    current = dq.profile(dq.blocks(data, part=options.get("part", "input"), window=window, stats=stats))
+    current = dq.profile_source(data, part=options.get("part", "input"), window=window, stats=stats,
+                                backend=options.get("backend", "local"))
     if current.rows == 0:
         return {**_no_data(window, data), "skipped_lines": stats.skipped}
     reference = dq.profile_from_json(_read(baseline / "profile.json"))
@@ -308,7 +304,7 @@ def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, windo
 def _pairs(source: Any, window: Window | None, ground_truth: Any, stats: ReadStats) -> list[dict[str, Any]]:
     from fmeval.monitoring.windows import load_labels, prompt_response, window_events
 
-    if not _is_capture(source):
+    if not is_capture(source):
         frame = load_frame(source)
         missing = {"prompt", "response"} - set(frame.columns)
         if missing:
@@ -389,13 +385,15 @@ def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dic
 
 
 def check_window(baseline: str | Path, data: str | Path, window: Window | None, output: str | Path, *,
-                 ground_truth: str | Path | None = None) -> dict[str, Any]:
+                 ground_truth: str | Path | None = None, backend: str | None = None) -> dict[str, Any]:
     """Check `data` (a capture's window, or files) against the baseline; write the outputs into
-    `output` and return the result (status, violations, metrics, files)."""
+    `output` and return the result (status, violations, metrics, files). `backend` ("local" or
+    "ray", for data quality) overrides the baseline's."""
     description = read_monitor(baseline)
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
-    result = KINDS[description["kind"]].check(description["options"], Path(baseline), data, window, directory,
+    options = {**description["options"], **({"backend": backend} if backend else {})}
+    result = KINDS[description["kind"]].check(options, Path(baseline), data, window, directory,
                                               ground_truth=ground_truth)
     if result["status"] != "NoData":
         result["metrics"]["violations"] = len(result["violations"])  # every kind's: for alarms such as 'violations >= 1'

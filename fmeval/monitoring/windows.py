@@ -70,7 +70,7 @@ def parse_window(text: str) -> Window:
     return Window(parse_time(start), parse_time(end))
 
 
-def _event_time(event: dict[str, Any]) -> dt.datetime | None:
+def event_time(event: dict[str, Any]) -> dt.datetime | None:
     text = event.get("eventMetadata", {}).get("inferenceTime")
     if not text:
         return None
@@ -80,7 +80,7 @@ def _event_time(event: dict[str, Any]) -> dt.datetime | None:
         return None
 
 
-def _may_overlap(path: Path, window: Window) -> bool:
+def may_overlap(path: Path, window: Window) -> bool:
     """False for a file in an hourly folder outside the window (never read); True otherwise."""
     match = _HOUR_FOLDER.search(path.parent.as_posix())
     if match is None:
@@ -89,14 +89,20 @@ def _may_overlap(path: Path, window: Window) -> bool:
     return hour < window.end and hour + dt.timedelta(hours=1) > window.start
 
 
+def is_capture(source: str | Path) -> bool:
+    """A folder of capture files (JSON Lines), not one of CSV or Parquet data files."""
+    path = Path(source)
+    return path.is_dir() and any(path.rglob("*.jsonl")) and not any(path.glob("*.csv")) and not any(path.glob("*.parquet"))
+
+
 def window_events(directory: str | Path, window: Window | None, stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
     """The events of the window (all of them for None); bad lines are skipped and counted in `stats`."""
     files = capture_files(directory)
     if window is None:
         yield from read_files(files, stats)
         return
-    for event in read_files([path for path in files if _may_overlap(path, window)], stats):
-        when = _event_time(event)
+    for event in read_files([path for path in files if may_overlap(path, window)], stats):
+        when = event_time(event)
         if when is not None and window.holds(when):
             yield event
 

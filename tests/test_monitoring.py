@@ -300,6 +300,17 @@ def test_llm_output_monitor_on_captured_chat_traffic(tmp_path):
                  "2026-03-01T00:00Z/2026-03-01T01:00Z", "-o", str(tmp_path / "base")]) == 0
     fine = check_window(tmp_path / "base", capture / "llm", Window(hour(1), hour(2)), tmp_path / "fine")
     assert fine["status"] == "Completed", fine["violations"]
+    # ground truth added for the window: the reference-based metrics appear (half the answers are right)
+    events = list(window_events(capture / "llm", Window(hour(1), hour(2))))
+    truth = [{"eventId": e["eventMetadata"]["eventId"],
+              "label": prompt_response(e)["response"] if i % 2 == 0 else "something else entirely"}
+             for i, e in enumerate(events)]
+    (tmp_path / "truth.jsonl").write_text("".join(json.dumps(row) + "\n" for row in truth))
+    assert main(["monitor", "ground-truth", "add", str(tmp_path / "truth.jsonl"), "--ground-truth",
+                 str(tmp_path / "gt")]) == 0
+    graded = check_window(tmp_path / "base", capture / "llm", Window(hour(1), hour(2)), tmp_path / "graded",
+                          ground_truth=tmp_path / "gt")
+    assert graded["metrics"]["exact_match"] == pytest.approx(0.5)
     drifted = check_window(tmp_path / "base", capture / "llm", Window(hour(2), hour(3)), tmp_path / "drifted")
     assert "refusal" in {v["metric_name"] for v in drifted["violations"]}
     assert drifted["metrics"]["refusal"] == pytest.approx(0.3, abs=0.06)

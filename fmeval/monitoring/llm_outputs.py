@@ -432,7 +432,8 @@ def check_llm_outputs(baseline: LoadedRun | str | os.PathLike[str], window: Load
     paired = len(window_ids & base_ids) >= PAIRED_SHARE * window_scored
     comparison = compare_runs(baseline, window, n_bootstrap=n_bootstrap, seed=seed, paired=paired)
     violations: list[dict[str, str]] = []
-    metrics: dict[str, float | None] = {}
+    # every score of the window (those the baseline lacks too, e.g. F1 once ground truth arrives), and the changes
+    metrics: dict[str, float | None] = {score.name: score.value for score in window.summary.dataset_scores}
     for metric in comparison.metrics:
         metrics[metric.name] = metric.candidate
         metrics[f"{metric.name}_delta"] = metric.delta

@@ -97,10 +97,9 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
 
 
 # -- data quality ----------------------------------------------------------------------------------------
-def _data_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    stats = ReadStats()
     profile = dq.profile_source(options["data"], part=options.get("part", "input"), window=options.get("window"),
                                 stats=stats, backend=options.get("backend", "local"))
     if profile.rows == 0:
@@ -109,18 +108,17 @@ def _data_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, A
     _write(output / "constraints.json", dq.constraints_json(
         profile, comparison_threshold=float(options.get("comparison_threshold", 0.1))))
     (output / "profile.json").write_text(json.dumps(dq.profile_to_json(profile)), encoding="utf-8")
-    return {"rows": profile.rows, "columns": len(profile.columns), "skipped_lines": stats.skipped}
+    return {"rows": profile.rows, "columns": len(profile.columns)}
 
 
 def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
-                        ground_truth: Any = None) -> dict[str, Any]:
+                        ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    stats = ReadStats()
     current = dq.profile_source(data, part=options.get("part", "input"), window=window, stats=stats,
                                 backend=options.get("backend", "local"))
     if current.rows == 0:
-        return {**_no_data(window, data), "skipped_lines": stats.skipped}
+        return _no_data(window, data)
     reference = dq.profile_from_json(_read(baseline / "profile.json"))
     result = dq.check(reference, _read(baseline / "constraints.json"), current)
     _write(output / "statistics.json", dq.statistics_json(current))
@@ -133,8 +131,7 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
     for name, column in result["drift"]["columns"].items():
         metrics[f"feature_baseline_drift_{name}"] = column["linf"]
     return _result(result["violations"], metrics,
-                   ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"],
-                   skipped_lines=stats.skipped)
+                   ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"])
 
 
 # -- model quality ---------------------------------------------------------------------------------------
@@ -149,10 +146,11 @@ def _quality_inputs(options: dict[str, Any], frame: pd.DataFrame) -> dict[str, A
     return inputs
 
 
-def _model_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+def _model_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import model_quality
 
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
+                       stats=stats)
     if frame.empty:
         raise UserError(f"no labelled rows in {options['data']}: a baseline needs predictions with ground truth")
     statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=int(options.get("seed", 0)))
@@ -163,10 +161,10 @@ def _model_quality_baseline(options: dict[str, Any], output: Path) -> dict[str, 
 
 
 def _model_quality_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
-                         ground_truth: Any = None) -> dict[str, Any]:
+                         ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import model_quality
 
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
     if frame.empty:
         return _no_data(window, data)
     inputs = {key: value for key, value in _quality_inputs(options, frame).items() if key != "problem_type"}
@@ -208,8 +206,9 @@ def _bias_methods(options: dict[str, Any]) -> dict[str, Any]:
     return chosen
 
 
-def _bias_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
+                       stats=stats)
     if frame.empty:
         raise UserError(f"no rows in {options['data']}: a baseline needs data")
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
@@ -225,8 +224,8 @@ def _bias_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
 
 
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
-                ground_truth: Any = None) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+                ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
     if frame.empty:
         return _no_data(window, data)
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
@@ -267,8 +266,9 @@ def _attributions(options: dict[str, Any], frame: pd.DataFrame, output: Path) ->
     return {label: entry["global_shap_values"] for label, entry in explained.items()}
 
 
-def _attribution_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"))
+def _attribution_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
+                       stats=stats)
     if frame.empty:
         raise UserError(f"no rows in {options['data']}: a baseline needs data")
     attributions = _attributions(options, frame, output)
@@ -278,8 +278,8 @@ def _attribution_baseline(options: dict[str, Any], output: Path) -> dict[str, An
 
 
 def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
-                       ground_truth: Any = None) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"))
+                       ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
     if frame.empty:
         return _no_data(window, data)
     constraints = _read(baseline / "constraints.json")["attribution_constraints"]
@@ -330,26 +330,24 @@ def _detector(options: dict[str, Any]) -> Any:
                     checkpoint=options.get("detector_checkpoint"), batch_size=int(options.get("batch_size", 32)))
 
 
-def _llm_baseline(options: dict[str, Any], output: Path) -> dict[str, Any]:
+def _llm_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring.llm_outputs import score_window
 
-    stats = ReadStats()
     pairs = _pairs(options["data"], options.get("window"), options.get("ground_truth"), stats)
     if not pairs:
         raise UserError(f"no prompts and answers in {options['data']}: a baseline needs traffic")
     score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=int(options.get("seed", 0)))
-    return {"rows": len(pairs), "skipped_lines": stats.skipped}
+    return {"rows": len(pairs)}
 
 
 def _llm_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
-               ground_truth: Any = None) -> dict[str, Any]:
+               ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring.llm_outputs import check_llm_outputs, score_window
     from fmeval.runs.loaded import load_run
 
-    stats = ReadStats()
     pairs = _pairs(data, window, ground_truth or options.get("ground_truth"), stats)
     if not pairs:
-        return {**_no_data(window, data), "skipped_lines": stats.skipped}
+        return _no_data(window, data)
     current = score_window(pairs, output / "run", label=str(window or "window"), detector=_detector(options),
                            seed=int(options.get("seed", 0)), overwrite=True)  # a rerun replaces the window's run
     result = check_llm_outputs(load_run(baseline / "run"), current, max_change=options.get("max_change"),
@@ -357,7 +355,7 @@ def _llm_check(options: dict[str, Any], baseline: Path, data: Any, window: Windo
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     _write(output / "comparison.json", {"comparison": result.get("comparison"), "languages": result.get("languages")})
     return _result(result["violations"], {"rows": len(pairs), **result["metrics"]},
-                   ["run", "constraint_violations.json", "comparison.json"], skipped_lines=stats.skipped)
+                   ["run", "constraint_violations.json", "comparison.json"])
 
 
 KINDS: dict[str, Kind] = {name: Kind(name, baseline, check, MONITOR_KINDS[name]) for name, baseline, check in (
@@ -376,7 +374,8 @@ def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dic
         raise UserError(f"unknown monitor kind {kind!r}; one of: {', '.join(KINDS)}")
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
-    summary = KINDS[kind].baseline(options, directory)
+    stats = ReadStats()
+    summary = {**KINDS[kind].baseline(options, directory, stats), "skipped_lines": stats.skipped}
     kept = {key: (str(value) if isinstance(value, (Path, Window)) else value) for key, value in options.items()
             if key not in ("data", "window")}
     _write(directory / MONITOR_FILE, {"schema_version": SCHEMA_VERSION, "kind": kind, "options": kept,
@@ -393,8 +392,9 @@ def check_window(baseline: str | Path, data: str | Path, window: Window | None, 
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     options = {**description["options"], **({"backend": backend} if backend else {})}
-    result = KINDS[description["kind"]].check(options, Path(baseline), data, window, directory,
-                                              ground_truth=ground_truth)
+    stats = ReadStats()
+    result = KINDS[description["kind"]].check(options, Path(baseline), data, window, directory, ground_truth, stats)
+    result["skipped_lines"] = stats.skipped  # corrupt or torn capture lines, with their file:line
     if result["status"] != "NoData":
         result["metrics"]["violations"] = len(result["violations"])  # every kind's: for alarms such as 'violations >= 1'
     result = {"kind": description["kind"], "window": str(window) if window else None, **result}

@@ -1,4 +1,7 @@
-"""Plain model functions for tests that load a model by spec (function:tests.support:NAME)."""
+"""Plain model functions for tests that load a model by spec (function:tests.support:NAME), and
+loopback servers for tests."""
+import asyncio
+import threading
 
 
 def upper_model(prompt: str) -> str:
@@ -63,3 +66,24 @@ def supported_by_context_judge(prompt: str) -> str:
     context = set(re.findall(r"\w+", re.search(r"Context: (.*)", prompt).group(1).lower()))
     response = re.findall(r"\w+", re.search(r"Response: (.*)", prompt).group(1).lower())
     return "[[5]]" if set(response) <= context else "[[1]]"
+
+
+def serve_in_thread(app):
+    """An aiohttp application on a loopback port, on an event loop in a daemon thread: (its URL, stop)."""
+    from aiohttp import web
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def stop():
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    return f"http://127.0.0.1:{port}", stop

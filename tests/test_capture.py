@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from fmeval.model_runners.function import FunctionRunner
 from fmeval.monitoring import capture
 from fmeval.monitoring.data_capture import CaptureWriter, ReadStats, decoded, encode_body, read_events
 from fmeval.monitoring.ground_truth import add_ground_truth, merge
+from tests.support import serve_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-capture-PLANTED-5f1e9a7c3b"
@@ -90,26 +90,6 @@ def test_torn_and_corrupt_lines_are_skipped_with_their_place(tmp_path):
 
 
 # -- the proxy -----------------------------------------------------------------------------------------
-def serve_in_thread(app):
-    from aiohttp import web
-
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def stop():
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-    return f"http://127.0.0.1:{port}", stop
-
-
 def upstream_app():
     """A model server: JSON answers that echo the request (and its Authorization header, as a
     careless server might), and a server-sent-event stream sent a word at a time."""

@@ -1,8 +1,6 @@
 """`fmeval serve`: a runner behind an OpenAI-compatible API, over real HTTP on loopback, answered
 by fmeval's own OpenAI client; concurrent requests share batches."""
-import asyncio
 import json
-import threading
 import time
 
 import httpx
@@ -11,7 +9,8 @@ import pytest
 from fmeval.model_runners.function import FunctionRunner
 from fmeval.model_runners.openai_compatible import OpenAICompatibleRunner
 from fmeval.model_runners.server import build_app
-from fmeval.monitoring.windows import _streamed
+from fmeval.monitoring.windows import streamed_text
+from tests.support import serve_in_thread
 
 CALLS: list[list[str]] = []
 
@@ -26,22 +25,11 @@ def shout(prompts):
 
 @pytest.fixture
 def served():
-    from aiohttp import web
-
     CALLS.clear()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(FunctionRunner(shout, batched=True, batch_size=8), model_name="shout",
-                                     batch_window_ms=20))
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/v1"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    url, stop = serve_in_thread(build_app(FunctionRunner(shout, batched=True, batch_size=8), model_name="shout",
+                                          batch_window_ms=20))
+    yield f"{url}/v1"
+    stop()
 
 
 def test_concurrent_requests_are_answered_in_shared_batches(served):
@@ -58,7 +46,7 @@ def test_concurrent_requests_are_answered_in_shared_batches(served):
 def test_streaming_bad_requests_and_model_errors(served):
     chat = {"model": "shout", "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}]}
     streamed = httpx.post(f"{served}/chat/completions", json={**chat, "stream": True})
-    assert streamed.headers["content-type"].startswith("text/event-stream") and _streamed(streamed.text) == "HI!"
+    assert streamed.headers["content-type"].startswith("text/event-stream") and streamed_text(streamed.text) == "HI!"
     bad = httpx.post(f"{served}/chat/completions", json={"messages": []})
     assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
     assert httpx.post(f"{served}/completions", content=b"{not json").status_code == 400

@@ -4,10 +4,10 @@ connections) and final ones. Error messages are redacted before they are cut."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import ipaddress
 import re
-import time
 import urllib.parse
 from typing import Any, Callable, Sequence
 
@@ -47,16 +47,21 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds (fractions accepted) or an HTTP date (RFC 9110)."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 class HttpPoster:
@@ -100,7 +105,7 @@ class HttpPoster:
             message = f"HTTP {status} from {public_url(url)}: {snippet}"
             if status in RETRYABLE_STATUSES:
                 raise RetryableError(message, throttled=status in THROTTLING_STATUSES,
-                                     retry_after=_retry_after(retry_after))
+                                     retry_after=retry_after_seconds(retry_after))
             raise RequestRejected(message)
         return raw
 

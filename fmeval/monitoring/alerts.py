@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email.utils
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ import urllib.parse
 from typing import Any, Mapping, Sequence
 
 from fmeval.errors import UserError
+from fmeval.model_runners.http import retry_after_seconds
 from fmeval.secrets import MASK, register_secret
 
 logger = logging.getLogger(__name__)
@@ -401,23 +401,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds (fractions accepted) or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
-
-
 _SECRET_HEADER = re.compile(r"auth|token|key|secret|signature|password|cookie|session", re.IGNORECASE)
 
 
@@ -503,7 +486,7 @@ def post_webhook(
                 error = redact(f"HTTP {status}" + (f": {snippet}" if snippet else ""))
                 retryable = status == 429 or status >= 500
                 if retryable:
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if not retryable:
                 break
             if tried >= attempts:

@@ -90,6 +90,16 @@ def load_frame(source: str | Path, *, window: Window | None = None, ground_truth
     return pd.read_csv(path)
 
 
+def _baseline_frame(options: dict[str, Any], stats: ReadStats, needs: str) -> pd.DataFrame:
+    """The baseline's rows (its data, window and ground truth); none is an error saying what is needed."""
+    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
+                       stats=stats)
+    if frame.empty:
+        raise UserError(f"no rows in {options['data']}{' with ground truth' if options.get('ground_truth') else ''}: "
+                        f"a baseline needs {needs}")
+    return frame
+
+
 def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     if name not in frame.columns:
         raise UserError(f"{option} {name!r} is not a column of the data (columns: {', '.join(map(str, frame.columns))})")
@@ -149,10 +159,7 @@ def _quality_inputs(options: dict[str, Any], frame: pd.DataFrame) -> dict[str, A
 def _model_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import model_quality
 
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats)
-    if frame.empty:
-        raise UserError(f"no labelled rows in {options['data']}: a baseline needs predictions with ground truth")
+    frame = _baseline_frame(options, stats, "predictions with ground truth")
     statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=int(options.get("seed", 0)))
     _write(output / "statistics.json", statistics)
     _write(output / "constraints.json", model_quality.suggest_constraints(
@@ -207,10 +214,7 @@ def _bias_methods(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats)
-    if frame.empty:
-        raise UserError(f"no rows in {options['data']}: a baseline needs data")
+    frame = _baseline_frame(options, stats, "data")
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
     ranges = options["analysis_config"].get("thresholds") or {}
     constraints = {}
@@ -267,10 +271,7 @@ def _attributions(options: dict[str, Any], frame: pd.DataFrame, output: Path) ->
 
 
 def _attribution_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats)
-    if frame.empty:
-        raise UserError(f"no rows in {options['data']}: a baseline needs data")
+    frame = _baseline_frame(options, stats, "data")
     attributions = _attributions(options, frame, output)
     _write(output / "constraints.json", {"version": 0.0, "attribution_constraints": {
         "ndcg_threshold": float(options.get("ndcg_threshold", NDCG_THRESHOLD)), "global_shap_values": attributions}})

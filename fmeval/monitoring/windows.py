@@ -185,7 +185,7 @@ def _prompt(request: Any) -> str | None:
     return None
 
 
-def _streamed(text: str) -> str | None:
+def streamed_text(text: str) -> str | None:
     """The answer of a server-sent event stream of OpenAI chunks (None if the text is no such stream)."""
     pieces, seen = [], False
     for line in text.splitlines():
@@ -207,7 +207,7 @@ def _streamed(text: str) -> str | None:
 
 def _response(answer: Any) -> str | None:
     if isinstance(answer, str):
-        streamed = _streamed(answer) if "data:" in answer else None
+        streamed = streamed_text(answer) if "data:" in answer else None
         return streamed if streamed is not None else answer
     if isinstance(answer, list) and answer:
         return _response(answer[0])

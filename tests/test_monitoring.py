@@ -521,3 +521,34 @@ def test_two_schedulers_at_once_run_each_window_once(tmp_path, dq_baseline):
     assert len(rows) == len({start for start, _, _ in rows}) >= 6 and all(s == "Completed" for _, s, _ in rows[:6])
     ran = [line for out, _ in outputs for line in out.splitlines()]
     assert len(ran) == len(rows)  # each window reported by exactly one of the two
+
+
+def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_baseline, capsys):
+    start = hours_ago(2)
+    three_hours(tmp_path / "capture", start - dt.timedelta(hours=1))
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    create = ["monitor", "schedule", "create", "life", "--baseline", str(dq_baseline), "--capture",
+              str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(), "-o",
+              str(tmp_path / "out"), *store]
+    assert main(create) == 0
+    assert main(create) == 2 and "exists" in capsys.readouterr().err
+    assert main([*create, "--cron", "every hour"]) == 2  # the last --cron counts
+    assert "is not a cron expression" in capsys.readouterr().err
+    assert main(["monitor", "schedule", "stop", "life", *store]) == 0
+    with MonitorStore(tmp_path / "store.sqlite") as monitor_store:
+        assert run_due(monitor_store) == []  # a stopped schedule does not run
+    assert main(["monitor", "schedule", "start", "life", *store]) == 0
+    (dq_baseline / "profile.json").write_text("{broken")  # the baseline breaks: executions fail, with the reason
+    with MonitorStore(tmp_path / "store.sqlite") as monitor_store:
+        done = run_due(monitor_store)
+    assert [e.status for e in done] == ["Failed", "Failed"] and "profile.json" in done[0].reason
+    assert (tmp_path / "out" / "life").exists() and any((tmp_path / "out" / "life").rglob("failure.txt"))
+    capsys.readouterr()
+    assert main(["monitor", "schedule", "list", *store]) == 0
+    assert "life\tdata-quality\tScheduled\t0 * * * *\t2 execution(s)\tlast: Failed" in capsys.readouterr().out
+    assert main(["monitor", "schedule", "show", "life", *store]) == 0
+    assert capsys.readouterr().out.count("\tFailed\t") == 2
+    assert main(["monitor", "run", "life", *store]) == 2  # the last window has an execution already
+    assert main(["monitor", "run", "life", "--rerun", *store]) == 1  # Failed again: exit 1
+    assert main(["monitor", "schedule", "delete", "life", *store]) == 0
+    assert main(["monitor", "schedule", "show", "life", *store]) == 2

@@ -2,14 +2,12 @@
 none (not found), schedules across a restart and a SIGKILL, alarms with a webhook and CloudWatch,
 and the report in headless Chromium."""
 import datetime as dt
-import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import joblib
@@ -317,28 +315,6 @@ def test_llm_output_monitor_on_captured_chat_traffic(tmp_path):
 
 
 # -- schedules, alarms, the report -------------------------------------------------------------------------------
-class Hooks(http.server.BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Hooks.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    Hooks.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Hooks.received
-    server.shutdown()
-
-
 @pytest.fixture
 def dq_baseline(tmp_path):
     import pandas as pd

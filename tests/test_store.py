@@ -34,7 +34,7 @@ def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
 
     from fmeval.store.schema import metadata
 
-    for module in ("fmeval.runs.store", "fmeval.monitoring.schedules"):  # each declares its tables on the metadata
+    for module in ("fmeval.runs.store", "fmeval.monitoring.schedules", "fmeval.governance.store"):  # each declares its tables
         importlib.import_module(module)
 
     with Database(store_url) as db, db.reading() as connection:

@@ -1,0 +1,220 @@
+"""`fmeval cards`: model cards with versions, a review lifecycle, auto-fill from runs, and exports."""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from fmeval.cli.common import EXIT_OK, STORE_FLAGS, STORE_OPTIONS
+
+ACTIONS = {
+    "create": "a new card (Draft), from a JSON file, runs, analyses and --set fields",
+    "edit": "a new version of a card's content",
+    "show": "a card (a version of it) and its status",
+    "list": "the cards",
+    "clone": "a new Draft card with another card's content",
+    "delete": "remove a card and its versions (the event log keeps that it was)",
+    "versions": "a card's versions: who, when, what changed",
+    "diff": "the difference between two versions",
+    "export": "the card as SageMaker JSON, Markdown, HTML or PDF",
+    "import": "a card from SageMaker's JSON content (validated field by field)",
+    "submit": "Draft -> PendingReview",
+    "approve": "PendingReview -> Approved (not by the author of the version under review)",
+    "reject": "PendingReview -> Draft",
+    "archive": "-> Archived (final)",
+    "webhooks": "add, list or remove the URLs that receive card events",
+}
+
+
+def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
+    cards = commands.add_parser("cards", help="model cards: versions, review, exports (SageMaker's schema)")
+    actions = cards.add_subparsers(dest="cards_command", metavar="ACTION", required=True)
+    parsers = {name: actions.add_parser(name, help=text) for name, text in ACTIONS.items()}
+    for name, parser in parsers.items():
+        parser.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
+        if name not in ("list", "import", "webhooks"):
+            parser.add_argument("name")
+        if name in ("create", "edit", "clone", "delete", "submit", "approve", "reject", "archive", "import"):
+            parser.add_argument("--as", dest="actor", help="who acts (default: FMEVAL_USER, else the login name)")
+    for name in ("create", "edit"):
+        parser = parsers[name]
+        parser.add_argument("--file", help="the card's content as JSON (SageMaker's schema)")
+        parser.add_argument("--from-run", action="append", default=[], metavar="RUN",
+                            help="a run id or directory: its model and evaluation (scores, CIs, dataset sha256)")
+        parser.add_argument("--from-analysis", action="append", default=[], metavar="DIR",
+                            help="an `fmeval analyze` output: its bias metrics and SHAP values")
+        parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                            help="e.g. intended_uses.risk_rating=Medium; repeatable")
+        parser.add_argument("--note", help="why this version")
+    parsers["edit"].add_argument("--based-on", type=int,
+                                 help="the version this edit starts from (default: the latest); a later save is a conflict")
+    parsers["show"].add_argument("--version", type=int)
+    parsers["show"].add_argument("--json", action="store_true", help="the content as SageMaker's JSON")
+    parsers["list"].add_argument("--status", choices=("Draft", "PendingReview", "Approved", "Archived"))
+    parsers["clone"].add_argument("new_name")
+    parsers["diff"].add_argument("old", type=int)
+    parsers["diff"].add_argument("new", type=int)
+    parsers["export"].add_argument("--format", required=True, choices=("json", "md", "html", "pdf"))
+    parsers["export"].add_argument("--output", "-o", required=True)
+    parsers["export"].add_argument("--version", type=int)
+    parsers["import"].add_argument("file")
+    parsers["import"].add_argument("--name", required=True)
+    for name in ("submit", "approve", "reject", "archive"):
+        parsers[name].add_argument("--note")
+    parsers["webhooks"].add_argument("webhook_action", choices=("add", "list", "remove"))
+    parsers["webhooks"].add_argument("url", nargs="?")
+    return {"cards": run_cards}
+
+
+def _validated(content: dict[str, Any], where: str) -> Any:
+    from pydantic import ValidationError
+
+    from fmeval.errors import UserError
+    from fmeval.governance.cards import ModelCard, validation_errors
+
+    try:
+        return ModelCard.model_validate(content)
+    except ValidationError as exc:
+        raise UserError(f"{where} is not a valid model card:\n  " + "\n  ".join(validation_errors(exc))) from None
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    from fmeval.errors import DataError, UserError
+
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg}") from None
+    if not isinstance(content, dict):
+        raise UserError(f"{path}: a model card is a JSON object")
+    return content
+
+
+def _set(content: dict[str, Any], assignment: str) -> None:
+    import json
+
+    from fmeval.errors import UserError
+
+    path, separator, text = assignment.partition("=")
+    if not separator or not path:
+        raise UserError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. intended_uses.risk_rating=Medium")
+    value: Any = text  # text; the schema's number fields read it as a number
+    if text[:1] in "[{":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--set {path}: {text!r} is not valid JSON ({exc.msg})") from None
+    node = content
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {path}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def _filled(base: dict[str, Any], args: argparse.Namespace) -> Any:
+    """The content from --file, then --from-run and --from-analysis, then --set, validated."""
+    import json
+    from pathlib import Path
+
+    from fmeval.governance.cards import from_analysis, from_run
+    from fmeval.runs.loaded import load_run
+
+    content = _read_json(args.file) if args.file else base
+    card = _validated(content, args.file or "the card")
+    for spec in args.from_run:
+        overview, job = from_run(load_run(spec, store=args.store_url))
+        for key, value in overview.items():
+            if getattr(card.model_overview, key) in (None, []):
+                setattr(card.model_overview, key, value)
+        card.add_evaluation(job)
+    for directory in args.from_analysis:
+        analysis = _read_json(str(Path(directory) / "analysis.json"))
+        card.add_evaluation(from_analysis(analysis, name=f"analysis {Path(directory).resolve().name}"))
+    content = json.loads(card.model_dump_json())
+    for assignment in args.set:
+        _set(content, assignment)
+    return _validated(content, "the card with --set")
+
+
+def run_cards(args: argparse.Namespace) -> int:
+    from fmeval.governance.store import CardStore
+
+    with CardStore(args.store_url) as store:
+        return _run(store, args)
+
+
+def _run(store: Any, args: argparse.Namespace) -> int:
+    import json
+
+    from fmeval.errors import UserError
+
+    action = args.cards_command
+    actor = getattr(args, "actor", None)
+    if action == "create":
+        version = store.create(args.name, _filled({}, args), author=actor, note=args.note)
+        print(f"model card {args.name}: version 1, Draft, by {version.author}")
+    elif action == "edit":
+        current = store.version(args.name, args.based_on)
+        card = _filled(json.loads(current.card.model_dump_json()), args)
+        version = store.save(args.name, card, based_on=current.version, author=actor, note=args.note)
+        print(f"model card {args.name}: version {version.version}, Draft, by {version.author}")
+    elif action == "show":
+        version = store.version(args.name, args.version)
+        if args.json:
+            print(json.dumps(version.card.to_sagemaker(), indent=2))
+        else:
+            stored = store.get(args.name)
+            print(f"{args.name}: {stored.status}, version {version.version} of {stored.version}, by {version.author} at "
+                  f"{version.created_at}" + (f"; approved v{stored.approved_version} by {stored.approved_by}"
+                                             if stored.approved_by else ""))
+            print(json.dumps(version.card.to_sagemaker(), indent=2))
+    elif action == "list":
+        cards = store.list(status=args.status)
+        for card in cards:
+            print(f"{card.name}\t{card.status}\tv{card.version}\t{card.updated_at}")
+        if not cards:
+            print("no model cards")
+    elif action == "clone":
+        store.create(args.new_name, store.version(args.name).card, author=actor, note=f"cloned from {args.name}")
+        print(f"model card {args.new_name}: cloned from {args.name}, version 1, Draft")
+    elif action == "delete":
+        store.delete(args.name, actor=actor)
+        print(f"deleted model card {args.name}")
+    elif action == "versions":
+        for version in store.versions(args.name):
+            changed = sum(1 for line in version.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+            print(f"v{version.version}\t{version.created_at}\t{version.author}\t{changed} line(s) changed\t"
+                  f"{version.note or ''}")
+    elif action == "diff":
+        print(store.diff(args.name, args.old, args.new) or "no difference", end="")
+    elif action == "export":
+        from fmeval.governance.export import export
+
+        stored, version = store.get(args.name), store.version(args.name, args.version)
+        meta = {"status": stored.status if args.version in (None, stored.version) else version.status,
+                "version": version.version, "approved_by": stored.approved_by,
+                "approved_version": stored.approved_version}
+        print(f"wrote {export(args.name, version.card, meta, args.format, args.output)}")
+    elif action == "import":
+        store.create(args.name, _validated(_read_json(args.file), args.file), author=actor, note=f"imported from {args.file}")
+        print(f"model card {args.name}: imported from {args.file}, version 1, Draft")
+    elif action == "webhooks":
+        if args.webhook_action == "list":
+            print("\n".join(store.webhooks()) or "no webhooks")
+        elif not args.url:
+            raise UserError(f"`fmeval cards webhooks {args.webhook_action}` needs a URL")
+        elif args.webhook_action == "add":
+            store.add_webhook(args.url)
+        else:
+            store.remove_webhook(args.url)
+    else:
+        status = {"submit": "PendingReview", "approve": "Approved", "reject": "Draft", "archive": "Archived"}[action]
+        card = store.transition(args.name, status, actor=actor, note=args.note)
+        print(f"model card {args.name}: {card.status} (version {card.version})")
+    return EXIT_OK

@@ -23,7 +23,7 @@ def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
         with db.reading() as connection:
             assert inspect(connection).has_table("runs")
             applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
-    assert applied == _heads() and {"runs_0001", "monitoring_0001"} <= applied
+    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance"}
 
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
@@ -126,3 +126,27 @@ def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["runs", "--store-url", str(blocker / "store.sqlite"), "list"]) == 2
     assert "cannot open the store" in capsys.readouterr().err
+
+
+def test_a_store_made_before_a_migration_is_upgraded_with_its_rows(store_url):
+    """monitoring_0002 adds the model a schedule watches: a store at monitoring_0001 keeps its schedules."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from fmeval.store.database import MIGRATIONS, database_url
+
+    engine = create_engine(database_url(store_url))
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"], config.attributes["version_table"] = connection, VERSION_TABLE
+        command.upgrade(config, "monitoring_0001")
+        connection.execute(text("INSERT INTO monitoring_schedules (name, kind, baseline, capture, cron, state, output, "
+                                "alarms, actions, start, created_at) VALUES ('old', 'data-quality', 'b', 'c', "
+                                "'0 * * * *', 'Scheduled', 'o', '[]', '{}', '2026-01-01T00:00:00+00:00', 'now')"))
+    engine.dispose()
+    with Database(store_url) as db, db.reading() as connection:
+        rows = list(connection.execute(text("SELECT name, model FROM monitoring_schedules")))
+        applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+    assert rows == [("old", None)] and "monitoring_0002" in applied

@@ -106,6 +106,7 @@ def _add_schedules(actions: Any) -> None:
     create.add_argument("--baseline", required=True, help="a baseline directory made by `fmeval monitor KIND baseline`")
     create.add_argument("--capture", required=True, help="the capture directory to check")
     create.add_argument("--ground-truth", help="the ground-truth directory (model quality, bias)")
+    create.add_argument("--model", help="the model it watches, as `fmeval runs list` names it (for the model registry)")
     create.add_argument("--cron", required=True, help="when windows end, e.g. '0 * * * *' (hourly, UTC)")
     create.add_argument("--output", "-o", required=True, help="where each execution's files go")
     create.add_argument("--start", help="the first window's start (ISO 8601; default: the last cron time)")
@@ -277,7 +278,7 @@ def _schedule_command(store: Any, args: argparse.Namespace) -> int:
                                          capture=str(Path(args.capture).resolve()), cron=args.cron,
                                          output=str(Path(args.output).resolve()), start=start.isoformat(),
                                          ground_truth=str(Path(args.ground_truth).resolve()) if args.ground_truth else None,
-                                         alarms=alarms, actions=actions))
+                                         alarms=alarms, actions=actions, model=args.model))
         print(f"schedule {schedule.name}: {schedule.kind} on '{schedule.cron}', first window from {schedule.start}")
         return EXIT_OK
     if action == "list":

@@ -51,6 +51,7 @@ schedules_table = Table(
     Column("actions", Text, nullable=False),
     Column("start", String(40), nullable=False),
     Column("created_at", String(40), nullable=False),
+    Column("model", String(500)),  # the model watched, as the run index names it (for the model registry)
 )
 executions_table = Table(
     "monitoring_executions", metadata,
@@ -129,6 +130,7 @@ class Schedule:
     alarms: list[dict[str, Any]] = field(default_factory=list)
     actions: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    model: str | None = None
 
     def windows(self, now: dt.datetime) -> list[Window]:
         """Every window of this schedule that has ended by `now`."""

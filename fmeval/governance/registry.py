@@ -1,0 +1,174 @@
+"""The model registry: every model that appears in a run, a monitor or a model card, with its
+lineage (runs and their datasets, analyses, monitors, cards and their versions).
+
+A model's key is its label in the run index (`runs.store.model_label` of the runner's identity).
+A card belongs to the model of the runs its evaluation details name (`fmeval_run_id`), else to
+the model its `model_overview.model_name` names; a schedule to the model it was made for
+(`--model`). A card or monitor whose model was never evaluated here is an entry of its own.
+The registry is read from the store in a few queries, not stored twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from fmeval.monitoring import MONITOR_KINDS
+from fmeval.store import Database
+
+MONITOR_HEALTH = ("missing", "inactive", "healthy", "in alarm")
+
+
+@dataclass
+class RunEntry:
+    run_id: str
+    created_at: str
+    evaluation: str
+    dataset: str
+    dataset_sha256: str | None
+    scores: list[dict[str, Any]]
+    num_records: int
+    output_dir: str
+
+
+@dataclass
+class CardEntry:
+    name: str
+    status: str
+    version: int
+    risk_rating: str | None
+    approved_by: str | None
+    updated_at: str
+    run_ids: list[str]
+
+
+@dataclass
+class MonitorEntry:
+    name: str
+    kind: str
+    state: str
+    health: str
+    last_window: str | None
+    last_status: str | None
+    last_alarm: str | None  # the time of the last change to ALARM
+
+
+@dataclass
+class ModelEntry:
+    key: str
+    identity: dict[str, Any] = field(default_factory=dict)
+    runs: list[RunEntry] = field(default_factory=list)  # newest first
+    cards: list[CardEntry] = field(default_factory=list)
+    monitors: list[MonitorEntry] = field(default_factory=list)
+
+    @property
+    def card(self) -> CardEntry | None:
+        """The card that speaks for the model: the most recently updated one."""
+        return max(self.cards, key=lambda card: card.updated_at) if self.cards else None
+
+    @property
+    def risk_rating(self) -> str:
+        return (self.card.risk_rating if self.card else None) or "Unknown"
+
+    def latest_scores(self) -> list[dict[str, Any]]:
+        """Per evaluation and dataset: the newest run's first score, and the one before it (the trend)."""
+        seen: dict[tuple[str, str], list[RunEntry]] = {}
+        for run in self.runs:
+            seen.setdefault((run.evaluation, run.dataset), []).append(run)
+        out = []
+        for (evaluation, dataset), runs in seen.items():
+            name, value = _headline(runs[0])
+            previous = _headline(runs[1])[1] if len(runs) > 1 else None
+            out.append({"evaluation": evaluation, "dataset": dataset, "metric": name, "value": value,
+                        "previous": previous, "run_id": runs[0].run_id, "runs": len(runs)})
+        return out
+
+    def monitor_health(self) -> dict[str, str]:
+        """Each monitor kind: missing, inactive, healthy or in alarm (the worst of its schedules)."""
+        health = {}
+        for kind in MONITOR_KINDS:
+            states = [m.health for m in self.monitors if m.kind == kind]
+            health[kind] = max(states, key=MONITOR_HEALTH.index) if states else "missing"
+        return health
+
+    @property
+    def last_alert(self) -> str | None:
+        times = [m.last_alarm for m in self.monitors if m.last_alarm]
+        return max(times) if times else None
+
+
+def _headline(run: RunEntry) -> tuple[str, float | None]:
+    """A run's first score (its evaluation's main metric)."""
+    score = run.scores[0] if run.scores else {}
+    return score.get("name", ""), score.get("value")
+
+
+def _card_rows(connection: Any) -> list[tuple[Any, dict[str, Any]]]:
+    from fmeval.governance.store import cards_table, versions_table
+
+    query = select(cards_table, versions_table.c.content).join(versions_table, and_(
+        versions_table.c.name == cards_table.c.name, versions_table.c.version == cards_table.c.version))
+    return [(row, json.loads(row.content)) for row in connection.execute(query)]
+
+
+def _monitor_rows(connection: Any) -> list[MonitorEntry | Any]:
+    from fmeval.monitoring.schedules import alarm_states_table, executions_table, schedules_table
+
+    latest: dict[str, Any] = {}
+    for row in connection.execute(select(executions_table.c.schedule, executions_table.c.window_start,
+                                         executions_table.c.window_end, executions_table.c.status)
+                                  .order_by(executions_table.c.window_start)):
+        latest[row.schedule] = row
+    alarms: dict[str, list[Any]] = {}
+    for row in connection.execute(select(alarm_states_table)):
+        alarms.setdefault(row.schedule, []).append(row)
+    entries = []
+    for row in connection.execute(select(schedules_table.c.name, schedules_table.c.kind, schedules_table.c.state,
+                                         schedules_table.c.model)):
+        last = latest.get(row.name)
+        alarming = [a for a in alarms.get(row.name, []) if a.state == "ALARM"]
+        if row.state != "Scheduled":
+            health = "inactive"
+        elif alarming or (last is not None and last.status in ("CompletedWithViolations", "Failed")):
+            health = "in alarm"
+        else:
+            health = "healthy"
+        entries.append((row.model, MonitorEntry(
+            name=row.name, kind=row.kind, state=row.state, health=health,
+            last_window=f"{last.window_start}/{last.window_end}" if last else None,
+            last_status=last.status if last else None,
+            last_alarm=max((a.updated_at for a in alarming), default=None))))
+    return entries
+
+
+def load_registry(database: Database) -> dict[str, ModelEntry]:
+    """Every model, keyed by its label, with its runs (newest first), cards and monitors."""
+    from fmeval.runs.store import runs_table
+
+    models: dict[str, ModelEntry] = {}
+    run_model: dict[str, str] = {}
+    with database.reading() as connection:
+        for row in connection.execute(select(
+                runs_table.c.run_id, runs_table.c.created_at, runs_table.c.evaluation, runs_table.c.dataset,
+                runs_table.c.dataset_sha256, runs_table.c.model, runs_table.c.runner_identity, runs_table.c.scores,
+                runs_table.c.num_records, runs_table.c.output_dir).order_by(runs_table.c.created_at.desc())):
+            entry = models.setdefault(row.model, ModelEntry(row.model, json.loads(row.runner_identity)))
+            entry.runs.append(RunEntry(row.run_id, row.created_at, row.evaluation, row.dataset, row.dataset_sha256,
+                                       json.loads(row.scores), row.num_records, row.output_dir))
+            run_model[row.run_id] = row.model
+        cards = _card_rows(connection)
+        monitors = _monitor_rows(connection)
+    for row, content in cards:
+        run_ids = [job.get("metadata", {}).get("fmeval_run_id") for job in content.get("evaluation_details", [])]
+        run_ids = [run_id for run_id in run_ids if run_id]
+        owner = next((run_model[r] for r in run_ids if r in run_model), None)
+        owner = owner or content.get("model_overview", {}).get("model_name") or f"card:{row.name}"
+        models.setdefault(owner, ModelEntry(owner)).cards.append(CardEntry(
+            row.name, row.status, row.version, content.get("intended_uses", {}).get("risk_rating"), row.approved_by,
+            row.updated_at, run_ids))
+    for model, monitor in monitors:
+        key = model or f"monitor:{monitor.name}"
+        models.setdefault(key, ModelEntry(key)).monitors.append(monitor)
+    return models

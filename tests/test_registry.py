@@ -1,0 +1,45 @@
+"""The model registry: runs, cards and monitors of each model, and its lineage."""
+import json
+
+from fmeval.cli import main
+from fmeval.runs.store import RunStore
+from tests.test_monitoring import T0, capture_rows, tabular
+from tests.test_reports import make_run
+
+
+def test_models_gather_their_runs_cards_and_monitors(tmp_path, capsys, monkeypatch):
+    store = str(tmp_path / "store.sqlite")
+    monkeypatch.setenv("FMEVAL_STORE", store)  # runs index themselves in the default store
+    first = make_run(tmp_path, "first", [1, 0, 0, 1])
+    second = make_run(tmp_path, "second", [1, 1, 1, 1])
+    with RunStore(store) as runs:
+        key = runs.get(second.run_id).model
+    assert main(["cards", "create", "card-a", "--from-run", second.output_path, "--set",
+                 "intended_uses.risk_rating=High"]) == 0
+    assert main(["cards", "create", "by-hand", "--set", "model_overview.model_name=vendor-model"]) == 0
+    import pandas as pd
+
+    pd.DataFrame(tabular(500, 0)).to_csv(tmp_path / "reference.csv", index=False)
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "base")]) == 0
+    capture_rows(tmp_path / "capture", tabular(50, 1), start=T0)
+    assert main(["monitor", "schedule", "create", "dq", "--baseline", str(tmp_path / "base"), "--capture",
+                 str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "-o", str(tmp_path / "out"),
+                 "--model", key]) == 0
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"{key}\trisk High\tcard Draft\t2 run(s)\tdata-quality healthy") for line in listed)
+    assert any(line.startswith("vendor-model\trisk Unknown\tcard Draft\t0 run(s)") for line in listed)
+    assert main(["models", "show", key, "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert [run["run_id"] for run in entry["runs"]] == [second.run_id, first.run_id]  # newest first
+    assert entry["cards"][0]["name"] == "card-a" and entry["cards"][0]["run_ids"] == [second.run_id]
+    assert entry["monitor_health"] == {"data-quality": "healthy", "model-quality": "missing", "bias-drift": "missing",
+                                       "attribution-drift": "missing", "llm-outputs": "missing"}
+    trend = entry["latest_scores"][0]
+    assert (trend["value"], trend["previous"], trend["runs"]) == (1.0, 0.5, 2)
+    assert main(["monitor", "schedule", "stop", "dq"]) == 0
+    assert main(["models", "show", key, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["monitor_health"]["data-quality"] == "inactive"
+    assert main(["models", "show", "nope"]) == 2

@@ -23,7 +23,7 @@ def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
         with db.reading() as connection:
             assert inspect(connection).has_table("runs")
             applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
-    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance"}
+    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance", "dashboard"}
 
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
@@ -34,7 +34,8 @@ def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
 
     from fmeval.store.schema import metadata
 
-    for module in ("fmeval.runs.store", "fmeval.monitoring.schedules", "fmeval.governance.store"):  # each declares its tables
+    for module in ("fmeval.runs.store", "fmeval.monitoring.schedules", "fmeval.governance.store",
+                   "fmeval.dashboard.accounts"):  # each declares its tables
         importlib.import_module(module)
 
     with Database(store_url) as db, db.reading() as connection:

@@ -130,3 +130,13 @@ def test_a_card_with_an_analysis_exports_to_every_format_and_stays_inert(tmp_pat
     assert payload in page.inner_text("body") and page.query_selector_all("svg.chart")
     women, men = frame[frame.gender == "f"].prediction.mean(), frame[frame.gender == "m"].prediction.mean()
     assert f"{men - women:.4f}"[:5] in page.inner_text("body")  # DPPL, as analyze computed it
+
+
+def test_the_actor_is_fmeval_user_when_not_named(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("FMEVAL_USER", "writer")
+    assert cli("create", "c") == 0 and cli("submit", "c") == 0
+    assert cli("approve", "c") == 2  # the writer may not approve their own version
+    monkeypatch.setenv("FMEVAL_USER", "reviewer")
+    assert cli("approve", "c") == 0
+    with CardStore(tmp_path / "store.sqlite") as store:
+        assert store.get("c").approved_by == "reviewer" and store.version("c").author == "writer"

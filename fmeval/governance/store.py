@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fmeval.errors import UserError
 from fmeval.governance.cards import ModelCard
-from fmeval.store import Database
+from fmeval.store import OnStore
 from fmeval.store.schema import metadata
 
 STATUSES = ("Draft", "PendingReview", "Approved", "Archived")
@@ -119,23 +119,9 @@ class CardConflict(UserError):
     """The card changed since the version an edit was made from."""
 
 
-class CardStore:
+class CardStore(OnStore):
     """Model cards, their versions and events. `store`: a Database, a SQLite file, a URL, or None
     for fmeval's default store."""
-
-    def __init__(self, store: Database | str | os.PathLike[str] | None = None):
-        self.database = store if isinstance(store, Database) else Database(store)
-        self._owned = not isinstance(store, Database)
-
-    def close(self) -> None:
-        if self._owned:
-            self.database.close()
-
-    def __enter__(self) -> CardStore:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     # -- reading ---------------------------------------------------------------------------------------
     def get(self, name: str) -> StoredCard:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fmeval.errors import UserError
 from fmeval.monitoring.windows import UTC, Window
-from fmeval.store import Database
+from fmeval.store import OnStore
 from fmeval.store.schema import metadata
 
 STATES = ("Scheduled", "Stopped")
@@ -176,23 +176,9 @@ def _claimer_alive(claimer: str) -> bool:
     return True
 
 
-class MonitorStore:
+class MonitorStore(OnStore):
     """Schedules, executions and alarm states. `store`: a Database, a SQLite file, a URL, or None
     for fmeval's default store."""
-
-    def __init__(self, store: Database | str | os.PathLike[str] | None = None):
-        self.database = store if isinstance(store, Database) else Database(store)
-        self._owned = not isinstance(store, Database)
-
-    def close(self) -> None:
-        if self._owned:
-            self.database.close()
-
-    def __enter__(self) -> MonitorStore:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     # -- schedules --------------------------------------------------------------------------------------
     def create(self, schedule: Schedule) -> Schedule:

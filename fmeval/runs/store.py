@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fmeval.errors import UserError
 from fmeval.runs.summary import EvalOutput
-from fmeval.store import Database
+from fmeval.store import OnStore
 from fmeval.store.schema import metadata
 
 runs_table = Table(
@@ -106,27 +106,9 @@ class StoredRun:
         return self.status != "ok"
 
 
-class RunStore:
+class RunStore(OnStore):
     """Index, list, show and delete runs. Safe with several processes writing at once.
     `store`: a Database, a SQLite file, a database URL, or None for the default store."""
-
-    def __init__(self, store: Database | str | os.PathLike[str] | None = None):
-        self.database = store if isinstance(store, Database) else Database(store)
-        self._owned = not isinstance(store, Database)
-
-    @property
-    def path(self) -> str:
-        return str(self.database)
-
-    def close(self) -> None:
-        if self._owned:
-            self.database.close()
-
-    def __enter__(self) -> RunStore:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     def index(self, summary: EvalOutput, *, run_id: str) -> None:
         sha256 = summary.dataset.get("sha256") or []

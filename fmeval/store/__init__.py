@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Database", "STORE_ENV", "default_store", "metadata"]
+__all__ = ["Database", "OnStore", "STORE_ENV", "default_store", "metadata"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,7 +13,7 @@ def __getattr__(name: str) -> Any:
         from fmeval.store.schema import metadata
 
         return metadata
-    if name in ("Database", "STORE_ENV", "default_store"):
+    if name in ("Database", "OnStore", "STORE_ENV", "default_store"):
         from fmeval.store import database
 
         return getattr(database, name)

@@ -195,3 +195,26 @@ class Database:
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK})
                 connection.commit()
+
+
+class OnStore:
+    """A part's view of the store (runs, schedules, cards). `store`: a Database (shared, left open),
+    a SQLite file, a database URL, or None for the default store (opened here, closed with it)."""
+
+    def __init__(self, store: Database | str | os.PathLike[str] | None = None):
+        self.database = store if isinstance(store, Database) else Database(store)
+        self._owned = not isinstance(store, Database)
+
+    @property
+    def path(self) -> str:
+        return str(self.database)
+
+    def close(self) -> None:
+        if self._owned:
+            self.database.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

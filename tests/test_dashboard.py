@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -201,3 +202,19 @@ def test_two_dashboards_on_one_store_see_each_others_changes(store_url, tmp_path
         for process in processes:
             process.terminate()
             process.wait(10)
+
+
+def test_a_card_whose_run_was_deleted_shows_it_missing(site, browser):
+    import shutil
+
+    url, run = site["url"], site["run"]
+    assert main(["cards", "create", "kept", "--from-run", run.output_path, "--store", site["store"]]) == 0
+    later = make_run(Path(run.output_path).parent, "third", [0, 0, 1, 1])
+    assert main(["cards", "edit", "kept", "--from-run", later.output_path, "--store", site["store"]]) == 0
+    shutil.rmtree(run.output_path)
+    page, _ = log_in(browser, url, "carol")
+    page.goto(f"{url}/cards/kept")
+    text = page.inner_text("body")
+    assert f"run {run.run_id} is kept on this card, but the run itself is missing" in text
+    assert f"(run {later.run_id})" in text and text.count("Evaluation: factual_knowledge") == 2  # runs are appended
+    assert page.request.get(f"{url}/runs/{run.run_id}/report").status == 404

@@ -227,8 +227,11 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         from fmeval.reports.render import build_report, render_html
         from fmeval.runs.loaded import load_run
 
-        run = load_run(runs.get(request.path_params["run_id"]).output_dir)
-        return HTMLResponse(render_html(build_report([run])), headers=HEADERS)
+        stored = runs.get(request.path_params["run_id"])
+        if stored.missing:
+            return page(session, "Run missing", f"<p>Run {esc(stored.run_id)} is {esc(stored.status)}: its output "
+                        f"directory {esc(stored.output_dir)} no longer holds it.</p>", 404)
+        return HTMLResponse(render_html(build_report([load_run(stored.output_dir)])), headers=HEADERS)
 
     async def compare_page(request: Request, session: Session) -> Response:
         from fmeval.reports.compare import IncomparableRuns, compare_runs
@@ -310,8 +313,11 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
                              for fmt in ("html", "md", "json", "pdf"))
         versions = "".join(f"<tr><td>v{v.version}</td><td>{esc(v.author)}</td><td>{esc(v.created_at)}</td>"
                            f"<td>{esc(v.note or '')}</td></tr>" for v in cards.versions(name))
+        notices = "".join(f'<p class="notice">The evaluation of run {esc(run_id)} is kept on this card, but the run '
+                          f"itself is {esc(state)}.</p>" for run_id, state in _run_states(runs, version.card).items()
+                          if state != "ok")
         return page(session, f"Model card {name}", f'<div class="actions">{" ".join(actions)}</div>'
-                    f"<p>Export: {exports}</p>{card_body}<h2>Versions</h2><table><tr><th>version</th><th>author</th>"
+                    f"{notices}<p>Export: {exports}</p>{card_body}<h2>Versions</h2><table><tr><th>version</th><th>author</th>"
                     f"<th>date</th><th>note</th></tr>{versions}</table>")
 
     async def card_edit_form(request: Request, session: Session) -> Response:
@@ -407,6 +413,20 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
 
 
 # -- pieces of pages ------------------------------------------------------------------------------------------
+def _run_states(runs: Any, card: Any) -> dict[str, str]:
+    """Each run a card's evaluations name: 'ok', 'missing' (deleted, or gone from the index), or
+    'replaced by ...'."""
+    states = {}
+    for job in card.evaluation_details:
+        run_id = job.metadata.get("fmeval_run_id")
+        if run_id:
+            try:
+                states[run_id] = runs.get(run_id).status
+            except UserError:
+                states[run_id] = "missing from the run index"
+    return states
+
+
 def _csrf(session: Session) -> str:
     return f'<input type="hidden" name="csrf" value="{esc(session.csrf)}">'
 

@@ -249,8 +249,9 @@ class RayBackend:
 
     `address`: None starts a local Ray instance (on loopback); "auto" or "ray://host:port"
     joins a cluster. `workers`: how many; by default one per GPU, else one per two CPUs, for
-    local models, and 4 for hosted ones. The model loads on every worker here, so that a bad
-    model fails before the run starts.
+    local models, and 4 for hosted ones. The model loads on every worker; the run starts as soon
+    as the first has it loaded (so a bad model fails before the run starts), and the others take
+    their batches when they are up.
     """
 
     def __init__(self, *, spec: str, runner: ModelRunner, runner_options: dict[str, Any],
@@ -280,9 +281,12 @@ class RayBackend:
         self._names: dict[Any, str] = {}
         self.failures = self.resubmitted = 0
         self._started = 0
-        for _ in range(self._count):
-            self.workers.append(self._start_worker())
+        # One worker first, alone on the CPUs: it proves the model loads (a bad one fails here, before
+        # the run) and the run starts with it; the others start meanwhile, their batches waiting in
+        # their queues until they are up.
+        self.workers.append(self._start_worker())
         self._wait_ready(self.workers)
+        self.workers += [self._start_worker() for _ in range(self._count - 1)]
 
     def _default_workers(self) -> int:
         if self.hosted:

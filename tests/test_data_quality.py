@@ -139,3 +139,23 @@ def test_cli_baseline_and_check_on_captured_requests(tmp_path, capsys):
                            "description": violations[0]["description"]}]
     drift = json.loads((tmp_path / "check" / "drift.json").read_text())
     assert drift["columns"]["income"]["drifted"] and not drift["columns"]["color"]["drifted"]
+
+
+def test_constant_columns_one_row_windows_and_flags(tmp_path):
+    rng = np.random.default_rng(5)
+    base = pd.DataFrame({"flag": (rng.random(200_000) < 0.544).astype(int), "constant": 1.0,
+                         "x": rng.normal(0, 1, 200_000)})
+    now = pd.DataFrame({"flag": (rng.random(200_000) < 0.5).astype(int), "constant": 1.0, "x": rng.normal(0, 1, 200_000)})
+    reference, current = dq.profile([base]), dq.profile([now])  # over EXACT_LIMIT: sketches, not exact values
+    statistics = dq.statistics_json(reference)
+    constant = next(f for f in statistics["features"] if f["name"] == "constant")["numerical_statistics"]
+    assert constant["distribution"]["kll"]["buckets"] == [{"lower_bound": 1.0, "upper_bound": 1.0, "count": 200_000.0}]
+    drift = dq.check(reference, dq.constraints_json(reference), current)["drift"]["columns"]
+    # PSI of a 0/1 flag over its two values, by hand from the shares
+    p, q = np.array([1 - base.flag.mean(), base.flag.mean()]), np.array([1 - now.flag.mean(), now.flag.mean()])
+    # (the KLL sketch is randomised: shares within its rank error, about 0.2%)
+    assert drift["flag"]["psi"] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=0.1)
+    assert drift["constant"]["psi"] == 0.0 and not drift["constant"]["drifted"]
+    one_row = dq.profile([now.iloc[:1]])  # a one-row window checks, with no crash
+    assert dq.check(reference, dq.constraints_json(reference), one_row)["status"] in ("Completed", "CompletedWithViolations")
+    assert dq.distributions(reference, one_row)["constant"]["baseline"]

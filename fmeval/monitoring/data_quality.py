@@ -265,13 +265,13 @@ def statistics_json(result: Profile) -> dict[str, Any]:
                                      "std_dev": column.std, "min": column.minimum if column.present else None,
                                      "max": column.maximum if column.present else None}
             if column.sketch is not None:
-                edges = np.linspace(column.minimum, column.maximum, BUCKETS + 1)
-                cdf = column.sketch.get_cdf(edges[1:-1].tolist()) if BUCKETS > 1 else []
-                cumulative = np.concatenate([[0.0], cdf[:-1] if cdf else [], [1.0]])
+                buckets = BUCKETS if column.maximum > column.minimum else 1  # a constant column: one bucket
+                edges = np.linspace(column.minimum, column.maximum, buckets + 1)
+                cumulative = np.concatenate([[0.0], _cdf(column, edges[1:-1]), [1.0]])
                 stats["distribution"] = {"kll": {
                     "buckets": [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
                                  "count": float((cumulative[i + 1] - cumulative[i]) * column.present)}
-                                for i in range(BUCKETS)],
+                                for i in range(buckets)],
                     "sketch": {"parameters": {"k": KLL_K}, "serialized": column.sketch.serialize().hex()}}}
             features.append({"name": name, "inferred_type": column.kind, "numerical_statistics": stats})
         else:
@@ -308,10 +308,15 @@ def _quantiles(column: ColumnProfile, points: np.ndarray) -> np.ndarray:
 
 
 def _cdf(column: ColumnProfile, at: np.ndarray) -> np.ndarray:
+    """P(X <= a) for each a of `at` (ascending)."""
     if column.exact is not None:
         values = np.sort(column.exact)
         return np.searchsorted(values, at, side="right") / len(values)
-    return np.asarray(column.sketch.get_cdf(at.tolist())[:-1], dtype=float)
+    points = np.unique(at)  # the sketch wants strictly increasing split points
+    if points.size == 0:
+        return np.zeros(0)
+    cdf = np.asarray(column.sketch.get_cdf(points.tolist(), inclusive=True)[:-1], dtype=float)
+    return cdf[np.searchsorted(points, at)]
 
 
 def _frequencies(reference: ColumnProfile, current: ColumnProfile) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -354,9 +359,11 @@ def column_drift(reference: ColumnProfile, current: ColumnProfile) -> dict[str, 
             out["ks"] = {"statistic": d, "p_value": float(p_value)}
         out["wasserstein"] = wasserstein
         out["wasserstein_normed"] = wasserstein / reference.std if reference.std > 0 else math.inf * (wasserstein > 0)
-        edges = np.unique(_quantiles(reference, np.linspace(0, 1, BUCKETS + 1)))
-        ref_bins = np.diff(np.concatenate([[0.0], _cdf(reference, edges[1:-1]), [1.0]]))
-        cur_bins = np.diff(np.concatenate([[0.0], _cdf(current, edges[1:-1]), [1.0]]))
+        # bins closed on the right at the reference's deciles; with few distinct values (0/1 flags) the
+        # deciles collapse onto those values, and each value keeps a bin of its own
+        edges = np.unique(_quantiles(reference, np.linspace(0, 1, BUCKETS + 1)))[:-1]
+        ref_bins = np.diff(np.concatenate([[0.0], _cdf(reference, edges), [1.0]]))
+        cur_bins = np.diff(np.concatenate([[0.0], _cdf(current, edges), [1.0]]))
         out["psi"] = _psi(ref_bins, cur_bins)
         if small:
             out.update(test="ks", score=out["ks"]["p_value"], threshold=0.05, drifted=out["ks"]["p_value"] < 0.05)

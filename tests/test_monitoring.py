@@ -528,3 +528,23 @@ def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_
     assert main(["monitor", "run", "life", "--rerun", *store]) == 1  # Failed again: exit 1
     assert main(["monitor", "schedule", "delete", "life", *store]) == 0
     assert main(["monitor", "schedule", "show", "life", *store]) == 2
+
+
+def test_schedules_refuse_bad_names_unknown_metrics_and_windows_not_ended(tmp_path, dq_baseline, capsys):
+    (tmp_path / "capture").mkdir()
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    common = ["--baseline", str(dq_baseline), "--capture", str(tmp_path / "capture"), "--cron", "0 * * * *",
+              "-o", str(tmp_path / "out"), *store]
+    for name in ("", "a/../b", ".hidden"):
+        assert main(["monitor", "schedule", "create", name, *common]) == 2
+        assert "a schedule's name is 1 to 200 characters" in capsys.readouterr().err
+    assert main(["monitor", "schedule", "create", "s", *common, "--alarm", "drifted_colums >= 1"]) == 2
+    err = capsys.readouterr().err
+    assert "watches 'drifted_colums', which a data-quality monitor does not report" in err and "drifted_columns" in err
+    assert main(["monitor", "schedule", "create", "s", *common, "--webhook", "notaurl"]) == 2
+    assert main(["monitor", "schedule", "create", "s", *common, "--alarm", "feature_baseline_drift_income > 0.2"]) == 0
+    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    current_hour = f"{now.isoformat()}/{(now + dt.timedelta(hours=1)).isoformat()}"
+    assert main(["monitor", "run", "s", "--window", current_hour, *store]) == 2
+    assert "has not ended: its traffic is still arriving" in capsys.readouterr().err
+    assert executions_by_window(tmp_path / "store.sqlite", "s") == []  # nothing recorded for it

@@ -368,6 +368,31 @@ KINDS: dict[str, Kind] = {name: Kind(name, baseline, check, MONITOR_KINDS[name])
 )}
 
 
+def metric_names(baseline: str | Path) -> set[str]:
+    """The metrics an execution of this baseline's monitor reports (what an alarm may watch)."""
+    directory = Path(baseline)
+    kind = read_monitor(directory)["kind"]
+    names = {"rows", "violations"}
+    if kind == "data-quality":
+        columns = _read(directory / "profile.json")["columns"]
+        names |= {"drifted_columns", "drift_share"} | {f"feature_baseline_drift_{name}" for name in columns}
+    elif kind == "model-quality":
+        from fmeval.monitoring.model_quality import METRICS
+
+        names |= {metric for metrics in METRICS.values() for metric in metrics}
+    elif kind == "bias-drift":
+        names |= set(_read(directory / "constraints.json")["bias_constraints"])
+    elif kind == "attribution-drift":
+        labels = _read(directory / "constraints.json")["attribution_constraints"]["global_shap_values"]
+        names |= {"ndcg"} if len(labels) == 1 else {f"ndcg/{label}" for label in labels}
+    else:
+        from fmeval.runs.loaded import load_run
+
+        scores = {score.name for score in load_run(directory / "run").summary.dataset_scores} | {"exact_match", "f1"}
+        names |= scores | {f"{name}_delta" for name in scores}
+    return names
+
+
 def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dict[str, Any]:
     """Write the baseline of `options["data"]` (a capture, optionally a `window` of it, or files)
     into `output`, with monitor.json describing it."""

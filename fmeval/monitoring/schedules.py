@@ -183,13 +183,24 @@ class MonitorStore(OnStore):
     # -- schedules --------------------------------------------------------------------------------------
     def create(self, schedule: Schedule) -> Schedule:
         from fmeval.monitoring.alerts import Alarm
-        from fmeval.monitoring.monitors import read_monitor
+        from fmeval.monitoring.monitors import metric_names, read_monitor
 
         check_cron(schedule.cron)
+        if not schedule.name or len(schedule.name) > 200 or "/" in schedule.name or schedule.name.startswith("."):
+            raise UserError(f"a schedule's name is 1 to 200 characters, without '/' and not starting with '.'; "
+                            f"got {schedule.name!r} (it names the folder of its executions)")
+        webhook = schedule.actions.get("webhook")
+        if webhook is not None and not str(webhook).startswith(("http://", "https://")):
+            raise UserError(f"--webhook {webhook!r}: an http(s) URL")
         schedule.alarms = [asdict(Alarm(**spec)) for spec in schedule.alarms]  # checked now, with every default
         if len({spec["name"] for spec in schedule.alarms}) < len(schedule.alarms):
             raise UserError("two alarms of a schedule share a name; give each its own")
         kind = read_monitor(schedule.baseline)["kind"]
+        known = metric_names(schedule.baseline)
+        for alarm in schedule.alarms:
+            if alarm["metric"] not in known:
+                raise UserError(f"alarm {alarm['name']!r} watches {alarm['metric']!r}, which a {kind} monitor does not "
+                                f"report; it reports: {', '.join(sorted(known)[:30])}")
         if schedule.kind and schedule.kind != kind:
             raise UserError(f"--kind {schedule.kind} does not match the baseline's kind {kind} ({schedule.baseline})")
         if not Path(schedule.capture).exists():
@@ -313,8 +324,14 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 # -- running ---------------------------------------------------------------------------------------------
 def execute(store: MonitorStore, schedule: Schedule, window: Window, *, rerun: bool = False,
             cloudwatch_client: Any = None) -> Execution | None:
-    """Run one window of a schedule (None when it was run already, or is running elsewhere)."""
+    """Run one window of a schedule (None when it was run already, or is running elsewhere). A
+    window that has not ended is refused: its traffic is still arriving, and an execution recorded
+    now would stand for the whole window."""
     from fmeval.monitoring.monitors import check_window
+
+    if window.end > _now():
+        raise UserError(f"window {window} has not ended: its traffic is still arriving; run it after {_iso(window.end)} "
+                        f"(or check it without recording, with `fmeval monitor {schedule.kind} check`)")
 
     execution_id = store.claim(schedule, window, rerun=rerun)
     if execution_id is None:

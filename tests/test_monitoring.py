@@ -548,3 +548,18 @@ def test_schedules_refuse_bad_names_unknown_metrics_and_windows_not_ended(tmp_pa
     assert main(["monitor", "run", "s", "--window", current_hour, *store]) == 2
     assert "has not ended: its traffic is still arriving" in capsys.readouterr().err
     assert executions_by_window(tmp_path / "store.sqlite", "s") == []  # nothing recorded for it
+
+
+def test_bad_data_files_are_named_with_their_line_and_exit_2(tmp_path, dq_baseline, capsys):
+    (tmp_path / "latin.csv").write_bytes(b"age,income,color\n\xff\xfe,1,red\n")
+    (tmp_path / "bad.jsonl").write_text('{"age": 30, "income": 1.0, "color": "red"}\ngarbage\n')
+    check = ["monitor", "data-quality", "check", "--baseline", str(dq_baseline), "-o", str(tmp_path / "o")]
+    assert main([*check, "--data", str(tmp_path / "latin.csv")]) == 2
+    assert "latin.csv" in capsys.readouterr().err
+    assert main([*check, "--data", str(tmp_path / "bad.jsonl")]) == 2
+    assert f"{tmp_path / 'bad.jsonl'}:2: invalid JSON" in capsys.readouterr().err
+    assert main([*check, "--data", str(tmp_path / "reference.csv"), "--window", "2020-01-01T00:00Z/2020-01-01T01:00Z"]) == 2
+    assert "--window selects captured events by their time" in capsys.readouterr().err
+    (tmp_path / "card.json").write_bytes(b"\xff\xfe\x00bad")
+    assert main(["cards", "import", "--name", "x", str(tmp_path / "card.json"), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from fmeval.errors import UserError
+from fmeval.errors import DataError, UserError
 from fmeval.monitoring.windows import is_capture
 
 
@@ -535,24 +535,58 @@ def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000
     if is_capture(path):
         yield from _capture_blocks(path, part, block_rows, window, stats)
         return
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+    if window is not None:
+        raise UserError(f"--window selects captured events by their time; {source} is not a capture directory")
+    import pyarrow as pa
 
     files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".jsonl")) \
         if path.is_dir() else sorted(glob.glob(str(source))) or [str(source)]
     for name in files:
         if not Path(name).is_file():
             raise UserError(f"no data at {name}")
-        suffix = Path(name).suffix.lower()
-        if suffix == ".parquet":
-            for batch in pq.ParquetFile(name).iter_batches(batch_size=block_rows):
-                yield batch.to_pandas()
-        elif suffix == ".csv":
-            reader = pacsv.open_csv(name, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-            for batch in reader:
-                yield batch.to_pandas()
-        else:
-            yield from pd.read_json(name, lines=True, chunksize=block_rows)
+        try:
+            yield from _file_blocks(name, block_rows)
+        except UnicodeDecodeError as exc:
+            raise DataError(name, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(name, f"cannot be read: {str(exc).splitlines()[0]}") from None
+
+
+def _file_blocks(name: str, block_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    suffix = Path(name).suffix.lower()
+    if suffix == ".parquet":
+        for batch in pq.ParquetFile(name).iter_batches(batch_size=block_rows):
+            yield batch.to_pandas()
+    elif suffix == ".csv":
+        import pyarrow as pa
+
+        reader = pacsv.open_csv(name, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        for batch in reader:
+            undecoded = [field.name for field in batch.schema if pa.types.is_binary(field.type)]
+            if undecoded:  # pyarrow keeps text that is not UTF-8 as bytes
+                raise DataError(name, f"column {undecoded[0]!r} is not valid UTF-8; save the file as UTF-8")
+            yield batch.to_pandas()
+    else:  # JSON Lines, line by line: a bad line is named by its file:line
+        rows: list[Any] = []
+        with open(name, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{name}:{number}", f"invalid JSON: {exc.msg}") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{name}:{number}", "each line must be a JSON object")
+                rows.append(row)
+                if len(rows) >= block_rows:
+                    yield pd.DataFrame(rows)
+                    rows = []
+        if rows:
+            yield pd.DataFrame(rows)
 
 
 def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any) -> Iterator[pd.DataFrame]:

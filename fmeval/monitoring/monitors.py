@@ -79,15 +79,12 @@ def load_frame(source: str | Path, *, window: Window | None = None, ground_truth
     or JSON Lines file."""
     if is_capture(source):
         return window_frame(source, window, ground_truth=ground_truth, stats=stats)
-    path = Path(source)
-    if not path.is_file():
-        raise UserError(f"--data {source}: neither a capture directory nor a CSV, Parquet or JSON Lines file")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    return pd.read_csv(path)
+    from fmeval.monitoring.data_quality import blocks
+
+    if ground_truth is not None:
+        raise UserError(f"--ground-truth merges labels by captured event id; {source} is not a capture directory "
+                        f"(give the labels as a column of the file)")
+    return pd.concat(list(blocks(source, window=window)) or [pd.DataFrame()], ignore_index=True)
 
 
 def _baseline_frame(options: dict[str, Any], stats: ReadStats, needs: str) -> pd.DataFrame:

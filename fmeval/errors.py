@@ -10,6 +10,10 @@ class UserError(FmevalError):
     """Bad usage or bad input: the message says what is wrong and how to fix it."""
 
 
+class NotFound(UserError):
+    """What was named (a run, a schedule, a model card) is not in the store."""
+
+
 class DataError(UserError):
     """A record or file that cannot be read; `location` is `file:line` (or `file: row N`)."""
 

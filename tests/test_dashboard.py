@@ -218,3 +218,13 @@ def test_a_card_whose_run_was_deleted_shows_it_missing(site, browser):
     assert f"run {run.run_id} is kept on this card, but the run itself is missing" in text
     assert f"(run {later.run_id})" in text and text.count("Evaluation: factual_knowledge") == 2  # runs are appended
     assert page.request.get(f"{url}/runs/{run.run_id}/report").status == 404
+
+
+def test_odd_addresses_get_clear_answers(site):
+    client = httpx.Client(base_url=site["url"], follow_redirects=True)
+    client.post("/login", data={"username": "carol", "password": PASSWORD})
+    assert client.get("/runs/compare").status_code == 400 and "Pick two runs" in client.get("/runs/compare?a=x").text
+    assert client.get("/runs?page=99999999999999999999").status_code == 200  # no overflow in the database
+    assert client.get("/cards/no-such-card").status_code == 404
+    assert client.get("/runs/no-such-run/report").status_code == 404
+    assert client.get(f"/runs/compare?a={site['run'].run_id}&b=no-such-run").status_code == 404

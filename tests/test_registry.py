@@ -43,3 +43,16 @@ def test_models_gather_their_runs_cards_and_monitors(tmp_path, capsys, monkeypat
     assert main(["models", "show", key, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["monitor_health"]["data-quality"] == "inactive"
     assert main(["models", "show", "nope"]) == 2
+
+
+def test_the_registry_shows_the_approved_version_beside_a_newer_draft(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FMEVAL_STORE", str(tmp_path / "store.sqlite"))
+    run = make_run(tmp_path, "only", [1, 1, 0, 0])
+    monkeypatch.setenv("FMEVAL_USER", "alice")
+    assert main(["cards", "create", "c", "--from-run", run.output_path, "--set", "intended_uses.risk_rating=Medium"]) == 0
+    assert main(["cards", "submit", "c"]) == 0
+    assert main(["cards", "approve", "c", "--as", "bob"]) == 0
+    assert main(["cards", "edit", "c", "--set", "intended_uses.risk_rating=High"]) == 0  # a draft, not reviewed
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    assert "\trisk Medium\tcard Draft (v1 approved)\t1 run(s)" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from fmeval.cli.common import EXIT_OK, STORE_FLAGS, STORE_OPTIONS
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     models = commands.add_parser("models", help="the model registry: every model in a run, a monitor or a card")
     actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    actions.add_parser("list", help="the models, with risk, card status, latest scores and monitors").add_argument(
+    actions.add_parser("list", help="the models, with their risk rating, card status, runs and monitors").add_argument(
         *STORE_FLAGS, **STORE_OPTIONS)
     show = actions.add_parser("show", help="a model's lineage: runs and datasets, analyses, monitors, cards")
     show.add_argument("key", help="the model, as `fmeval models list` names it")
@@ -36,7 +36,7 @@ def run_models(args: argparse.Namespace) -> int:
             entry = registry[key]
             card = entry.card
             monitors = ", ".join(f"{kind} {health}" for kind, health in entry.monitor_health().items() if health != "missing")
-            print(f"{key}\trisk {entry.risk_rating}\tcard {card.status if card else 'none'}\t{len(entry.runs)} run(s)\t"
+            print(f"{key}\trisk {entry.risk_rating}\tcard {card.label if card else 'none'}\t{len(entry.runs)} run(s)\t"
                   f"{monitors or 'no monitors'}")
         return EXIT_OK
     entry = registry.get(args.key)
@@ -51,7 +51,7 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"  run {run.run_id}  {run.created_at}  {run.evaluation} on {run.dataset}"
               f"{f' (sha256 {run.dataset_sha256})' if run.dataset_sha256 else ''}  {run.output_dir}")
     for card in entry.cards:
-        print(f"  card {card.name}  {card.status} v{card.version}  risk {card.risk_rating or 'Unknown'}"
+        print(f"  card {card.name}  {card.label} v{card.version}  risk {card.risk_rating or 'Unknown'}"
               f"{'  runs ' + ', '.join(card.run_ids) if card.run_ids else ''}")
     for monitor in entry.monitors:
         print(f"  monitor {monitor.name}  {monitor.kind}  {monitor.state}  {monitor.health}"

@@ -18,7 +18,7 @@ import urllib.parse
 from typing import Any, Awaitable, Callable
 
 from fmeval.dashboard.accounts import Accounts, Session
-from fmeval.errors import UserError
+from fmeval.errors import NotFound, UserError
 from fmeval.html import STYLE, esc
 from fmeval.store import Database
 
@@ -96,6 +96,8 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
             except Forbidden as exc:
                 accounts.audit(session.user.username, "forbidden", request.url.path, {"reason": str(exc)})
                 return page(session, "Forbidden", f"<p class=\"error\">{esc(exc)}</p>", 403)
+            except NotFound as exc:
+                return page(session, "Not found", f'<p class="error">{esc(exc)}</p>', 404)
             except UserError as exc:
                 status = 409 if isinstance(exc, CardConflict) else 400
                 return page(session, "Not done", f'<p class="error">{esc(exc)}</p>', status)
@@ -148,7 +150,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
             health = "".join(f'<span class="badge {h.replace(" ", "-")}">{esc(kind)}: {esc(h)}</span>'
                              for kind, h in entry.monitor_health().items())
             rows.append(f'<tr><td><a href="/models/{_url(entry.key)}">{esc(entry.key)}</a></td>'
-                        f"<td>{esc(entry.risk_rating)}</td><td>{esc(card.status) if card else 'none'}</td>"
+                        f"<td>{esc(entry.risk_rating)}</td><td>{esc(card.label) if card else 'none'}</td>"
                         f"<td>{scores}</td><td>{health}</td><td>{esc(entry.last_alert or '')}</td></tr>")
         body = (_filter_form({"q": ("text", "name contains"), "risk": ("risk", "risk")}, request)
                 + f"<p>{len(entries)} model(s); sort by " + " · ".join(
@@ -168,7 +170,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         parts = [f"<p>Risk rating <strong>{esc(entry.risk_rating)}</strong>.</p>", "<h2>Lineage</h2>", _lineage(entry)]
         if entry.cards:
             parts.append("<h2>Model cards</h2><ul>" + "".join(
-                f'<li><a href="/cards/{_url(c.name)}">{esc(c.name)}</a>: {esc(c.status)}, version {c.version}</li>'
+                f'<li><a href="/cards/{_url(c.name)}">{esc(c.name)}</a>: {esc(c.label)}, version {c.version}</li>'
                 for c in entry.cards) + "</ul>")
         elif session.user.can("editor") and entry.runs:
             parts.append(f'<p><a href="/cards/new?run={_url(entry.runs[0].run_id)}">Create a model card from the latest '
@@ -237,7 +239,10 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         from fmeval.reports.compare import IncomparableRuns, compare_runs
         from fmeval.runs.loaded import load_run
 
-        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+        a, b = request.query_params.get("a", "").strip(), request.query_params.get("b", "").strip()
+        if not a or not b:
+            return page(session, "Comparison", '<p class="error">Pick two runs: a baseline (a) and a candidate (b), '
+                        "by id or the start of one.</p>", 400)
         try:
             baseline, candidate = (load_run(runs.get(run_id).output_dir) for run_id in (a, b))
             comparison = compare_runs(baseline, candidate)
@@ -477,7 +482,7 @@ def _trend(score: dict[str, Any]) -> str:
 
 def _page_number(request: Any) -> int:
     try:
-        return max(1, int(request.query_params.get("page", "1")))
+        return min(max(1, int(request.query_params.get("page", "1"))), 1_000_000)  # an offset the database takes
     except ValueError:
         return 1
 
@@ -520,7 +525,7 @@ def _lineage(entry: Any) -> str:
     """The model in the middle, its datasets and runs on the left, its cards and monitors on the right."""
     datasets = sorted({f"{r.dataset}" + (f" ({r.dataset_sha256[:12]})" if r.dataset_sha256 else "") for r in entry.runs})
     left = [("dataset", d) for d in datasets[:8]] + [("run", f"{r.run_id} {r.evaluation}") for r in entry.runs[:8]]
-    right = [("card", f"{c.name} ({c.status})") for c in entry.cards] + [("monitor", f"{m.name} ({m.kind})")
+    right = [("card", f"{c.name} ({c.label})") for c in entry.cards] + [("monitor", f"{m.name} ({m.kind})")
                                                                          for m in entry.monitors]
     height = max(len(left), len(right), 1) * 28 + 20
     middle_y = height / 2

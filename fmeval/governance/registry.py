@@ -38,10 +38,19 @@ class CardEntry:
     name: str
     status: str
     version: int
-    risk_rating: str | None
+    risk_rating: str | None  # the latest version's
     approved_by: str | None
     updated_at: str
     run_ids: list[str]
+    approved_version: int | None = None
+    approved_risk_rating: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The status, and the approved version where a newer one is not (yet) approved."""
+        if self.approved_version and self.status != "Approved":
+            return f"{self.status} (v{self.approved_version} approved)"
+        return self.status
 
 
 @dataclass
@@ -70,7 +79,11 @@ class ModelEntry:
 
     @property
     def risk_rating(self) -> str:
-        return (self.card.risk_rating if self.card else None) or "Unknown"
+        """The reviewed rating: the approved version's, else the latest draft's."""
+        card = self.card
+        if card is None:
+            return "Unknown"
+        return (card.approved_risk_rating if card.approved_version else card.risk_rating) or "Unknown"
 
     def latest_scores(self) -> list[dict[str, Any]]:
         """Per evaluation and dataset: the newest run's first score, and the one before it (the trend)."""
@@ -108,8 +121,11 @@ def _headline(run: RunEntry) -> tuple[str, float | None]:
 def _card_rows(connection: Any) -> list[tuple[Any, dict[str, Any]]]:
     from fmeval.governance.store import cards_table, versions_table
 
-    query = select(cards_table, versions_table.c.content).join(versions_table, and_(
-        versions_table.c.name == cards_table.c.name, versions_table.c.version == cards_table.c.version))
+    approved = versions_table.alias("approved")
+    query = select(cards_table, versions_table.c.content, approved.c.content.label("approved_content")).join(
+        versions_table, and_(versions_table.c.name == cards_table.c.name,
+                             versions_table.c.version == cards_table.c.version)).outerjoin(
+        approved, and_(approved.c.name == cards_table.c.name, approved.c.version == cards_table.c.approved_version))
     return [(row, json.loads(row.content)) for row in connection.execute(query)]
 
 
@@ -165,9 +181,10 @@ def load_registry(database: Database) -> dict[str, ModelEntry]:
         run_ids = [run_id for run_id in run_ids if run_id]
         owner = next((run_model[r] for r in run_ids if r in run_model), None)
         owner = owner or content.get("model_overview", {}).get("model_name") or f"card:{row.name}"
+        approved = json.loads(row.approved_content) if row.approved_content else {}
         models.setdefault(owner, ModelEntry(owner)).cards.append(CardEntry(
             row.name, row.status, row.version, content.get("intended_uses", {}).get("risk_rating"), row.approved_by,
-            row.updated_at, run_ids))
+            row.updated_at, run_ids, row.approved_version, approved.get("intended_uses", {}).get("risk_rating")))
     for model, monitor in monitors:
         key = model or f"monitor:{monitor.name}"
         models.setdefault(key, ModelEntry(key)).monitors.append(monitor)

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Column, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fmeval.errors import UserError
+from fmeval.errors import NotFound, UserError
 from fmeval.governance.cards import ModelCard
 from fmeval.store import OnStore
 from fmeval.store.schema import metadata
@@ -128,7 +128,7 @@ class CardStore(OnStore):
         with self.database.reading() as connection:
             row = connection.execute(select(cards_table).where(cards_table.c.name == name)).first()
         if row is None:
-            raise UserError(f"no model card named {name!r}; see `fmeval cards list`")
+            raise NotFound(f"no model card named {name!r}; see `fmeval cards list`")
         return StoredCard(**row._mapping)
 
     def list(self, *, status: str | None = None) -> list[StoredCard]:
@@ -145,7 +145,7 @@ class CardStore(OnStore):
         with self.database.reading() as connection:
             row = connection.execute(query).first()
         if row is None:
-            raise UserError(f"model card {name!r} has no version {number}; see `fmeval cards versions {name}`")
+            raise NotFound(f"model card {name!r} has no version {number}; see `fmeval cards versions {name}`")
         return self._version(row)
 
     def versions(self, name: str) -> list[CardVersion]:
@@ -196,7 +196,7 @@ class CardStore(OnStore):
         with self.database.transaction() as connection:
             current = connection.execute(select(cards_table).where(cards_table.c.name == name)).first()
             if current is None:
-                raise UserError(f"no model card named {name!r}")
+                raise NotFound(f"no model card named {name!r}")
             self._check_current(name, current, based_on, connection)
             if current.status in ("PendingReview", "Archived"):
                 raise UserError(f"model card {name!r} is {current.status}: "
@@ -226,7 +226,7 @@ class CardStore(OnStore):
         with self.database.transaction() as connection:
             current = connection.execute(select(cards_table).where(cards_table.c.name == name)).first()
             if current is None:
-                raise UserError(f"no model card named {name!r}")
+                raise NotFound(f"no model card named {name!r}")
             if based_on is not None:
                 self._check_current(name, current, based_on, connection)
             if status not in TRANSITIONS[current.status]:

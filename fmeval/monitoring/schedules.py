@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import Column, Integer, String, Table, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fmeval.errors import UserError
+from fmeval.errors import NotFound, UserError
 from fmeval.monitoring.windows import UTC, Window
 from fmeval.store import OnStore
 from fmeval.store.schema import metadata
@@ -219,7 +219,7 @@ class MonitorStore(OnStore):
         with self.database.reading() as connection:
             row = connection.execute(select(schedules_table).where(schedules_table.c.name == name)).first()
         if row is None:
-            raise UserError(f"no schedule named {name!r}; see `fmeval monitor schedule list`")
+            raise NotFound(f"no schedule named {name!r}; see `fmeval monitor schedule list`")
         return self._schedule(row)
 
     def list(self) -> list[Schedule]:

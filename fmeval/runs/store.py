@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, String, Table, Text, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fmeval.errors import UserError
+from fmeval.errors import NotFound, UserError
 from fmeval.runs.summary import EvalOutput
 from fmeval.store import OnStore
 from fmeval.store.schema import metadata
@@ -147,7 +147,8 @@ class RunStore(OnStore):
         if len(exact) == 1 or len(rows) == 1:
             return self._row((exact or rows)[0])
         problem = "no run" if not rows else f"{len(rows)} runs"
-        raise UserError(f"{problem} with id {run_id!r} in the run store {self.path}; see `fmeval runs list`")
+        error = NotFound if not rows else UserError
+        raise error(f"{problem} with id {run_id!r} in the run store {self.path}; see `fmeval runs list`")
 
     def delete(self, run_id: str) -> StoredRun:
         run = self.get(run_id)

@@ -139,3 +139,11 @@ def test_monitoring_walkthrough_raises_the_alarm_and_writes_the_report(tmp_path)
     assert report["alarms"][0]["state"] == "ALARM"
     events = list((tmp_path / "demo" / "capture" / "smollm2").rglob("*.jsonl"))
     assert sum(len(path.read_text().splitlines()) for path in events) == 80  # the chats; the GET probes pass uncaptured
+
+
+def test_the_walkthrough_never_removes_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    done = subprocess.run(["bash", "examples/monitoring/walkthrough.sh"], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "WORK": str(tmp_path)}, timeout=60)
+    assert done.returncode == 2 and "is not a walkthrough's folder" in done.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -316,3 +316,20 @@ def test_a_pickled_model_runs_no_code_without_trust(credit, tmp_path):
         with pytest.raises(UserError):
             analyze(config(predictor=predictor), data, tmp_path / "out")
     assert not marker.exists()
+
+
+def test_a_model_fitted_on_a_data_frame_gets_its_columns_by_name():
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from fmeval.bias.models import from_estimator
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = LogisticRegression().fit(frame, (frame.a > 0).astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn warns "X does not have valid feature names" on bare arrays
+        scores = from_estimator(model)(frame.to_numpy()[:5])
+    assert scores == pytest.approx(model.predict_proba(frame.iloc[:5])[:, 1])

@@ -14,7 +14,11 @@ SERVE_PORT=${SERVE_PORT:-8000}
 PROXY_PORT=${PROXY_PORT:-8080}
 BIN=${BIN:-.venv/bin}
 export FMEVAL_STORE=$WORK/store.sqlite  # the schedules live here, beside nothing else of yours
-rm -rf "$WORK" && mkdir -p "$WORK"
+if [ -e "$WORK" ] && [ ! -f "$WORK/.fmeval-walkthrough" ]; then  # only ever remove a folder it made
+    echo "walkthrough: $WORK exists and is not a walkthrough's folder; set WORK to a new folder" >&2
+    exit 2
+fi
+rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.fmeval-walkthrough"
 
 # 1. The model, and the capture proxy in front of it: clients call :PROXY_PORT instead of :SERVE_PORT.
 # shellcheck disable=SC2086  # the options are words

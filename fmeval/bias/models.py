@@ -42,14 +42,24 @@ class Predictor(Protocol):
 def from_estimator(model: Any) -> Predictor:
     """Positive-class probabilities of a classifier (`predict_proba`, all columns when multi-class),
     else `predict`; or any callable on the batch of inputs."""
+    names = getattr(model, "feature_names_in_", None)  # fitted on a DataFrame: it wants its columns by name
+
+    def named(inputs: Any) -> Any:
+        array = np.asarray(inputs) if names is not None else inputs
+        if names is not None and array.ndim == 2 and array.shape[1] == len(names):
+            import pandas as pd
+
+            return pd.DataFrame(array, columns=list(names))
+        return inputs
+
     if hasattr(model, "predict_proba"):
         def predict(inputs: Sequence[Any]) -> np.ndarray:
-            probabilities = np.asarray(model.predict_proba(inputs), dtype=float)
+            probabilities = np.asarray(model.predict_proba(named(inputs)), dtype=float)
             return probabilities[:, 1] if probabilities.ndim == 2 and probabilities.shape[1] == 2 else probabilities
 
         return predict
     if hasattr(model, "predict"):
-        return lambda inputs: _outputs(model.predict(inputs))
+        return lambda inputs: _outputs(model.predict(named(inputs)))
     if callable(model):
         return lambda inputs: _outputs(model(inputs))
     raise UserError(f"a model must be callable or have predict/predict_proba, got {type(model).__name__}")

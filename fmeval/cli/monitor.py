@@ -5,6 +5,14 @@ import argparse
 from typing import Any, Callable
 
 from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS
+from fmeval.monitoring import MONITOR_KINDS
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be within (0, 1], got {text}")
+    return value
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -37,8 +45,6 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     add.add_argument("--ground-truth", required=True, help="the ground-truth directory")
     add.add_argument("--capture", help="the capture directory, to report labels for unknown event ids")
 
-    from fmeval.monitoring import MONITOR_KINDS
-
     for name, help_text in MONITOR_KINDS.items():
         _add_kind(monitor_actions, name, help_text)
     _add_schedules(monitor_actions)
@@ -69,20 +75,24 @@ def _add_kind(actions: Any, name: str, help_text: str) -> None:
                                  help="ray: one Ray Data job over the files (default: local, or the baseline's)")
         baseline.add_argument("--part", choices=("input", "output"), default="input",
                               help="for a capture: the requests (input, default) or the responses (output)")
-        baseline.add_argument("--comparison-threshold", type=float, default=0.1,
-                              help="the L-infinity distance that counts as baseline drift (default 0.1)")
+        baseline.add_argument("--comparison-threshold", type=_share, default=0.1,
+                              help="the L-infinity distance (0 to 1) that counts as baseline drift (default 0.1)")
     elif name == "model-quality":
-        baseline.add_argument("--problem-type", required=True, choices=("binary", "multiclass", "regression"))
+        baseline.add_argument("--problem-type", required=True, choices=("binary", "multiclass", "regression"),
+                              help="binary: accuracy, precision, recall, F1, AUC; multiclass: accuracy, weighted "
+                                   "F1; regression: MAE, MSE, RMSE, R2")
         baseline.add_argument("--label", default="label", help="the ground-truth column (default: label)")
         baseline.add_argument("--prediction", default="prediction", help="the predicted column (default: prediction)")
         baseline.add_argument("--probability", help="binary: the positive class's score column (for AUC)")
         baseline.add_argument("--positive-label", help="binary: the positive label (default: the larger value)")
         baseline.add_argument("--tolerance", type=float, default=0.05,
-                              help="how far a metric may fall below its baseline value before it is a violation")
+                              help="how far a metric may fall below its baseline value before it is a violation "
+                                   "(default 0.05; for MAE, MSE and RMSE a share of the baseline's value)")
     elif name in ("bias-drift", "attribution-drift"):
-        baseline.add_argument("--config", required=True,
-                              help="a Clarify analysis config (YAML or JSON) as for `fmeval analyze`; bias drift "
-                                   "reads ranges from its `thresholds` (e.g. DPPL: [-0.1, 0.1])")
+        baseline.add_argument("--config", required=True, help=(
+            "a Clarify analysis config (YAML or JSON) as for `fmeval analyze`, with its bias methods and the ranges "
+            "of its `thresholds` (e.g. DPPL: [-0.1, 0.1])" if name == "bias-drift" else
+            "a Clarify analysis config (YAML or JSON) as for `fmeval analyze`, with methods.shap and a predictor"))
         baseline.add_argument("--trust-model", action="store_true", help="allow loading a pickled/joblib predictor")
         if name == "attribution-drift":
             baseline.add_argument("--ndcg-threshold", type=float, default=0.9, help="drift below this NDCG (default 0.9)")
@@ -91,7 +101,9 @@ def _add_kind(actions: Any, name: str, help_text: str) -> None:
         baseline.add_argument("--detector-model", help="the detector's model (name or local path)")
         baseline.add_argument("--detector-checkpoint", help="a local Detoxify checkpoint")
         baseline.add_argument("--max-change", action="append", default=[], metavar="METRIC=VALUE",
-                              help="the largest significant change of a metric that is not a violation; repeatable")
+                              help="the largest significant change of a metric that is not a violation; repeatable "
+                                   "(defaults: refusal=0.05, toxicity=0.05, f1=0.05, exact_match=0.05, and 0.25 of "
+                                   "the baseline for response_words, response_chars and prompt_words)")
 
 
 def _add_schedules(actions: Any) -> None:
@@ -101,8 +113,8 @@ def _add_schedules(actions: Any) -> None:
         "create", help="check a capture against a baseline on a cron schedule",
         description="Each run checks the window between two cron times, once that window has ended (an hourly "
         "schedule checks the previous hour). Alarms follow CloudWatch: 'METRIC OP VALUE [for M of N]'.")
-    create.add_argument("name")
-    create.add_argument("--kind", help="the monitor kind (read from the baseline when left out)")
+    create.add_argument("name", help="the schedule's name (also the folder of its executions)")
+    create.add_argument("--kind", choices=tuple(MONITOR_KINDS), help="the monitor kind (read from the baseline when left out)")
     create.add_argument("--baseline", required=True, help="a baseline directory made by `fmeval monitor KIND baseline`")
     create.add_argument("--capture", required=True, help="the capture directory to check")
     create.add_argument("--ground-truth", help="the ground-truth directory (model quality, bias)")
@@ -127,17 +139,17 @@ def _add_schedules(actions: Any) -> None:
     scheduler = actions.add_parser("scheduler", help="run due windows of every started schedule, now and on",
                                    description="Runs every ended window that has no execution yet (missed ones "
                                    "too, oldest first, each once), then polls. Safe to restart at any time.")
-    scheduler.add_argument("--poll-seconds", type=float, default=30.0)
+    scheduler.add_argument("--poll-seconds", type=float, default=30.0, help="how often to look for due windows (default 30)")
     scheduler.add_argument("--once", action="store_true", help="run what is due and exit")
     scheduler.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     run = actions.add_parser("run", help="run one window of a schedule now (by hand, cron or CI)",
                              description="Exit codes: 0 OK, 1 an alarm is in ALARM (or violations, with "
                              "--fail-on-violations), 2 bad input.")
-    run.add_argument("name")
-    run.add_argument("--window", help="START/END (default: the last ended window)")
+    run.add_argument("name", help="the schedule")
+    run.add_argument("--window", help="START/END, ended (default: the last ended window)")
     run.add_argument("--rerun", action="store_true", help="run a window again that has an execution")
-    run.add_argument("--fail-on-violations", action="store_true")
+    run.add_argument("--fail-on-violations", action="store_true", help="exit 1 when the execution has violations")
     run.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     report = actions.add_parser("report", help="a schedule's report: HTML and JSON")

@@ -168,6 +168,8 @@ class Accounts:
 
 def password_from_environment(variable: str) -> str:
     value = os.environ.get(variable)
-    if not value:
+    if value is None:
         raise UserError(f"--password-env {variable}: the variable is not set")
+    if not value:
+        raise UserError(f"--password-env {variable}: the variable is empty")
     return value

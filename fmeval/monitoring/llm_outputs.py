@@ -373,6 +373,13 @@ def _shares(counts: dict[str, int], top: int = 3) -> str:
     return ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:top])
 
 
+def _score_text(drift: dict[str, Any]) -> str:
+    """A drift test's score said for what it is: a p-value below its level, or a distance above it."""
+    if drift["test"] in ("z", "chi_square", "ks"):
+        return f"{drift['test'].replace('_', '-')} test p-value {drift['score']:.3g} < {drift['threshold']}"
+    return f"{drift['test'].replace('_', '-')} distance {drift['score']:.3f} >= {drift['threshold']}"
+
+
 def _violation(metric: Any, limit: float) -> str | None:
     """The description of a violation, or None: a change is one when its 95% CI excludes 0, it goes the
     bad way (either way for lengths) and it is larger than `limit`."""
@@ -449,8 +456,8 @@ def check_llm_outputs(baseline: LoadedRun | str | os.PathLike[str], window: Load
         languages[name] = drift
         if drift["drifted"]:
             violations.append({"metric_name": name, "constraint_check_type": "language_drift", "description": (
-                f"{name.replace('_', ' ')}s drifted ({drift['test']} {drift['score']:.4g}, threshold "
-                f"{drift['threshold']}; largest share change {drift['linf']:.1%}): baseline "
+                f"{name.replace('_', ' ')}s drifted ({_score_text(drift)}; largest share change "
+                f"{drift['linf']:.1%}): baseline "
                 f"{_shares(drift['baseline'])}; window {_shares(drift['window'])}")})
     return {"status": "CompletedWithViolations" if violations else "Completed", "violations": violations,
             "metrics": metrics, "comparison": comparison.to_dict(), "languages": languages, **counts}

@@ -66,8 +66,16 @@ def test_a_window_reads_only_its_events_and_only_the_hour_folders_it_overlaps(tm
     assert min(times) == hour(1) and max(times) < hour(2)
     half = list(window_events(tmp_path / "model", parse_window("2026-03-01T00:30Z/2026-03-01T01:30Z")))
     assert len(half) == 10  # 5 from each hour: minutes 36..54 and 00..24
+    hour_file = next((tmp_path / "model" / "2026" / "03" / "01" / "01").glob("*.jsonl"))
+    event = json.loads(hour_file.read_text().splitlines()[0])
+    event["eventMetadata"]["inferenceTime"], event["eventMetadata"]["eventId"] = "garbage", "timeless"
+    with open(hour_file, "a") as handle:
+        handle.write(json.dumps(event) + "\n")
     stats = ReadStats()
-    assert len(list(window_events(tmp_path / "model", None, stats))) == 30 and len(stats.skipped) == 1
+    assert len(list(window_events(tmp_path / "model", Window(hour(1), hour(2)), stats))) == 10
+    assert stats.skipped == ["event timeless: no valid inferenceTime, so in no window"]
+    stats = ReadStats()
+    assert len(list(window_events(tmp_path / "model", None, stats))) == 31 and len(stats.skipped) == 1  # all, timeless too
 
 
 def test_window_frames_merge_ground_truth_by_event_id(tmp_path):

@@ -96,14 +96,17 @@ def is_capture(source: str | Path) -> bool:
 
 
 def window_events(directory: str | Path, window: Window | None, stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
-    """The events of the window (all of them for None); bad lines are skipped and counted in `stats`."""
+    """The events of the window (all of them for None); bad lines, and events without a valid
+    inferenceTime when a window is asked for, are skipped and listed in `stats`."""
     files = capture_files(directory)
     if window is None:
         yield from read_files(files, stats)
         return
     for event in read_files([path for path in files if may_overlap(path, window)], stats):
         when = event_time(event)
-        if when is not None and window.holds(when):
+        if when is None and stats is not None:
+            stats.skipped.append(f"event {event['eventMetadata']['eventId']}: no valid inferenceTime, so in no window")
+        elif when is not None and window.holds(when):
             yield event
 
 

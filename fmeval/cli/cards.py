@@ -78,19 +78,13 @@ def _validated(content: dict[str, Any], where: str) -> Any:
 
 
 def _read_json(path: str) -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
-    from fmeval.errors import DataError, UserError
+    from fmeval.datasets.readers import json_document
+    from fmeval.errors import UserError
 
     try:
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
+        content = json_document(path)  # UTF-8 and JSON errors name their line
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not valid UTF-8 ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg}") from None
     if not isinstance(content, dict):
         raise UserError(f"{path}: a model card is a JSON object")
     return content

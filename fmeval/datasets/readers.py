@@ -36,7 +36,7 @@ def _lines(path: str) -> Iterator[tuple[int, str | DataError]]:
                 yield number, DataError(f"{path}:{number}", NOT_UTF8.format(reason=exc.reason, byte=exc.start + 1))
 
 
-def _document(path: str) -> Any:
+def json_document(path: str) -> Any:
     """A whole JSON file, parsed; errors name the line."""
     raw = Path(path).read_bytes()
     try:
@@ -66,7 +66,7 @@ def read_jsonlines(path: str) -> Iterator[tuple[str, Any]]:
 
 def read_json(path: str) -> Iterator[tuple[str, Any]]:
     """A JSON array of records, or an object with one key holding that array."""
-    document = _document(path)
+    document = json_document(path)
     if isinstance(document, dict):
         arrays = [key for key, value in document.items() if isinstance(value, list)]
         if len(arrays) != 1:
@@ -141,7 +141,7 @@ def read_text(path: str) -> Iterator[tuple[str, Any]]:
 
 def read_bold_prompts(path: str) -> Iterator[tuple[str, Any]]:
     """BOLD's upstream layout, {category: {wikipedia_name: [prompt, ...]}}, one record per prompt."""
-    document = _document(path)
+    document = json_document(path)
     domain = Path(path).name.removesuffix("_prompt.json")
     for category, names in document.items():
         for name, prompts in names.items():

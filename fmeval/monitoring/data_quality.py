@@ -569,22 +569,19 @@ def _file_blocks(name: str, block_rows: int) -> Iterator[pd.DataFrame]:
             if undecoded:  # pyarrow keeps text that is not UTF-8 as bytes
                 raise DataError(name, f"column {undecoded[0]!r} is not valid UTF-8; save the file as UTF-8")
             yield batch.to_pandas()
-    else:  # JSON Lines, line by line: a bad line is named by its file:line
+    else:  # JSON Lines, as the dataset reader reads them: a bad line is named by its file:line
+        from fmeval.datasets.readers import read_jsonlines
+
         rows: list[Any] = []
-        with open(name, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}:{number}", f"invalid JSON: {exc.msg}") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{name}:{number}", "each line must be a JSON object")
-                rows.append(row)
-                if len(rows) >= block_rows:
-                    yield pd.DataFrame(rows)
-                    rows = []
+        for location, row in read_jsonlines(name):
+            if isinstance(row, DataError):
+                raise row
+            if not isinstance(row, dict):
+                raise DataError(location, "each line must be a JSON object")
+            rows.append(row)
+            if len(rows) >= block_rows:
+                yield pd.DataFrame(rows)
+                rows = []
         if rows:
             yield pd.DataFrame(rows)
 

@@ -27,19 +27,19 @@ ID_FIELDS = ("eventId", "event_id")
 
 def _labels(path: Path) -> Iterator[tuple[str, str, Any]]:
     """(file:line, event id, label) of each row of a labels file."""
-    text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
+        text = path.read_text(encoding="utf-8-sig")
         rows = [(f"{path}:{n}", {**row, "label": csv_value(row["label"]) if row.get("label") is not None else None})
                 for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
     else:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{n}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{n}", f"invalid JSON: {exc.msg}") from None
+        from fmeval.datasets.readers import read_jsonlines
+
+        rows = list(read_jsonlines(str(path)))
     for where, row in rows:
+        if isinstance(row, DataError):
+            raise row
+        if not isinstance(row, dict):
+            raise DataError(where, "each row must be a JSON object")
         event_id = next((row[f] for f in ID_FIELDS if row.get(f) not in (None, "")), None)
         if event_id is None or row.get("label") in (None, ""):
             raise DataError(where, "each row needs an eventId (or event_id) and a label")

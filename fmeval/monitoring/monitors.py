@@ -62,10 +62,10 @@ def read_monitor(baseline: str | Path) -> dict[str, Any]:
     return description
 
 
-def _result(status_violations: list[dict[str, Any]], metrics: dict[str, Any], files: list[str],
+def _result(violations: list[dict[str, Any]], metrics: dict[str, Any], files: list[str],
             **details: Any) -> dict[str, Any]:
-    status = "CompletedWithViolations" if status_violations else "Completed"
-    return {"status": status, "violations": status_violations, "metrics": metrics, "files": files, **details}
+    status = "CompletedWithViolations" if violations else "Completed"
+    return {"status": status, "violations": violations, "metrics": metrics, "files": files, **details}
 
 
 def _no_data(window: Window | None, source: Any) -> dict[str, Any]:

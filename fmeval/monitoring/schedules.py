@@ -247,10 +247,17 @@ class MonitorStore(OnStore):
         return Schedule(**values)
 
     # -- executions ---------------------------------------------------------------------------------------
-    def executions(self, name: str) -> list[Execution]:
-        query = select(executions_table).where(executions_table.c.schedule == name).order_by(executions_table.c.window_start)
+    def executions(self, name: str, *, until: str | None = None, last: int | None = None) -> list[Execution]:
+        """A schedule's executions in window order: all, or the `last` whose window starts at or before `until`."""
+        query = select(executions_table).where(executions_table.c.schedule == name)
+        if until is not None:
+            query = query.where(executions_table.c.window_start <= until)
+        start = executions_table.c.window_start
+        # the newest `last` through the (schedule, window) index, not the whole history
+        query = query.order_by(start.desc()).limit(last) if last is not None else query.order_by(start)
         with self.database.reading() as connection:
-            return [self._execution(row) for row in connection.execute(query)]
+            rows = [self._execution(row) for row in connection.execute(query)]
+        return rows[::-1] if last is not None else rows
 
     def claim(self, schedule: Schedule, window: Window, *, rerun: bool = False) -> int | None:
         """The id of a new execution of the window, or None when it has one already (or one that
@@ -358,7 +365,8 @@ def evaluate_alarms(store: MonitorStore, schedule: Schedule, execution: Executio
     from fmeval.monitoring import alerts
 
     outcome: dict[str, Any] = {}
-    history = [e for e in store.executions(schedule.name) if e.window_start <= execution.window_start]
+    periods = max((spec.get("evaluation_periods", 1) for spec in schedule.alarms), default=0)
+    history = store.executions(schedule.name, until=execution.window_start, last=periods) if periods else []
     for spec in schedule.alarms:
         alarm = alerts.Alarm(**spec)
         points = [e.metrics.get(alarm.metric) if e.status in FINAL else None for e in history][-alarm.evaluation_periods:]

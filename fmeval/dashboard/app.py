@@ -603,11 +603,11 @@ def _validated(content: dict[str, Any], errors: list[str]) -> Any:
 def serve(database_url: str | None, *, host: str = "127.0.0.1", port: int = 8800, certfile: str | None = None,
           keyfile: str | None = None, allow_insecure_remote: bool = False) -> None:
     """Serve until interrupted. Binding beyond loopback without TLS is refused unless allowed."""
-    import ipaddress
-
     import uvicorn
 
-    loopback = host == "localhost" or _is_loopback(ipaddress, host)
+    from fmeval.model_runners.http import is_loopback
+
+    loopback = is_loopback(f"http://[{host}]/" if ":" in host else f"http://{host}/")
     if not loopback and not certfile and not allow_insecure_remote:
         raise UserError(f"--host {host} would serve passwords and sessions in clear text beyond this machine: give "
                         f"--tls-cert and --tls-key, or --allow-insecure-remote behind a TLS proxy")
@@ -615,10 +615,3 @@ def serve(database_url: str | None, *, host: str = "127.0.0.1", port: int = 8800
     print(f"dashboard on {'https' if certfile else 'http'}://{host}:{port}/ (store {database})", flush=True)
     uvicorn.run(build_app(database, secure_cookies=bool(certfile)), host=host, port=port, ssl_certfile=certfile,
                 ssl_keyfile=keyfile, log_level="warning")
-
-
-def _is_loopback(ipaddress: Any, host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

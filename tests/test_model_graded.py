@@ -95,7 +95,7 @@ def test_custom_template_and_sample(tmp_path):
     assert [(s.name, s.value) for s in scores] == [("concision", 1.0)]
     assert seen == ["Rubric: short is good. Is 'Paris.' concise for 'Capital of France?'? 1-3"]
     with pytest.raises(UserError, match=r"unknown or malformed placeholder\(s\) \$answer"):
-        ModelGraded(judge_model="smollm2", judge_template="$answer $model_output")
+        ModelGraded(judge_model=FunctionRunner(judge), judge_template="$answer $model_output")
     with pytest.raises(UserError, match="needs a judge"):
         ModelGraded(criterion="helpfulness")
 
@@ -149,7 +149,7 @@ def test_a_hosted_judge_is_concurrent_and_cached(tmp_path):
                          progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"), evaluation_options=options)
         assert server.answered == 3  # every judgement came from the cache
         assert again.score("faithfulness").value == summary.score("faithfulness").value
-        assert summary.config["evaluation"]["judge"]["type"] == "openai_compatible"
+        assert summary.config["evaluation"]["judges"][0]["type"] == "openai_compatible"
 
 
 def test_the_bundled_smollm2_judges_offline(tmp_path):
@@ -159,7 +159,7 @@ def test_the_bundled_smollm2_judges_offline(tmp_path):
     for line in lines(tmp_path / "run").values():
         judged = line["scores"]["correctness"]
         assert (judged is not None and 0.0 <= judged <= 1.0 and line["judgement"]) or "unparseable" in line["error"]
-    assert summary.config["evaluation"]["judge"]["type"] == "huggingface"
+    assert summary.config["evaluation"]["judges"][0]["type"] == "huggingface"
 
 
 def test_probability_weighted_grades_of_a_tiny_llama(tiny_llama_dir, tmp_path):
@@ -170,8 +170,8 @@ def test_probability_weighted_grades_of_a_tiny_llama(tiny_llama_dir, tmp_path):
                "judge_template": short}
     summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
                        progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
-    judge = ModelGraded(judge_model="unused", scale=3, judge_template=short)
     runner = load_runner(str(tiny_llama_dir))
+    judge = ModelGraded(judge_model=runner, scale=3, judge_template=short)
     record = lines(tmp_path / "run")["r1"]
     from fmeval.datasets.record import Record
 

@@ -21,8 +21,9 @@ a judge only for what is new), and counted apart from the model in the run's sum
 - With `probability_weighted` and a judge that gives log-probabilities, the score is the expected
   credit under the judge's probabilities of writing each grade; the distribution is kept.
 - A panel (several judges) keeps every judge's grade per record; the record's score is the declared
-  `aggregate` of the judges' scores (`mean`, `median`, or `majority`: the score most judges gave,
-  an error when the most-given scores tie). Every judge must grade a record for it to be scored.
+  `aggregate` of the judges' scores (`mean`, `median`, or `majority`: the score most judges gave;
+  a tie between the most-given scores goes to the lowest of them, the strictest, and is marked
+  `majority_tie`). Every judge must grade a record for it to be scored.
   `judge_agreement` is Krippendorff's alpha between the judges (ordinal; interval for probability
   weighting), and with three or more judges `judge_agreement_without_<i>` leaves judge i out, so
   one judge that disagrees with the others shows; `<criterion>_judge_<i>` is judge i's own score.
@@ -411,10 +412,12 @@ class ModelGraded(GenerationAlgorithm):
             return own, extras, "; ".join(f"judge_{i}: {error}" for i, error in failed)
         scores = [v.score for v in verdicts]
         if self.aggregate == "majority":
-            counts = Counter(scores).most_common()
-            if len(counts) > 1 and counts[0][1] == counts[1][1]:
-                return own, extras, f"no majority among the judges' scores {scores}"
-            combined = counts[0][0]
+            counts = Counter(scores)
+            most = max(counts.values())
+            tied = sorted(score for score, count in counts.items() if count == most)
+            if len(tied) > 1:
+                extras["majority_tie"] = tied
+            combined = tied[0]
         else:
             combined = float(np.mean(scores) if self.aggregate == "mean" else np.median(scores))
         return {**self._scored(combined), **own}, extras, None

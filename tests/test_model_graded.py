@@ -380,3 +380,19 @@ def test_a_panel_of_judges_keeps_each_grade_aggregates_and_reports_their_agreeme
     assert "undefined" in unanimous.score("judge_agreement").error
     with pytest.raises(UserError, match="aggregate must be one of mean, median, majority"):
         ModelGraded(judge_model=[FunctionRunner(panel_strict)] * 2, aggregate="vote")
+
+
+def test_each_judge_of_a_panel_may_have_its_own_model_options(tmp_path):
+    with FakeOpenAIServer(responder=lambda prompt: "[[5]]") as five, FakeOpenAIServer(responder=lambda p: "[[1]]") as one:
+        options = {"judge_model": ["openai:a", "openai:b"], "judge_model_options": [
+            {"base_url": five.url, "api_key_env": ""}, {"base_url": one.url, "api_key_env": ""}]}
+        summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                           progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
+        assert (five.requests, one.requests) == (3, 3)
+    assert [v["score"] for v in lines(tmp_path / "run")["r1"]["panel"]] == [1.0, 0.0]
+    assert summary.score("correctness").value == 0.5
+    assert [judge["base_url"] for judge in summary.config["evaluation"]["judges"]] == [five.url, one.url]
+    options["judge_model_options"] = options["judge_model_options"][:1]
+    with pytest.raises(UserError, match="1 mappings for 2 judges; give one per judge, or one mapping for all"):
+        evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "bad",
+                 progress=False, evaluation_options=options)

@@ -180,7 +180,8 @@ class EvaluationOptions(_Options):
     judge_pass_threshold: float | None = Field(default=None, gt=0, le=1, strict=True)
     """model_graded: adds CRITERION_pass, 1 where the score (in [0, 1]) reaches this."""
     judge_aggregate: Literal["mean", "median", "majority"] | None = None
-    """model_graded with several judges: the record's score from theirs (default: mean)."""
+    """model_graded with several judges: the record's score from theirs: mean (default), median, or majority (a tie
+    goes to the strictest)."""
     judge_probability_weighted: StrictBool | None = None
     """model_graded: score by the judge's probabilities of each grade (judges with log-probabilities)."""
     judge_baseline_run: str | None = None

@@ -396,3 +396,18 @@ def test_each_judge_of_a_panel_may_have_its_own_model_options(tmp_path):
     with pytest.raises(UserError, match="1 mappings for 2 judges; give one per judge, or one mapping for all"):
         evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "bad",
                  progress=False, evaluation_options=options)
+
+
+def test_a_cacheable_judge_does_not_put_an_uncacheable_models_answers_in_the_shared_cache(tmp_path):
+    rows = [{"id": row["id"], "q": row["q"], "a": row["a"]} for row in ROWS]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    dataset = DataConfig(dataset_name="questions", dataset_uri=str(path), model_input="q", target_output="a",
+                         record_id="id")
+    with FakeOpenAIServer(responder=lambda prompt: "[[5]]") as server:
+        options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": server.url, "api_key_env": ""}}
+        for name, answer in (("before", "old answer"), ("after", "new answer")):  # same name, other code
+            evaluate(evaluation="model_graded", dataset=dataset, model=FunctionRunner(lambda p, a=answer: a, name="m"),
+                     output=tmp_path / name, progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"),
+                     evaluation_options=options)
+    assert {line["model_output"] for line in lines(tmp_path / "after").values()} == {"new answer"}

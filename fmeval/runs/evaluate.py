@@ -247,16 +247,20 @@ def _shared_cache(config: RunConfig, runners: list[ModelRunner | None]) -> Itera
 
 def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, started: float) -> EvalOutput:
     config = plan.config
-    # Without the shared cache, answers go to the run's own journal: a killed run never pays twice.
-    judges = plan.algorithm.judges
-    journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and (plan.runner or judges) else None
+    # Answers the shared cache may not hold go to the run's own journal: a killed run never pays twice.
+    runners = [runner for runner in (plan.runner, *plan.algorithm.judges) if runner is not None]
+    journaled = [runner for runner in runners if shared_cache is None or not runner.capabilities.cacheable]
+    journal = ResponseCache(plan.directory.journal_path) if journaled else None
+
+    def store_of(runner: ModelRunner | None) -> ResponseCache | None:
+        return shared_cache if runner is not None and not any(runner is other for other in journaled) else journal
+
     chunk_size = config.chunk_size or _auto_chunk_size(plan.runner)
-    store = shared_cache or journal
-    judge_engines = [Engine(judge, options=judge_engine_options(config), seed=config.seed,
-                            store=store if judge.capabilities.cacheable else None) for judge in judges]
+    judge_engines = [Engine(judge, options=judge_engine_options(config), seed=config.seed, store=store_of(judge))
+                     for judge in plan.algorithm.judges]
     try:
         plan.algorithm.open(judge_engines)
-        with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal, seed=config.seed,
+        with Engine(plan.runner, options=config.engine_options, store=store_of(plan.runner), seed=config.seed,
                     backend=plan.backend) as engine, _progress(config.progress, plan) as advance:
             advance(len(run.done))
             for chunk in _chunks((r for r in plan.records() if r.record_id not in run.done), chunk_size):

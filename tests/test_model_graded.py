@@ -411,3 +411,12 @@ def test_a_cacheable_judge_does_not_put_an_uncacheable_models_answers_in_the_sha
                      output=tmp_path / name, progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"),
                      evaluation_options=options)
     assert {line["model_output"] for line in lines(tmp_path / "after").values()} == {"new answer"}
+
+
+def test_a_panel_scores_only_the_chosen_metrics(tmp_path):
+    graded = ModelGraded(judge_model=[FunctionRunner(panel_strict), FunctionRunner(panel_mild)], metrics=["correctness"])
+    summary = evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "run", progress=False,
+                       n_bootstrap=50)
+    assert [score.name for score in summary.dataset_scores] == ["correctness"]
+    assert set(lines(tmp_path / "run")["r1"]["scores"]) == {"correctness"}
+    assert [v["score"] for v in lines(tmp_path / "run")["r1"]["panel"]] == [0.0, 0.25]  # each grade still kept

@@ -355,7 +355,9 @@ class ModelGraded(GenerationAlgorithm):
         prompts = [self._prompt(record, output) for record, output in zip(records, outputs)]
         by_judge = [self._weighted(engine, prompts) if self.probability_weighted else self._read(engine, prompts)
                     for engine in self._engines]
-        return [self._combine(prompt, [verdicts[i] for verdicts in by_judge]) for i, prompt in enumerate(prompts)]
+        combined = [self._combine(prompt, [verdicts[i] for verdicts in by_judge]) for i, prompt in enumerate(prompts)]
+        return [({name: value for name, value in scores.items() if name in self.score_names}, extras, error)
+                for scores, extras, error in combined]
 
     def _read(self, engine: Any, prompts: list[str]) -> list[Verdict]:
         verdicts = []

@@ -252,6 +252,11 @@ def test_compare_refuses_runs_graded_by_different_judges(tmp_path, capsys):
         return str(tmp_path / name)
 
     lenient, strict = graded("judged-fn", "lenient_judge"), graded("judged", "strict_judge")
+    identity = json.loads((tmp_path / "judged" / "run.json").read_text())["identity"]["evaluation_config"]
+    assert identity["judges"][0]["model"] == f"function:{__name__}:strict_judge" and identity["scale"] == 5
+    # the judge is part of the run's identity: resuming the run with another judge is refused
+    assert main(["run", "-e", "model_graded", "-d", str(path), *fields, "--judge-model",
+                 f"function:{__name__}:lenient_judge", "-o", strict, "--no-progress"]) == 2
     again = graded("judged-again", "lenient_judge")
     capsys.readouterr()
     assert main(["compare", lenient, strict, "--max-drop", "correctness=0.05"]) == 2

@@ -420,3 +420,46 @@ def test_a_panel_scores_only_the_chosen_metrics(tmp_path):
     assert [score.name for score in summary.dataset_scores] == ["correctness"]
     assert set(lines(tmp_path / "run")["r1"]["scores"]) == {"correctness"}
     assert [v["score"] for v in lines(tmp_path / "run")["r1"]["panel"]] == [0.0, 0.25]  # each grade still kept
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_krippendorffs_alpha_equals_the_krippendorff_package(level):
+    """fmeval.stats.krippendorff_alpha against krippendorff 0.9.0: missing grades, grades nobody gave
+    (1..5 with 3 unused), fractional values, and 2 to 4 judges."""
+    import krippendorff
+
+    from fmeval.stats import krippendorff_alpha
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        values = np.array([1.0, 2.0, 4.0, 5.0]) if trial % 2 else np.array([0.0, 0.25, 0.6, 1.0])
+        matrix = rng.choice(values, size=(rng.integers(2, 5), rng.integers(4, 15)))
+        matrix[rng.random(matrix.shape) < 0.25] = np.nan
+        pairable = matrix[:, (~np.isnan(matrix)).sum(axis=0) >= 2]
+        if len(np.unique(pairable[~np.isnan(pairable)])) < 2:
+            assert np.isnan(krippendorff_alpha(matrix, level))
+            continue
+        expected = krippendorff.alpha(reliability_data=pairable, level_of_measurement=level)
+        assert krippendorff_alpha(matrix, level) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(krippendorff_alpha(np.array([[3.0, 3.0], [3.0, 3.0]]), level))  # one value: undefined
+
+
+def test_a_probability_weighted_panel_agrees_at_the_interval_level(tmp_path):
+    """Expected grades are continuous: the judges' alpha is interval (krippendorff 0.9.0)."""
+    import krippendorff
+
+    def leaning(toward):  # log-probabilities of "[[g]]" that lean to grade `toward`, more so for Paris
+        def log_probabilities(texts):
+            return [-abs(int(t[-3]) - toward) * (2.0 if "Paris" in t.split("Response:")[-1] else 0.5) for t in texts]
+        return FunctionRunner(lambda p: "", log_probability_fn=log_probabilities)
+
+    graded = ModelGraded(judge_model=[leaning(5), leaning(1)], probability_weighted=True, scale=3)
+    summary = evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "run", progress=False,
+                       n_bootstrap=50)
+    records = lines(tmp_path / "run")
+    table = np.array([[v["score"] for v in records[r]["panel"]] for r in ("r1", "r2", "r3")])
+    for r, row in zip(("r1", "r2", "r3"), table):
+        assert sum(records[r]["panel"][0]["grade_distribution"].values()) == pytest.approx(1.0)
+        assert records[r]["scores"]["correctness"] == pytest.approx(row.mean())
+    expected = krippendorff.alpha(reliability_data=table.T, level_of_measurement="interval")
+    assert summary.score("judge_agreement").value == pytest.approx(expected, abs=1e-12)

@@ -463,3 +463,14 @@ def test_a_probability_weighted_panel_agrees_at_the_interval_level(tmp_path):
         assert records[r]["scores"]["correctness"] == pytest.approx(row.mean())
     expected = krippendorff.alpha(reliability_data=table.T, level_of_measurement="interval")
     assert summary.score("judge_agreement").value == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_judge_cut_short_before_its_grade_is_told_so(tiny_llama_dir, tmp_path):
+    """A real tiny Llama with 4 new tokens cannot reason and then grade: the error says why."""
+    options = {"judge_model": str(tiny_llama_dir), "judge_model_options": {"max_new_tokens": 4},
+               "judge_format": "reason_then_grade", "judge_template": "Grade '$model_output' for $model_input."}
+    summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                       progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
+    assert summary.num_errors == 3
+    for line in lines(tmp_path / "run").values():
+        assert "no grade (1, 2, 3, 4, 5)" in line["error"] and "cut at the judge's max_new_tokens" in line["error"]

@@ -368,7 +368,9 @@ class ModelGraded(GenerationAlgorithm):
             try:
                 grade = self._grade_of(answer.output or "")
             except ValueError as exc:
-                verdicts.append(Verdict(None, {"judgement": answer.output}, f"unparseable judgement: {exc}"))
+                cut = " (the answer was cut at the judge's max_new_tokens: give it more)" if (
+                    answer.finish_reason == "length") else ""
+                verdicts.append(Verdict(None, {"judgement": answer.output}, f"unparseable judgement: {exc}{cut}"))
                 continue
             verdicts.append(Verdict(self.grades.credit(grade), {"judgement": answer.output, "grade": grade}))
         return verdicts

@@ -1,0 +1,280 @@
+"""Card exports that SageMaker accepts, and Markdown, HTML and PDF exports an auditor accepts.
+
+The oracle for SageMaker is the SageMaker Python SDK's own model card schema:
+- sagemaker-core 2.27.0 (the SDK v3's core) ships `ModelCardContent`, the Pydantic shapes AWS generates from
+  SageMaker's model card JSON schema; its `model_json_schema()`, checked with jsonschema, is the schema;
+- sagemaker 2.257.7 ships `sagemaker/model_card/schema_constraints.py`: the list limits and enums.
+Neither release ships the schema's JSON file itself, and neither imports without dependencies that would
+change this environment (both install with --no-deps, see the Makefile), so each file is loaded alone.
+Where those shipped shapes are looser than SageMaker's documented schema, the mutation table says so.
+"""
+import copy
+import importlib.metadata
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+import types
+
+import jsonschema
+import pytest
+
+from fmeval.cli import main
+from fmeval.governance.cards import ModelCard
+from tests.test_reports import make_run
+
+SAGEMAKER_CORE, SAGEMAKER = "2.27.0", "2.257.7"
+
+
+def _shipped(distribution: str, version: str, path: str) -> str:
+    installed = importlib.metadata.distribution(distribution)
+    assert installed.version == version, f"the oracle is {distribution} {version}, found {installed.version}"
+    return installed.locate_file(path).read_text(encoding="utf-8")
+
+
+def _anchored(node):
+    """SageMaker's name patterns (`.{1,63}`) bound the whole name, as its documentation says; JSON schema's
+    `pattern` matches anywhere, so the shipped pattern is anchored."""
+    if isinstance(node, dict):
+        return {k: (f"^(?:{v})$" if k == "pattern" else _anchored(v)) for k, v in node.items()}
+    return [_anchored(v) for v in node] if isinstance(node, list) else node
+
+
+@pytest.fixture(scope="session")
+def sagemaker_schema():
+    source = _shipped("sagemaker-core", SAGEMAKER_CORE, "sagemaker/core/shapes/model_card_shapes.py")
+    # the one import is of the model package shapes, which ModelCardContent does not reach
+    source = source.replace("from sagemaker.core import shapes\n", "")
+    namespace = {"__name__": "sagemaker_model_card_shapes", "shapes": types.SimpleNamespace(ModelDataSource=dict,
+                                                                                            BaseModel=dict)}
+    exec(compile(source, "model_card_shapes.py", "exec"), namespace)
+    return _anchored(namespace["ModelCardContent"].model_json_schema())
+
+
+@pytest.fixture(scope="session")
+def sdk_constraints():
+    spec = importlib.util.spec_from_loader("sagemaker_schema_constraints", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(_shipped("sagemaker", SAGEMAKER, "sagemaker/model_card/schema_constraints.py"), module.__dict__)
+    return module
+
+
+def sagemaker_refuses(schema, content) -> str | None:
+    """Why SageMaker's schema refuses this content (as the JSON that is sent), or None."""
+    try:
+        document = json.loads(json.dumps(content, allow_nan=False))
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(document))
+    return None if error is None else f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+
+
+def assert_sagemaker_accepts(schema, content):
+    assert sagemaker_refuses(schema, content) is None, sagemaker_refuses(schema, content)
+
+
+def fmeval_refuses(content) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        ModelCard.model_validate(content)
+    except ValidationError:
+        return True
+    return False
+
+
+FULL = {
+    "model_overview": {"model_description": "d", "model_id": "arn:aws:sagemaker:us-east-1:123456789012:model/m",
+                       "model_name": "m", "model_version": 2, "problem_type": "QA", "algorithm_type": "LLM",
+                       "model_creator": "team", "model_owner": "owner", "model_artifact": ["s3://b/m.tar.gz"],
+                       "inference_environment": {"container_image": ["image:1"]}},
+    "intended_uses": {"purpose_of_model": "p", "intended_uses": "u", "factors_affecting_model_efficiency": "f",
+                      "risk_rating": "Low", "explanations_for_risk_rating": "e"},
+    "business_details": {"business_problem": "b", "business_stakeholders": "s", "line_of_business": "l"},
+    "training_details": {"training_observations": "o", "training_job_details": {
+        "training_arn": "arn:t", "training_datasets": ["s3://b/train"], "training_environment": {"container_image": ["t:1"]},
+        "training_metrics": [{"name": "loss", "value": 0.25, "notes": "n"}],
+        "user_provided_training_metrics": [{"name": "acc", "value": 0.9}],
+        "hyper_parameters": [{"name": "lr", "value": "0.1"}], "user_provided_hyper_parameters": [{"name": "seed"}]}},
+    "evaluation_details": [{"name": "eval", "evaluation_observation": "obs", "evaluation_job_arn": "arn:e",
+                            "datasets": ["s3://b/test"], "metadata": {"k": "v"}, "metric_groups": [{
+                                "name": "group", "metric_data": [
+                                    {"name": "accuracy", "type": "number", "value": 0.75, "notes": "n"},
+                                    {"name": "label", "type": "string", "value": "good"},
+                                    {"name": "passed", "type": "boolean", "value": True},
+                                    {"name": "roc", "type": "linear_graph", "value": [[0, 0], [1, 1]],
+                                     "x_axis_name": "fpr", "y_axis_name": "tpr"},
+                                    {"name": "shap", "type": "bar_chart", "value": [0.1, 0.2],
+                                     "x_axis_name": ["a", "b"], "y_axis_name": "mean |SHAP|"},
+                                    {"name": "confusion", "type": "matrix", "value": [[5, 1], [2, 7]],
+                                     "x_axis_name": ["no", "yes"], "y_axis_name": ["no", "yes"]}]}]}],
+    "additional_information": {"ethical_considerations": "e", "caveats_and_recommendations": "c",
+                               "custom_details": {"team": "nlp"}},
+}
+METRIC = "evaluation_details.0.metric_groups.0.metric_data."
+# Where SageMaker's documented schema (its developer guide; `tools/model_card/model_card_schema.json` in the
+# SDK's source, which no release ships) is stricter than the shapes the SDK ships, the refusal is listed here.
+DOCUMENTED = "SageMaker's documented schema"
+
+
+def _mutated(path: str, value):
+    content = copy.deepcopy(FULL)
+    *parents, last = [int(key) if key.isdigit() else key for key in path.split(".")]
+    node = content
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return content
+
+
+DELETE = object()
+
+
+def mutations(limits):
+    """(field, new value, why SageMaker refuses it when neither shipped oracle does; None otherwise)."""
+    many = lambda n, item: [copy.deepcopy(item) for _ in range(n)]  # noqa: E731
+    return [
+        ("model_overview.model_description", "x" * 1024, None),
+        ("model_overview.model_description", "x" * 1025, None),
+        ("model_overview.model_owner", "x" * 1025, None),
+        ("model_overview.model_artifact", many(limits.MODEL_ARTIFACT_MAX_SIZE, "s3://b/m"), None),
+        ("model_overview.model_artifact", many(limits.MODEL_ARTIFACT_MAX_SIZE + 1, "s3://b/m"), "SDK limit"),
+        ("model_overview.model_colour", "blue", f"{DOCUMENTED}: additionalProperties false"),
+        ("intended_uses.purpose_of_model", "x" * 2049, None),
+        ("intended_uses.risk_rating", "Extreme", None),
+        ("intended_uses.risk_rating", "Unknown", None),
+        ("business_details.line_of_business", "x" * 2049, None),
+        ("training_details.training_observations", "x" * 1025, None),
+        ("training_details.training_job_details.training_arn", "x" * 1025, None),
+        ("training_details.training_job_details.training_metrics.0.name", "", None),
+        ("training_details.training_job_details.training_metrics.0.name", "x" * 255, None),
+        ("training_details.training_job_details.training_metrics.0.name", "x" * 256, None),
+        ("training_details.training_job_details.training_metrics.0.value", "high", None),
+        ("training_details.training_job_details.training_metrics.0.value", math.nan, None),
+        ("training_details.training_job_details.training_metrics",
+         many(limits.TRAINING_METRICS_MAX_SIZE + 1, {"name": "m", "value": 1}), "SDK limit"),
+        ("training_details.training_job_details.hyper_parameters.0.value", "x" * 256, None),
+        ("training_details.training_job_details.hyper_parameters.0.value", DELETE, None),
+        ("evaluation_details.0.name", "x" * 63, None),
+        ("evaluation_details.0.name", "x" * 64, None),
+        ("evaluation_details.0.name", "", None),
+        ("evaluation_details.0.name", DELETE, None),
+        ("evaluation_details.0.evaluation_observation", "x" * 2096, None),
+        ("evaluation_details.0.evaluation_observation", "x" * 2097, None),
+        ("evaluation_details.0.evaluation_job_arn", "x" * 257, None),
+        ("evaluation_details.0.datasets", many(limits.EVALUATION_DATASETS_MAX_SIZE + 1, "s3://b/d"), None),
+        ("evaluation_details.0.metadata", {"k": "x" * 1025}, f"{DOCUMENTED}: metadata values maxLength 1024"),
+        ("evaluation_details.0.metric_groups.0.name", "x" * 64, None),
+        ("evaluation_details.0.metric_groups.0.metric_data", DELETE, None),
+        ("evaluation_details.0.metric_groups.0.metric_data", [], None),
+        (METRIC + "0.type", DELETE, f"{DOCUMENTED}: a metric's type is required"),
+        (METRIC + "0.type", "pie_chart", None),
+        (METRIC + "0.value", math.nan, None),
+        (METRIC + "0.value", -math.inf, None),
+        (METRIC + "0.notes", "x" * 1025, None),
+        (METRIC + "1.value", "x" * 64, f"{DOCUMENTED}: a string metric's value maxLength 63"),
+        (METRIC + "3.value", [[0, 0, 1]], f"{DOCUMENTED}: linear_graph points are [x, y] number pairs"),
+        (METRIC + "4.value", [], f"{DOCUMENTED}: a bar_chart value has at least 1 number"),
+        (METRIC + "4.value", ["tall"], f"{DOCUMENTED}: bar_chart values are numbers"),
+        (METRIC + "4.x_axis_name", "a", None),
+        (METRIC + "4.x_axis_name", ["x" * 64, "b"], f"{DOCUMENTED}: axis names maxLength 63"),
+        (METRIC + "5.value", many(21, [1]), f"{DOCUMENTED}: a matrix has at most 20 rows"),
+        ("additional_information.caveats_and_recommendations", "x" * 2049, None),
+        ("additional_information.custom_details", {"k": "x" * 1025}, f"{DOCUMENTED}: custom_property maxLength 1024"),
+        ("model_package_details", {"model_package_name": "pkg", "model_package_version": 3,
+                                   "model_approval_status": limits.ModelApprovalStatusEnum.APPROVED.value}, None),
+        ("model_package_details", {"model_approval_status": "Maybe"}, "SDK enum ModelApprovalStatusEnum"),
+    ]
+
+
+def test_fmeval_refuses_exactly_what_sagemaker_refuses(sagemaker_schema, sdk_constraints):
+    assert_sagemaker_accepts(sagemaker_schema, FULL)
+    assert not fmeval_refuses(FULL)
+    table = mutations(sdk_constraints)
+    disagreements, refused = [], 0
+    for path, value, documented in table:
+        content = _mutated(path, value)
+        expected = documented is not None or sagemaker_refuses(sagemaker_schema, content) is not None
+        refused += expected
+        if fmeval_refuses(content) != expected:
+            disagreements.append((path, repr(value)[:40], "SageMaker refuses" if expected else "SageMaker accepts"))
+    assert disagreements == []
+    assert len(table) >= 39 and 0 < refused < len(table)  # both sides of each limit are tried
+
+
+def test_every_limit_refused_on_save_names_its_field(tmp_path, capsys):
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    bad = _mutated("evaluation_details.0.name", "x" * 64)
+    bad["evaluation_details"][0]["metric_groups"][0]["metric_data"][4]["value"] = ["tall"]
+    bad["training_details"]["training_job_details"]["training_metrics"][0]["value"] = math.inf
+    (tmp_path / "bad.json").write_text(json.dumps(bad))  # Python's json writes Infinity; the import reads it
+    assert main(["cards", "import", str(tmp_path / "bad.json"), "--name", "bad", *store]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation_details.0.name: String should have at most 63 characters" in err
+    assert ("evaluation_details.0.metric_groups.0.metric_data.4.value: a bar_chart metric's value is a non-empty "
+            "list of numbers, got ['tall']") in err
+    assert "training_details.training_job_details.training_metrics.0.value: Input should be a finite number" in err
+    # --set goes through the same rules
+    assert main(["cards", "create", "c", "--set", "intended_uses.purpose_of_model=" + "x" * 2049, *store]) == 2
+    assert "intended_uses.purpose_of_model: String should have at most 2048 characters" in capsys.readouterr().err
+
+
+def test_model_package_details_import_and_export_unchanged(tmp_path, sagemaker_schema):
+    # the content SageMaker returns for a card made from a model package version (the SDK's own example fields)
+    content = {"model_overview": {"model_id": "arn:aws:sagemaker:us-west-2:123456789012:model-package/grp/1"},
+               "model_package_details": {
+                   "model_package_arn": "arn:aws:sagemaker:us-west-2:123456789012:model-package/grp/1",
+                   "model_package_name": "grp", "model_package_group_name": "grp", "model_package_version": 1,
+                   "model_package_description": "a package", "model_package_status": "Completed",
+                   "model_approval_status": "PendingManualApproval", "approval_description": "waiting",
+                   "created_by": {"user_profile_name": "ana"}, "domain": "NLP", "task": "TEXT_GENERATION",
+                   "source_algorithms": [{"algorithm_name": "xgboost", "model_data_url": "s3://b/m.tar.gz"}],
+                   "inference_specification": {"containers": [{"image": "123.dkr.ecr/img:1",
+                                                               "model_data_url": "s3://b/m.tar.gz",
+                                                               "nearest_model_name": "xgb"}]}}}
+    (tmp_path / "package.json").write_text(json.dumps(content))
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    assert main(["cards", "import", str(tmp_path / "package.json"), "--name", "pkg", *store]) == 0
+    assert main(["cards", "export", "pkg", "--format", "json", "-o", str(tmp_path / "out.json"), *store]) == 0
+    exported = json.loads((tmp_path / "out.json").read_text())
+    assert exported == content
+    assert_sagemaker_accepts(sagemaker_schema, exported)
+
+
+def _with_scores(run_dir, scores):
+    """Overwrite a finished run's dataset scores (as a metric that yields NaN or Infinity would write them)."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    for entry in summary["dataset_scores"]:
+        entry["value"] = scores.get(entry["name"], entry["value"])
+    path.write_text(json.dumps(summary))  # Python's json writes NaN and Infinity as such
+
+
+def test_a_card_from_a_run_fits_sagemaker_names_and_never_writes_nan(tmp_path, sagemaker_schema, capsys):
+    long_dataset = "customer-support-questions-2026-q4-frozen-holdout"
+    first = make_run(tmp_path, "model-a", [1, 0, 1, 1], dataset=long_dataset)
+    second = make_run(tmp_path, "model-b", [1, 1, 1, 0], dataset=long_dataset)
+    names = [s.name for s in first.dataset_scores]
+    _with_scores(tmp_path / "model-a", {names[0]: math.nan})
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    assert main(["cards", "create", "c", "--from-run", str(tmp_path / "model-a"), "--from-run",
+                 str(tmp_path / "model-b"), *store]) == 0
+    assert main(["cards", "export", "c", "--format", "json", "-o", str(tmp_path / "c.json"), *store]) == 0
+    text = (tmp_path / "c.json").read_text()
+    exported = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} written into the JSON"))
+    assert_sagemaker_accepts(sagemaker_schema, exported)
+    jobs = exported["evaluation_details"]
+    assert len(jobs) == 2 and all(len(job["name"]) <= 63 for job in jobs)  # 82 characters before
+    for job, summary in zip(jobs, (first, second)):
+        assert job["name"].endswith(f" (run {job['metadata']['fmeval_run_id']})")
+        assert job["name"].startswith("factual_knowledge on customer-sup… (run ")
+        assert job["metadata"]["dataset"] == long_dataset and job["metadata"]["evaluation"] == "factual_knowledge"
+    nan = next(m for m in jobs[0]["metric_groups"][0]["metric_data"] if m["name"] == names[0])
+    assert nan["type"] == "string" and nan["value"] == "NaN" and nan["notes"].startswith("not a finite number")
+    kept = {m["name"]: m["value"] for m in jobs[1]["metric_groups"][0]["metric_data"]}
+    assert kept[names[0]] == pytest.approx(next(s.value for s in second.dataset_scores if s.name == names[0]))

@@ -278,3 +278,135 @@ def test_a_card_from_a_run_fits_sagemaker_names_and_never_writes_nan(tmp_path, s
     assert nan["type"] == "string" and nan["value"] == "NaN" and nan["notes"].startswith("not a finite number")
     kept = {m["name"]: m["value"] for m in jobs[1]["metric_groups"][0]["metric_data"]}
     assert kept[names[0]] == pytest.approx(next(s.value for s in second.dataset_scores if s.name == names[0]))
+
+
+# -- Markdown, HTML and PDF --------------------------------------------------------------------------------
+from tests.browser import ARTIFACTS, open_offline  # noqa: E402
+from tests.test_report_browser import PAYLOADS  # noqa: E402
+
+
+def _payload_card(tmp_path):
+    """A card whose every kind of text carries the XSS payloads the report and dashboard tests use."""
+    content = copy.deepcopy(FULL)
+    text = " ".join(PAYLOADS)
+    content["model_overview"]["model_description"] = text
+    content["additional_information"]["custom_details"] = {f"key {i} {p}"[:200]: p for i, p in enumerate(PAYLOADS)}
+    job = content["evaluation_details"][0]
+    job["evaluation_observation"], job["datasets"] = text, PAYLOADS[:3]
+    job["metric_groups"][0]["name"] = PAYLOADS[0][:63]
+    job["metric_groups"][0]["metric_data"][0].update(name=PAYLOADS[1], notes=text)
+    job["metric_groups"][0]["metric_data"][1]["value"] = PAYLOADS[5][:63]
+    job["metric_groups"][0]["metric_data"][4]["x_axis_name"] = [PAYLOADS[3][:63], PAYLOADS[4][:63]]
+    (tmp_path / "payloads.json").write_text(json.dumps(content))
+    return content
+
+
+def test_markdown_export_keeps_raw_html_inert_in_a_renderer_and_a_browser(tmp_path, browser, sagemaker_schema):
+    from markdown_it import MarkdownIt  # markdown-it-py 4.3.0: CommonMark, raw HTML allowed, as GitHub-like viewers
+
+    content = _payload_card(tmp_path)
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    assert main(["cards", "import", str(tmp_path / "payloads.json"), "--name", "xss", *store]) == 0
+    for fmt in ("md", "html", "json"):
+        assert main(["cards", "export", "xss", "--format", fmt, "-o", str(tmp_path / f"xss.{fmt}"), *store]) == 0
+    assert_sagemaker_accepts(sagemaker_schema, json.loads((tmp_path / "xss.json").read_text()))
+    markdown = (tmp_path / "xss.md").read_text()
+    assert "<script" not in markdown and "<img" not in markdown and "<iframe" not in markdown
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    (tmp_path / "xss-md.html").write_text(f"<!DOCTYPE html><html><body>{rendered}</body></html>")
+    for page_file in ("xss-md.html", "xss.html"):
+        page, requests, dialogs = open_offline(browser, tmp_path / page_file)
+        assert dialogs == [] and page.evaluate("window.__pwned") is None, page_file
+        assert page.query_selector_all("script, img, iframe, a, [onerror], [onload], [onfocus]") == [], page_file
+        body = page.inner_text("body")
+        for payload in PAYLOADS:
+            assert payload in body, (page_file, payload)  # shown as the text it is
+        assert [r for r in requests if not r.startswith("file://")] == []
+    assert len(content["additional_information"]["custom_details"]) == len(PAYLOADS)
+
+
+def _audited_card(tmp_path):
+    """v1 by alice, submitted, approved by bob with a note; then carol's v2 Draft (risk Low, unapproved)."""
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    summary = make_run(tmp_path, "model-a", [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # 11/12 right: 1/12 wrong
+    content = copy.deepcopy(FULL)
+    group = content["evaluation_details"][0]["metric_groups"][0]
+    group["metric_data"][0]["value"] = 1 / 12
+    (tmp_path / "card.json").write_text(json.dumps(content))
+    assert main(["cards", "create", "audited", "--file", str(tmp_path / "card.json"), "--from-run",
+                 summary.output_path, "--set", "intended_uses.risk_rating=High", "--as", "alice", *store]) == 0
+    assert main(["cards", "submit", "audited", "--as", "alice", *store]) == 0
+    assert main(["cards", "approve", "audited", "--as", "bob", "--note", "risk reviewed", *store]) == 0
+    assert main(["cards", "edit", "audited", "--set", "intended_uses.risk_rating=Low", "--as", "carol", *store]) == 0
+    return store
+
+
+def _pdf_text(pdf, first=1, last=None) -> str:
+    words = ["pdftotext", "-layout", "-f", str(first)] + (["-l", str(last)] if last else []) + [str(pdf), "-"]
+    return subprocess.run(words, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_pdf_shows_the_approved_version_its_trail_tables_and_page_numbers(tmp_path, capsys):
+    store = _audited_card(tmp_path)
+    capsys.readouterr()
+    printed = subprocess.run([sys.executable, "-m", "fmeval", "cards", "export", "audited", "--format", "pdf", "-o",
+                              str(tmp_path / "audited.pdf"), *store], capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert "version 1, the approved version (the default); the card's latest version is 2 (Draft)" in printed.stdout
+    pdf = tmp_path / "audited.pdf"
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                                                             check=True).stdout).group(1))
+    assert pages >= 2
+    text = _pdf_text(pdf)
+    flat = " ".join(text.split())
+    assert "This export shows version 1, the approved version (the default); the card's latest version is 2 (Draft)" in flat
+    assert re.search(r"Version 1 of 2 Status Approved Author alice Saved \S+ Approved by bob Approved at \S+", flat)
+    assert "rounded to 4 decimal places" in flat
+    assert "Risk rating High" in flat and "Risk rating Low" not in flat  # the approved content, not the draft
+    trail = re.findall(r"(created|new version|submitted for review|approved) +(\d) +(\w+)", text)
+    assert trail == [("created", "1", "alice"), ("submitted for review", "1", "alice"), ("approved", "1", "bob"),
+                     ("new version", "2", "carol")]
+    assert "risk reviewed" in flat
+    for page in range(1, pages + 1):
+        assert f"page {page} of {pages}" in _pdf_text(pdf, page, page), page
+    assert "0.0833" in flat and "0.08333" not in flat  # rounded to the stated precision
+    assert "{'name'" not in text and "[[" not in text and "'value'" not in text  # tables, not Python reprs
+    assert re.search(r"loss +0\.2500 +n", text) and re.search(r"lr +0\.1", text)  # training metrics, hyperparameters
+    assert re.search(r"no +5 +1", text) and re.search(r"yes +2 +7", text)  # the confusion matrix as rows
+    ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("card-export-page-*.png"):
+        old.unlink()
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(ARTIFACTS / "card-export-page")], check=True)
+    shots = sorted(ARTIFACTS.glob("card-export-page-*.png"))
+    assert len(shots) == pages and all(shot.stat().st_size > 5000 for shot in shots)
+
+
+def test_a_group_with_numbers_and_a_bar_chart_keeps_both_charts(tmp_path, browser):
+    store = _audited_card(tmp_path)
+    assert main(["cards", "export", "audited", "--format", "html", "-o", str(tmp_path / "a.html"), *store]) == 0
+    page, _, dialogs = open_offline(browser, tmp_path / "a.html")
+    titles = [chart.get_attribute("aria-label") for chart in page.query_selector_all("svg.chart")]
+    assert "group" in titles and "shap" in titles  # the group's numbers, and its bar chart metric
+    shap = page.query_selector('svg.chart[aria-label="shap"]')
+    assert len(shap.query_selector_all("rect")) == 2 and shap.inner_html().count("0.200") == 1
+
+
+def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path, capsys):
+    from fmeval.governance.export import card_meta
+    from fmeval.governance.store import CardStore
+
+    store = _audited_card(tmp_path)
+    with CardStore(tmp_path / "store.sqlite") as cards:
+        version, meta = card_meta(cards, "audited", 2)
+        assert version.version == 2 and version.card.intended_uses.risk_rating == "Low"
+        assert meta["status"] == "Draft" and meta["approved_by"] is None and meta["author"] == "carol"
+        assert meta["basis"] == "version 2, as asked for (--version 2); the approved version is 1"
+        cards.create("fresh", ModelCard(), author="dan")
+        assert card_meta(cards, "fresh")[1]["basis"] == "version 1, the latest: no version of this card is approved"
+    capsys.readouterr()
+    assert main(["cards", "export", "audited", "--format", "md", "-o", str(tmp_path), *store]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path} is a directory" in err and "Traceback" not in err
+    assert main(["cards", "export", "audited", "--format", "md", "-o", str(tmp_path / "a.md"), *store]) == 0
+    markdown = (tmp_path / "a.md").read_text()
+    assert "| accuracy | number | 0.0833 |" in markdown and "0.08333" not in markdown

@@ -73,6 +73,8 @@ def _section(content: dict[str, Any], prefix: str = "") -> tuple[list[tuple[str,
             tables += inner_tables
         elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
             tables.append((label, _table(value)))
+        elif isinstance(value, float) and value.is_integer():  # a model version of 2, not 2.0000
+            fields.append((label, str(int(value))))
         else:
             fields.append((label, _shown(value)))
     return fields, tables
@@ -168,12 +170,13 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}|#!~])")
 
 
 def markdown_text(value: Any) -> str:
-    """Text from a card, inert in Markdown: HTML escaped as the HTML export escapes it, Markdown's
-    markup characters backslash-escaped, and line breaks kept inside a table cell."""
+    """Text from a card, inert in Markdown: Markdown's markup characters backslash-escaped, then HTML's
+    <, > and & escaped as the HTML export escapes them, and line breaks kept inside a table cell."""
     import html
 
-    text = html.escape("" if value is None else str(value), quote=True)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r\n", "\n").replace("\n", "<br>")
+    # markup characters first, then <, > and & (no tag can form, so quotes need no escaping)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", "" if value is None else str(value))
+    return html.escape(text, quote=False).replace("\r\n", "\n").replace("\n", "<br>")
 
 
 HTML_TEMPLATE = """<!DOCTYPE html>
@@ -310,7 +313,8 @@ def _render(kind: str, name: str, card: ModelCard, meta: dict[str, Any]) -> str:
              ("Status", meta["status"]), ("Author", meta.get("author")), ("Saved", meta.get("created_at")),
              ("Approved by", meta.get("approved_by")), ("Approved at", meta.get("approved_at")),
              ("Exported at", exported_at),
-             ("Numbers", f"rounded to {PRECISION} decimal places (the JSON export keeps full precision)")]
+             ("Numbers", f"rounded to {PRECISION} decimal places in tables, 3 on charts (the JSON export keeps full "
+                         "precision)")]
     if meta.get("approved_by") and "approved_at" not in meta:  # a caller that knows only the approver
         facts[4] = ("Approved by", f"{meta['approved_by']} (version {meta.get('approved_version')})")
     template = _environment(kind).from_string(HTML_TEMPLATE if kind == "html" else MARKDOWN_TEMPLATE)

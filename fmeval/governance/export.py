@@ -183,7 +183,7 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
 <title>Model card: {{ name }}</title><style>{{ style }}
-.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}
+.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}
 @media print{h2,h3{break-after:avoid}table,svg{break-inside:avoid}}</style></head><body>
 <h1>Model card: {{ name }}</h1>
 <p class="basis">This export shows <strong>{{ meta.get("basis") or ("version " ~ meta.version) }}</strong>.</p>

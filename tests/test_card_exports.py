@@ -97,7 +97,7 @@ FULL = {
         "training_arn": "arn:t", "training_datasets": ["s3://b/train"], "training_environment": {"container_image": ["t:1"]},
         "training_metrics": [{"name": "loss", "value": 0.25, "notes": "n"}],
         "user_provided_training_metrics": [{"name": "acc", "value": 0.9}],
-        "hyper_parameters": [{"name": "lr", "value": "0.1"}], "user_provided_hyper_parameters": [{"name": "seed"}]}},
+        "hyper_parameters": [{"name": "lr", "value": "0.1"}], "user_provided_hyper_parameters": [{"name": "seed", "value": "7"}]}},
     "evaluation_details": [{"name": "eval", "evaluation_observation": "obs", "evaluation_job_arn": "arn:e",
                             "datasets": ["s3://b/test"], "metadata": {"k": "v"}, "metric_groups": [{
                                 "name": "group", "metric_data": [

@@ -360,7 +360,7 @@ def test_the_pdf_shows_the_approved_version_its_trail_tables_and_page_numbers(tm
     text = _pdf_text(pdf)
     flat = " ".join(text.split())
     assert "This export shows version 1, the approved version (the default); the card's latest version is 2 (Draft)" in flat
-    assert re.search(r"Version 1 of 2 Status Approved Author alice Saved \S+ Approved by bob Approved at \S+", flat)
+    assert re.search(r"Version 1 of 2 Status Approved Author alice Saved \S+ Approval by bob Approval at \S+", flat)
     assert "rounded to 4 decimal places" in flat
     assert "Risk rating High" in flat and "Risk rating Low" not in flat  # the approved content, not the draft
     trail = re.findall(r"(created|new version|submitted for review|approved) +(\d) +(\w+)", text)

@@ -186,6 +186,7 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 .basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}
 @media print{h2,h3{break-after:avoid}table,svg{break-inside:avoid}}</style></head><body>
 <h1>Model card: {{ name }}</h1>
+<p>Status <strong>{{ meta.status }}</strong>, version {{ meta.version }}{% if meta.get("approved_by") %}, approved by {{ meta.approved_by }} (version {{ meta.approved_version }}){% endif %}.</p>
 <p class="basis">This export shows <strong>{{ meta.get("basis") or ("version " ~ meta.version) }}</strong>.</p>
 <table class="meta">
 {% for label, value in facts %}<tr><th>{{ label }}</th><td>{{ value if value is not none else "—" }}</td></tr>
@@ -229,6 +230,8 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 """
 
 MARKDOWN_TEMPLATE = """# Model card: {{ name }}
+
+Status **{{ meta.status }}**, version {{ meta.version }}{% if meta.get("approved_by") %}, approved by {{ meta.approved_by }} (version {{ meta.approved_version }}){% endif %}.
 
 This export shows **{{ meta.get("basis") or ("version " ~ meta.version) }}**.
 
@@ -311,12 +314,10 @@ def _render(kind: str, name: str, card: ModelCard, meta: dict[str, Any]) -> str:
     exported_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     facts = [("Version", f"{meta['version']} of {meta.get('latest_version', meta['version'])}"),
              ("Status", meta["status"]), ("Author", meta.get("author")), ("Saved", meta.get("created_at")),
-             ("Approved by", meta.get("approved_by")), ("Approved at", meta.get("approved_at")),
+             ("Approval by", meta.get("approved_by")), ("Approval at", meta.get("approved_at")),
              ("Exported at", exported_at),
              ("Numbers", f"rounded to {PRECISION} decimal places in tables, 3 on charts (the JSON export keeps full "
                          "precision)")]
-    if meta.get("approved_by") and "approved_at" not in meta:  # a caller that knows only the approver
-        facts[4] = ("Approved by", f"{meta['approved_by']} (version {meta.get('approved_version')})")
     template = _environment(kind).from_string(HTML_TEMPLATE if kind == "html" else MARKDOWN_TEMPLATE)
     return template.render(name=name, meta=meta, facts=facts, view=card_view(card), csp=CSP, style=STYLE)
 

@@ -29,8 +29,10 @@ def test_models_gather_their_runs_cards_and_monitors(tmp_path, capsys, monkeypat
     capsys.readouterr()
     assert main(["models", "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert any(line.startswith(f"{key}\trisk High\tcard Draft\t2 run(s)\tdata-quality healthy") for line in listed)
-    assert any(line.startswith("vendor-model\trisk Unknown\tcard Draft\t0 run(s)") for line in listed)
+    # a draft never governs: the risk is Unknown until a version is approved, and the draft is pending
+    assert f"{key}\trisk Unknown\tcard none approved\t2 run(s)\tdata-quality healthy\tpending: card-a v1 Draft (risk High)" \
+        in listed
+    assert any(line.startswith("vendor-model\trisk Unknown\tcard none approved\t0 run(s)") for line in listed)
     assert main(["models", "show", key, "--json"]) == 0
     entry = json.loads(capsys.readouterr().out)
     assert [run["run_id"] for run in entry["runs"]] == [second.run_id, first.run_id]  # newest first
@@ -50,9 +52,10 @@ def test_the_registry_shows_the_approved_version_beside_a_newer_draft(tmp_path, 
     run = make_run(tmp_path, "only", [1, 1, 0, 0])
     monkeypatch.setenv("FMEVAL_USER", "alice")
     assert main(["cards", "create", "c", "--from-run", run.output_path, "--set", "intended_uses.risk_rating=Medium"]) == 0
-    assert main(["cards", "submit", "c"]) == 0
-    assert main(["cards", "approve", "c", "--as", "bob"]) == 0
+    assert main(["cards", "submit", "c", "--version", "1"]) == 0
+    assert main(["cards", "approve", "c", "--version", "1", "--as", "bob"]) == 0
     assert main(["cards", "edit", "c", "--set", "intended_uses.risk_rating=High"]) == 0  # a draft, not reviewed
     capsys.readouterr()
     assert main(["models", "list"]) == 0
-    assert "\trisk Medium\tcard Draft (v1 approved)\t1 run(s)" in capsys.readouterr().out
+    assert "\trisk Medium\tcard c v1 Approved by bob\t1 run(s)\tno monitors\tpending: c v2 Draft (risk High)" \
+        in capsys.readouterr().out

@@ -175,13 +175,14 @@ def _safe(url: str) -> str:
 
 
 def _next_due(database: Any, event_ids: Sequence[str] | None = None) -> dt.datetime | None:
-    query = select(outbox_table.c.next_attempt_at).where(outbox_table.c.status == PENDING).order_by(
-        outbox_table.c.next_attempt_at).limit(1)
+    """When the next pending row may be attempted: its retry time, or the end of another
+    deliverer's claim on it."""
+    query = select(outbox_table.c.next_attempt_at, outbox_table.c.claimed_until).where(outbox_table.c.status == PENDING)
     if event_ids is not None:
         query = query.where(outbox_table.c.event_id.in_(list(event_ids)))
     with database.reading() as connection:
-        stamp = connection.execute(query).scalar()
-    return dt.datetime.fromisoformat(stamp) if stamp else None
+        times = [max(row.next_attempt_at, row.claimed_until or "") for row in connection.execute(query)]
+    return dt.datetime.fromisoformat(min(times)) if times else None
 
 
 def settle(database: Any, event_ids: Sequence[str] | None = None, *, within_s: float,

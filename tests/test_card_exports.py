@@ -326,7 +326,7 @@ def test_markdown_export_keeps_raw_html_inert_in_a_renderer_and_a_browser(tmp_pa
 
 
 def _audited_card(tmp_path):
-    """v1 by alice, submitted, approved by bob with a note; then carol's v2 Draft (risk Low, unapproved)."""
+    """v1 by alice, submitted, approved by bob with a comment; then carol's v2 Draft (risk Low, unapproved)."""
     store = ["--store", str(tmp_path / "store.sqlite")]
     summary = make_run(tmp_path, "model-a", [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # 11/12 right: 1/12 wrong
     content = copy.deepcopy(FULL)
@@ -335,8 +335,9 @@ def _audited_card(tmp_path):
     (tmp_path / "card.json").write_text(json.dumps(content))
     assert main(["cards", "create", "audited", "--file", str(tmp_path / "card.json"), "--from-run",
                  summary.output_path, "--set", "intended_uses.risk_rating=High", "--as", "alice", *store]) == 0
-    assert main(["cards", "submit", "audited", "--as", "alice", *store]) == 0
-    assert main(["cards", "approve", "audited", "--as", "bob", "--note", "risk reviewed", *store]) == 0
+    assert main(["cards", "submit", "audited", "--version", "1", "--as", "alice", *store]) == 0
+    assert main(["cards", "approve", "audited", "--version", "1", "--as", "bob", "--comment", "risk reviewed",
+                 *store]) == 0
     assert main(["cards", "edit", "audited", "--set", "intended_uses.risk_rating=Low", "--as", "carol", *store]) == 0
     return store
 
@@ -347,6 +348,8 @@ def _pdf_text(pdf, first=1, last=None) -> str:
 
 
 def test_the_pdf_shows_the_approved_version_its_trail_tables_and_page_numbers(tmp_path, capsys):
+    from fmeval.governance.store import CardStore
+
     store = _audited_card(tmp_path)
     capsys.readouterr()
     printed = subprocess.run([sys.executable, "-m", "fmeval", "cards", "export", "audited", "--format", "pdf", "-o",
@@ -360,7 +363,10 @@ def test_the_pdf_shows_the_approved_version_its_trail_tables_and_page_numbers(tm
     text = _pdf_text(pdf)
     flat = " ".join(text.split())
     assert "This export shows version 1, the approved version (the default); the card's latest version is 2 (Draft)" in flat
-    assert re.search(r"Version 1 of 2 Status Approved Author alice Saved \S+ Approval by bob Approval at \S+", flat)
+    with CardStore(tmp_path / "store.sqlite") as cards:
+        sha256 = cards.version("audited", 1).content_hash
+    assert re.search(rf"Version 1 of 2 Status Approved Author alice Saved \S+ Content sha256 {sha256} Approval by bob "
+                     r"Approval at \S+", flat)
     assert "rounded to 4 decimal places" in flat
     assert "Risk rating High" in flat and "Risk rating Low" not in flat  # the approved content, not the draft
     trail = re.findall(r"(created|new version|submitted for review|approved) +(\d) +(\w+)", text)
@@ -396,17 +402,24 @@ def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path
     from fmeval.governance.store import CardStore
 
     store = _audited_card(tmp_path)
+    capsys.readouterr()
+    assert main(["cards", "export", "audited", "--version", "2", "--format", "md", "-o", str(tmp_path / "v2.md"),
+                 *store]) == 0
+    assert "version 2, as asked for (--version 2); the approved version is 1" in capsys.readouterr().out
+    draft = (tmp_path / "v2.md").read_text()
+    assert "Status **Draft**, version 2." in draft
+    assert "- **Risk rating**: Low" in draft and "- **Risk rating**: High" not in draft  # the draft's content
+    assert "| Author | carol |" in draft and "| Approval by | — |" in draft
     with CardStore(tmp_path / "store.sqlite") as cards:
         version, meta = card_meta(cards, "audited", 2)
         assert version.version == 2 and version.card.intended_uses.risk_rating == "Low"
         assert meta["status"] == "Draft" and meta["approved_by"] is None and meta["author"] == "carol"
-        assert meta["basis"] == "version 2, as asked for (--version 2); the approved version is 1"
         cards.create("fresh", ModelCard(), author="dan")
         assert card_meta(cards, "fresh")[1]["basis"] == "version 1, the latest: no version of this card is approved"
-    capsys.readouterr()
     assert main(["cards", "export", "audited", "--format", "md", "-o", str(tmp_path), *store]) == 2
     err = capsys.readouterr().err
     assert f"--output {tmp_path} is a directory" in err and "Traceback" not in err
     assert main(["cards", "export", "audited", "--format", "md", "-o", str(tmp_path / "a.md"), *store]) == 0
     markdown = (tmp_path / "a.md").read_text()
     assert "| accuracy | number | 0.0833 |" in markdown and "0.08333" not in markdown
+    assert "| approved | 1 | bob | risk reviewed |" in markdown

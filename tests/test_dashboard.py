@@ -155,7 +155,8 @@ def test_roles_csrf_and_origins_are_enforced(site, browser):
                                headers={"Origin": "https://evil.example"}).status == 403
     assert viewer.request.post(f"{url}/cards/card/submit",
                                form={"csrf": viewer.get_attribute("input[name=csrf]", "value")}).status == 403
-    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 200  # followed to the card
+    bound = {"version": "1", "content_hash": editor.get_attribute("input[name=content_hash]", "value")}
+    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token, **bound}).status == 200  # followed
     anonymous = httpx.Client(base_url=url)
     assert anonymous.get("/cards", follow_redirects=False).headers["location"].startswith("/login?next=")
     assert anonymous.post("/cards/card/approve", data={"csrf": token}).status_code == 403

@@ -127,13 +127,11 @@ def card_view(card: ModelCard) -> dict[str, Any]:
 
 def card_meta(store: Any, name: str, version: int | None = None) -> tuple[Any, dict[str, Any]]:
     """The version an export shows and what it says about it: the approved version unless `version`
-    is given (the latest where none is approved), its author and dates, the approver, and the trail
-    of events from the store (`CardStore.get`, `.version` and `.events`)."""
+    is given (the latest where none is approved), its author, dates and content hash, the approver,
+    and the trail of events with the reviewers' comments (`CardStore.get`, `.version` and `.events`)."""
     stored = store.get(name)
     chosen = version if version is not None else (stored.approved_version or stored.version)
     shown = store.version(name, chosen)
-    events = store.events(name)
-    approvals = [e for e in events if e["kind"] == "card.approved" and e["version"] == shown.version]
     approved = shown.version == stored.approved_version
     status = stored.status if shown.version == stored.version else ("Approved" if approved else "superseded")
     if version is not None:
@@ -147,11 +145,12 @@ def card_meta(store: Any, name: str, version: int | None = None) -> tuple[Any, d
     if not approved and stored.approved_version:
         basis += f"; the approved version is {stored.approved_version}"
     trail = [{"time": e["time"], "action": ACTIONS.get(e["kind"], e["kind"]), "version": e["version"],
-              "actor": e["actor"], "note": (e.get("payload") or {}).get("note") or ""} for e in events]
+              "actor": e["actor"], "note": e["payload"].get("comment") or e["payload"].get("note") or ""}
+             for e in store.events(name)]
     meta = {"status": status, "version": shown.version, "latest_version": stored.version, "basis": basis,
-            "author": shown.author, "created_at": shown.created_at,
+            "author": shown.author, "created_at": shown.created_at, "content_hash": shown.content_hash,
             "approved_by": stored.approved_by if approved else None,
-            "approved_at": approvals[-1]["time"] if approvals and approved else None,
+            "approved_at": stored.approved_at if approved else None,
             "approved_version": stored.approved_version, "trail": trail}
     return shown, meta
 
@@ -193,7 +192,7 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 {% endfor %}</table>
 {% if meta.get("trail") %}
 <h2>Approval trail</h2>
-<table class="trail"><tr><th>time</th><th>action</th><th>version</th><th>by</th><th>note</th></tr>
+<table class="trail"><tr><th>time</th><th>action</th><th>version</th><th>by</th><th>comment</th></tr>
 {% for e in meta.trail %}<tr><td>{{ e.time }}</td><td>{{ e.action }}</td><td class="num">{{ e.version }}</td><td>{{ e.actor }}</td><td>{{ e.note }}</td></tr>
 {% endfor %}</table>
 {% endif %}
@@ -244,7 +243,7 @@ This export shows **{{ meta.get("basis") or ("version " ~ meta.version) }}**.
 
 ## Approval trail
 
-| time | action | version | by | note |
+| time | action | version | by | comment |
 |---|---|---|---|---|
 {% for e in meta.trail %}
 | {{ e.time }} | {{ e.action }} | {{ e.version }} | {{ e.actor }} | {{ e.note }} |
@@ -314,6 +313,7 @@ def _render(kind: str, name: str, card: ModelCard, meta: dict[str, Any]) -> str:
     exported_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     facts = [("Version", f"{meta['version']} of {meta.get('latest_version', meta['version'])}"),
              ("Status", meta["status"]), ("Author", meta.get("author")), ("Saved", meta.get("created_at")),
+             ("Content sha256", meta.get("content_hash")),
              ("Approval by", meta.get("approved_by")), ("Approval at", meta.get("approved_at")),
              ("Exported at", exported_at),
              ("Numbers", f"rounded to {PRECISION} decimal places in tables, 3 on charts (the JSON export keeps full "

@@ -423,3 +423,27 @@ def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path
     markdown = (tmp_path / "a.md").read_text()
     assert "| accuracy | number | 0.0833 |" in markdown and "0.08333" not in markdown
     assert "| approved | 1 | bob | risk reviewed |" in markdown
+
+
+def test_a_card_stored_by_an_earlier_fmeval_still_opens_and_exports_valid(tmp_path, sagemaker_schema):
+    from sqlalchemy import update
+
+    from fmeval.governance.store import CardStore, versions_table
+
+    legacy = {"evaluation_details": [{"name": "factual_knowledge on " + "d" * 40 + " (run 20261207-101010-abcdef)",
+                                      "metric_groups": [{"name": "category: " + "c" * 70, "metric_data": [
+                                          {"name": "score", "type": "number", "value": math.inf}]},
+                                          {"name": "empty"}]}]}
+    with CardStore(tmp_path / "store.sqlite") as cards:
+        cards.create("old", ModelCard(), author="alice")
+        with cards.database.transaction() as connection:  # the row as the earlier fmeval wrote it
+            connection.execute(update(versions_table).where(versions_table.c.name == "old")
+                               .values(content=json.dumps(legacy)))
+        card = cards.version("old").card
+    content = card.to_sagemaker()
+    assert_sagemaker_accepts(sagemaker_schema, content)
+    job = content["evaluation_details"][0]
+    assert len(job["name"]) == 63 and job["name"].endswith("…")
+    assert [g["name"] for g in job["metric_groups"]] == ["category: " + "c" * 52 + "…", "empty"]
+    assert job["metric_groups"][0]["metric_data"][0]["value"] == "Infinity"
+    assert job["metric_groups"][1]["metric_data"] == []

@@ -222,6 +222,18 @@ class ModelCard(Section):
     additional_information: AdditionalInformation = Field(default_factory=AdditionalInformation)
     model_package_details: ModelPackageDetails | None = None
 
+    @classmethod
+    def from_stored(cls, content: dict[str, Any]) -> "ModelCard":
+        """A card as the store holds it. One saved by an fmeval that checked less (names over 63
+        characters, NaN or Infinity scores, a group without metric_data) opens with its names cut and
+        such scores as string metrics, as `from_run` now writes them; its next save is valid."""
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate(content)
+        except ValidationError:
+            return cls.model_validate(_fitted_to_limits(content))
+
     def to_sagemaker(self) -> dict[str, Any]:
         """The content as SageMaker takes it: empty fields left out."""
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
@@ -241,6 +253,16 @@ def validation_errors(exc: Any) -> list[str]:
             where, message = [*where, field], rest
         lines.append(f"{'.'.join(where) or '(card)'}: {message}")
     return lines
+
+
+def _fitted_to_limits(content: dict[str, Any]) -> dict[str, Any]:
+    jobs = [{**job, "name": fitted(str(job.get("name") or "evaluation")), "metric_groups": [
+        {**group, "name": fitted(str(group.get("name") or "metrics")), "metric_data": [
+            _metric(m["name"], float(m["value"]), m.get("notes")).model_dump(exclude_none=True)
+            if m.get("type") == "number" and _numeric(m.get("value")) and not math.isfinite(m["value"]) else m
+            for m in group.get("metric_data") or []]}
+        for group in job.get("metric_groups") or []]} for job in content.get("evaluation_details") or []]
+    return {**content, "evaluation_details": jobs}
 
 
 # -- filled from fmeval's own results ----------------------------------------------------------------------

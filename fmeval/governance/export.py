@@ -110,15 +110,15 @@ def card_view(card: ModelCard) -> dict[str, Any]:
     for job in content.get("evaluation_details", []):
         groups = []
         for group in job.get("metric_groups", []):
-            metrics = group["metric_data"]
-            numbers = [(m["name"], float(m["value"]), None, None, "#0969da") for m in metrics if m["type"] == "number"]
+            metrics = [{"name": m["name"], "type": m["type"], "notes": m.get("notes", ""), "table": _metric_table(m),
+                        "raw": m["value"]} for m in group["metric_data"]]
+            numbers = [(m["name"], float(m["raw"]), None, None, "#0969da") for m in metrics if m["type"] == "number"]
             charts = [bar_chart(group["name"], numbers)] if numbers else []
             charts += [bar_chart(m["name"], [(row[0], float(v), None, None, "#0969da")
-                                             for row, v in zip(_metric_table(m)["rows"], m["value"])])
+                                             for row, v in zip(m["table"]["rows"], m["raw"])])
                        for m in metrics if m["type"] == "bar_chart"]
-            groups.append({"name": group["name"], "charts": charts, "metrics": [
-                {"name": m["name"], "type": m["type"], "notes": m.get("notes", ""), "table": _metric_table(m),
-                 "value": "" if _metric_table(m) else number(m["value"])} for m in metrics]})
+            groups.append({"name": group["name"], "charts": charts,
+                           "metrics": [{**m, "value": "" if m["table"] else number(m["raw"])} for m in metrics]})
         evaluations.append({"name": job["name"], "observation": job.get("evaluation_observation"),
                             "datasets": job.get("datasets") or [], "arn": job.get("evaluation_job_arn"),
                             "metadata": job.get("metadata") or {}, "groups": groups})
@@ -181,8 +181,8 @@ def markdown_text(value: Any) -> str:
 HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
-<title>Model card: {{ name }}</title><style>{{ style }}
-.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}
+<title>Model card: {{ name }}</title><style>{{ style | safe }}
+.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}table.meta td{word-break:break-all}
 @media print{h2,h3{break-after:avoid}table,svg{break-inside:avoid}}</style></head><body>
 <h1>Model card: {{ name }}</h1>
 <p>Status <strong>{{ meta.status }}</strong>, version {{ meta.version }}{% if meta.get("approved_by") %}, approved by {{ meta.approved_by }} (version {{ meta.approved_version }}){% endif %}.</p>

@@ -182,7 +182,7 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
 <title>Model card: {{ name }}</title><style>{{ style | safe }}
-.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}table.meta td{word-break:break-all}
+.basis{background:#fff8c5;border:1px solid #d4a72c;padding:.4rem .6rem}table.meta th{white-space:nowrap}table.meta td{overflow-wrap:anywhere}
 @media print{h2,h3{break-after:avoid}table,svg{break-inside:avoid}}</style></head><body>
 <h1>Model card: {{ name }}</h1>
 <p>Status <strong>{{ meta.status }}</strong>, version {{ meta.version }}{% if meta.get("approved_by") %}, approved by {{ meta.approved_by }} (version {{ meta.approved_version }}){% endif %}.</p>

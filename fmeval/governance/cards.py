@@ -2,7 +2,9 @@
 that `create_model_card`'s `Content` takes, schema 0.1: the snake_case names of the
 AWS::SageMaker::ModelCard Content reference), so cards export to it and import from it.
 
-Every model forbids unknown fields: a misspelt field is an error that names it, never dropped.
+Every model forbids unknown fields: a misspelt field is an error that names it, never dropped. Every
+field holds SageMaker's limits (text lengths, names of 1 to 63 characters, list sizes, each metric type's
+value shape), and no number is NaN or Infinity: JSON has neither, and SageMaker refuses both.
 `from_run` and `from_analysis` fill a card's evaluation details from fmeval's runs and analyses.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ def _text(limit: int, *, required: bool = False) -> Any:
 
 
 Name63, Name255, Text63, Text255 = _text(NAME_LIMIT, required=True), _text(255, required=True), _text(63), _text(255)
-Text170, Text256, Text1024, Text2048, Text2096 = _text(170), _text(256), _text(1024), _text(2048), _text(2096)
+Text256, Text1024, Text2048, Text2096 = _text(256), _text(1024), _text(2048), _text(2096)
 Uri = _text(1024)
 
 
@@ -41,8 +43,8 @@ class ModelOverview(Section):
     model_id: Text1024 | None = None
     """A SageMaker model ARN or another model id."""
     model_name: Text1024 | None = None
-    model_version: float | None = Field(None, ge=1)
-    """The model's version (a number, at least 1)."""
+    model_version: float | None = None
+    """The model's version (a number)."""
     problem_type: str | None = None
     algorithm_type: Text1024 | None = None
     model_creator: Text1024 | None = None
@@ -177,12 +179,12 @@ class ModelPackageCreator(Section):
 
 
 class SourceAlgorithm(Section):
-    algorithm_name: Annotated[str, StringConstraints(min_length=1, max_length=170)]
+    algorithm_name: _text(170, required=True)
     model_data_url: Uri | None = None
 
 
 class InferenceContainer(Section):
-    image: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    image: Name255
     model_data_url: Uri | None = None
     nearest_model_name: str | None = None
 
@@ -282,7 +284,8 @@ def _metric(name: str, value: float, notes: str | None) -> Metric:
         return Metric(name=fitted(name, 255), type="number", value=float(value), notes=notes)
     text = "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     return Metric(name=fitted(name, 255), type="string", value=text,
-                  notes=f"not a finite number (JSON has no {text}); {notes}" if notes else "not a finite number")
+                  notes=fitted(f"not a finite number (JSON has no {text}); {notes}" if notes else "not a finite number",
+                               1024))
 
 
 def from_run(run: Any) -> tuple[dict[str, Any], EvaluationJob]:

@@ -398,7 +398,7 @@ def test_a_group_with_numbers_and_a_bar_chart_keeps_both_charts(tmp_path, browse
     assert len(shap.query_selector_all("rect")) == 2 and shap.inner_html().count("0.200") == 1
 
 
-def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path, capsys):
+def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path, capsys, sagemaker_schema):
     from fmeval.governance.export import card_meta
     from fmeval.governance.store import CardStore
 
@@ -424,6 +424,10 @@ def test_an_asked_for_version_says_so_and_export_to_a_directory_exits_2(tmp_path
     markdown = (tmp_path / "a.md").read_text()
     assert "| accuracy | number | 0.0833 |" in markdown and "0.08333" not in markdown
     assert "| approved | 1 | bob | risk reviewed |" in markdown
+    for version in ("1", "2"):
+        assert main(["cards", "export", "audited", "--version", version, "--format", "json", "-o",
+                     str(tmp_path / f"v{version}.json"), *store]) == 0
+        assert_sagemaker_accepts(sagemaker_schema, json.loads((tmp_path / f"v{version}.json").read_text()))
 
 
 def test_a_card_stored_by_an_earlier_fmeval_still_opens_and_exports_valid(tmp_path, sagemaker_schema):
@@ -448,3 +452,29 @@ def test_a_card_stored_by_an_earlier_fmeval_still_opens_and_exports_valid(tmp_pa
     assert [g["name"] for g in job["metric_groups"]] == ["category: " + "c" * 52 + "…", "empty"]
     assert job["metric_groups"][0]["metric_data"][0]["value"] == "Infinity"
     assert job["metric_groups"][1]["metric_data"] == []
+
+
+def test_a_card_from_an_analysis_is_valid_sagemaker_content(tmp_path, sagemaker_schema):
+    import numpy as np
+    import pandas as pd
+
+    from fmeval.bias.analyze import analyze
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"age": rng.integers(18, 70, 200), "customer_segment_of_the_account_holder":
+                          rng.choice(["retail-banking-premium-tier", "smb"], 200), "label": rng.integers(0, 2, 200)})
+    frame["prediction"] = frame.label
+    analyze({"label": "label", "predicted_label_name_or_index": "prediction",
+             "facet": [{"name_or_index": "customer_segment_of_the_account_holder",
+                        "value_or_threshold": ["retail-banking-premium-tier"]}],
+             "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}, "post_training_bias": {"methods": ["DPPL"]}}},
+            frame, tmp_path / "analysis")
+    store = ["--store", str(tmp_path / "store.sqlite")]
+    assert main(["cards", "create", "scorer", "--from-analysis", str(tmp_path / "analysis"), *store]) == 0
+    assert main(["cards", "export", "scorer", "--format", "json", "-o", str(tmp_path / "s.json"), *store]) == 0
+    content = json.loads((tmp_path / "s.json").read_text())
+    assert_sagemaker_accepts(sagemaker_schema, content)
+    groups = content["evaluation_details"][0]["metric_groups"]
+    assert len(groups) == 2 and all(len(g["name"]) <= 63 for g in groups)
+    assert groups[0]["name"].startswith("pre-training bias: customer_segment") and groups[0]["name"].endswith("…")
+    assert {m["name"] for m in groups[0]["metric_data"]} == {"CI", "DPL"}

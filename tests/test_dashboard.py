@@ -108,7 +108,7 @@ def test_from_a_run_to_an_approved_card_and_its_pdf(site, browser):
     body = page.inner_text("body")
     assert "Status Draft, version 1" in body and f"Answers questions {PAYLOAD}" in body
     assert f"factual_knowledge on shared (run {site['run'].run_id})" in body  # the run's evaluation, filled in
-    assert page.query_selector("text=Approve") is None  # an editor may not approve
+    assert page.query_selector("button:has-text('Approve')") is None  # an editor may not approve
     page.click("button:has-text('Submit')")
     assert "Status PendingReview" in page.inner_text("body")
     page.screenshot(path=str(ARTIFACTS / "dashboard-card.png"), full_page=True)
@@ -155,7 +155,8 @@ def test_roles_csrf_and_origins_are_enforced(site, browser):
                                headers={"Origin": "https://evil.example"}).status == 403
     assert viewer.request.post(f"{url}/cards/card/submit",
                                form={"csrf": viewer.get_attribute("input[name=csrf]", "value")}).status == 403
-    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 200  # followed to the card
+    bound = {"version": "1", "content_hash": editor.get_attribute("input[name=content_hash]", "value")}
+    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token, **bound}).status == 200  # followed
     anonymous = httpx.Client(base_url=url)
     assert anonymous.get("/cards", follow_redirects=False).headers["location"].startswith("/login?next=")
     assert anonymous.post("/cards/card/approve", data={"csrf": token}).status_code == 403

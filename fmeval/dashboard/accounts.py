@@ -16,11 +16,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, String, Table, Text, delete, select, update
+from sqlalchemy import Column, String, Table, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fmeval.errors import UserError
 from fmeval.store import Database
+from fmeval.store.audit import audit_table, record
 from fmeval.store.schema import metadata
 
 ROLES = ("viewer", "editor", "approver", "admin")
@@ -40,15 +41,6 @@ sessions_table = Table(
     Column("username", String(100), nullable=False),
     Column("csrf", String(64), nullable=False),
     Column("expires_at", String(40), nullable=False),
-)
-audit_table = Table(
-    "dashboard_audit", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", String(40), nullable=False),
-    Column("username", String(100), nullable=False),
-    Column("action", String(100), nullable=False),
-    Column("target", String(500), nullable=False),
-    Column("detail", Text, nullable=False),
 )
 
 
@@ -157,8 +149,7 @@ class Accounts:
     # -- the audit log ------------------------------------------------------------------------------------
     def audit(self, username: str, action: str, target: str, detail: dict[str, Any]) -> None:
         with self.database.transaction() as connection:
-            connection.execute(audit_table.insert().values(time=_now().isoformat(timespec="seconds"), username=username,
-                                                           action=action, target=target, detail=json.dumps(detail)))
+            record(connection, actor=username, action=action, target=target, detail=detail)
 
     def audit_log(self, *, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
         query = select(audit_table).order_by(audit_table.c.id.desc()).limit(limit).offset(offset)

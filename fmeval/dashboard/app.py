@@ -289,8 +289,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
             errors += [] if name else ["name: a card needs a name"]
             return page(session, "New model card", _card_form(session, "/cards", content, errors,
                                                               run_id=str(form.get("run", "")), name=name), 400)
-        cards.create(name, card, author=session.user.username)
-        accounts.audit(session.user.username, "card.create", name, {"run": form.get("run")})
+        cards.create(name, card, author=session.user.username)  # the store writes its audit row
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
     async def card_page(request: Request, session: Session) -> Response:
@@ -310,6 +309,8 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
                                        ("archive", "editor", ("Draft", "PendingReview", "Approved"))):
             if session.user.can(role) and stored.status in statuses:
                 actions.append(f'<form method="post" action="/cards/{_url(name)}/{action}">{_csrf(session)}'
+                               f'<input type="hidden" name="version" value="{version.version}">'
+                               f'<input type="hidden" name="content_hash" value="{version.content_hash}">'
                                f"<button>{action.capitalize()}</button></form>")
         if session.user.can("editor"):
             actions.append(f'<form method="post" action="/cards/{_url(name)}/clone">{_csrf(session)}'
@@ -342,8 +343,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         if errors:
             return page(session, f"Edit {name}", _card_form(session, f"/cards/{_url(name)}/edit", content, errors,
                                                             based_on=based_on), 400)
-        version = cards.save(name, card, based_on=based_on, author=session.user.username, note=str(form.get("note") or "") or None)
-        accounts.audit(session.user.username, "card.edit", name, {"version": version.version})
+        cards.save(name, card, based_on=based_on, author=session.user.username, note=str(form.get("note") or "") or None)
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
     async def card_action(request: Request, session: Session) -> Response:
@@ -356,11 +356,12 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         if action == "clone":
             new_name = str((await request.form()).get("new_name", "")).strip()
             cards.create(new_name, cards.version(name).card, author=session.user.username, note=f"cloned from {name}")
-            accounts.audit(session.user.username, "card.clone", name, {"new_name": new_name})
             return RedirectResponse(f"/cards/{_url(new_name)}", status_code=303)
-        status = {"submit": "PendingReview", "approve": "Approved", "reject": "Draft", "archive": "Archived"}[action]
-        cards.transition(name, status, actor=session.user.username)
-        accounts.audit(session.user.username, f"card.{action}", name, {"status": status})
+        form = await request.form()  # the version the page showed, and its hash: the action is bound to them
+        version = str(form.get("version", ""))
+        getattr(cards, action)(name, version=int(version) if version.isdigit() else 0,
+                               content_hash=str(form.get("content_hash", "")), actor=session.user.username,
+                               comment=str(form.get("comment") or "") or None)
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
     async def card_export(request: Request, session: Session) -> Response:

@@ -3,7 +3,8 @@
 Every kind writes its baseline into a directory with `monitor.json` (the kind and its options,
 so that a schedule needs only the baseline and the capture), and every check returns the same
 shape: a status (Completed, CompletedWithViolations or NoData), Model Monitor's violations
-(`feature_name` or `metric_name`, `constraint_check_type`, `description`), flat `metrics` for
+(`feature_name` or `metric_name`; `facet` and `facet_value` for bias drift; `label` for attribution
+drift; `constraint_check_type`, `description`), flat `metrics` for
 alarms, time series and CloudWatch, and the files it wrote.
 
 - data-quality: statistics, constraints and drift per column (`data_quality`);
@@ -31,6 +32,7 @@ MONITOR_FILE = "monitor.json"
 SCHEMA_VERSION = 1
 NDCG_THRESHOLD = 0.90  # Model Monitor's feature-attribution drift threshold
 BIAS_TOLERANCE = 0.1  # a bias metric without a range in the config may move this far from its baseline value
+BIAS_IDEAL = {"DI": 1.0}  # Clarify's ideal value of each bias metric: 0 for all the others
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,31 @@ def _result(violations: list[dict[str, Any]], metrics: dict[str, Any], files: li
     return {"status": status, "violations": violations, "metrics": metrics, "files": files, **details}
 
 
+def violation_subject(violation: dict[str, Any]) -> str:
+    """What a violation is about, in any of Model Monitor's shapes: a feature, a facet's group
+    (bias drift), a label (attribution drift) or a metric."""
+    if violation.get("facet") is not None:
+        return f"{violation['facet']}={violation.get('facet_value')} {violation.get('metric_name', '')}".strip()
+    if violation.get("label") is not None:
+        return f"{violation['label']} {violation.get('metric_name', '')}".strip()
+    return str(violation.get("feature_name") or violation.get("metric_name"))
+
+
 def _no_data(window: Window | None, source: Any) -> dict[str, Any]:
     where = f"window {window}" if window else str(source)
     return {"status": "NoData", "violations": [], "metrics": {}, "files": [], "reason": f"no data in {where}"}
 
 
 def load_frame(source: str | Path, *, window: Window | None = None, ground_truth: str | Path | None = None,
-               stats: ReadStats | None = None) -> pd.DataFrame:
+               stats: ReadStats | None = None, analysis_config: dict[str, Any] | None = None) -> pd.DataFrame:
     """Rows from a capture (the window's events, merged with ground truth) or from a CSV, Parquet
-    or JSON Lines file."""
+    or JSON Lines file. A Clarify `analysis_config`'s `headers` and `features` say how a captured
+    request holds the model's features."""
     if is_capture(source):
-        return window_frame(source, window, ground_truth=ground_truth, stats=stats)
+        config = analysis_config or {}
+        label = config.get("label") if isinstance(config.get("label"), str) else None
+        return window_frame(source, window, ground_truth=ground_truth, stats=stats, headers=config.get("headers"),
+                            features=config.get("features"), label=label)
     from fmeval.monitoring.data_quality import blocks
 
     if ground_truth is not None:
@@ -90,7 +106,7 @@ def load_frame(source: str | Path, *, window: Window | None = None, ground_truth
 def _baseline_frame(options: dict[str, Any], stats: ReadStats, needs: str) -> pd.DataFrame:
     """The baseline's rows (its data, window and ground truth); none is an error saying what is needed."""
     frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats)
+                       stats=stats, analysis_config=options.get("analysis_config"))
     if frame.empty:
         raise UserError(f"no rows in {options['data']}{' with ground truth' if options.get('ground_truth') else ''}: "
                         f"a baseline needs {needs}")
@@ -197,7 +213,12 @@ def _bias_metrics(analysis: dict[str, Any]) -> dict[str, float]:
 def _analysis(options: dict[str, Any], frame: pd.DataFrame, output: Path, methods: dict[str, Any]) -> dict[str, Any]:
     from fmeval.bias.analyze import analyze
 
-    config = {key: value for key, value in options["analysis_config"].items() if key not in ("thresholds", "methods")}
+    config = {key: value for key, value in options["analysis_config"].items()
+              if key not in ("thresholds", "methods", "headers", "features")}  # the frame's columns are named already
+    predicted = {config.get(key) for key in ("predicted_label_name_or_index", "probability_name_or_index")}
+    response = [name for name in frame.attrs.get("response_columns", []) if name not in predicted]
+    if response:  # a captured response's prediction and score are the model's outputs, never its features
+        config["excluded_columns"] = [*config.get("excluded_columns", []), *response]
     return analyze({**config, "methods": methods}, frame.reset_index(drop=True), output,
                    trust_model=bool(options.get("trust_model")))
 
@@ -219,28 +240,45 @@ def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> d
         metric = key.rsplit("/", 1)[1]
         low, high = ranges.get(metric, (value - BIAS_TOLERANCE, value + BIAS_TOLERANCE))
         constraints[key] = {"baseline": value, "lower_bound": float(low), "upper_bound": float(high),
+                            "ideal": BIAS_IDEAL.get(metric, 0.0),
                             "from": "config" if metric in ranges else f"baseline ± {BIAS_TOLERANCE}"}
     _write(output / "constraints.json", {"version": 0.0, "bias_constraints": constraints})
     return {"rows": len(frame), "metrics": len(values)}
 
 
+def bias_violation(key: str, value: float, bounds: dict[str, Any]) -> dict[str, Any] | None:
+    """SageMaker's bias-drift violation of `stage/facet=value/METRIC` when the value is worse than
+    allowed: outside the config's range, or (for a range made from the baseline) outside baseline ±
+    tolerance and further from the metric's ideal than the baseline was. A move towards the ideal
+    is an improvement, never a violation (as in SageMaker's bias drift check)."""
+    low, high, baseline = bounds["lower_bound"], bounds["upper_bound"], bounds["baseline"]
+    ideal = float(bounds.get("ideal", BIAS_IDEAL.get(key.rsplit("/", 1)[1], 0.0)))
+    if low <= value <= high:
+        return None
+    from_config = bounds.get("from") == "config"
+    if not from_config and abs(value - ideal) <= abs(baseline - ideal):
+        return None
+    stage, group, metric = key.split("/")
+    facet, _, facet_value = group.partition("=")
+    moved = "rose" if value > high else "fell"
+    limit = f"above {high:.4f}" if value > high else f"below {low:.4f}"
+    basis = "the config's range" if from_config else f"baseline {baseline:.4f} ± {BIAS_TOLERANCE}"
+    return {"facet": facet, "facet_value": facet_value, "metric_name": metric, "constraint_check_type": "bias_drift_check",
+            "description": f"{stage}-training {metric} of {facet}={facet_value} {moved} to {value:.4f} (baseline "
+                           f"{baseline:.4f}), {limit}, the bound of {basis}, and further from its ideal {ideal:g}"}
+
+
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                 ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
+                       analysis_config=options["analysis_config"])
     if frame.empty:
         return _no_data(window, data)
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
     constraints = _read(baseline / "constraints.json")["bias_constraints"]
-    violations = []
-    for key, bounds in constraints.items():
-        value = values.get(key)
-        if value is not None and not bounds["lower_bound"] <= value <= bounds["upper_bound"]:
-            stage, group, metric = key.split("/")
-            violations.append({"feature_name": group, "metric_name": metric, "constraint_check_type": "bias_drift_check",
-                               "description": f"{stage}-training {metric} of {group} is {value:.4f}, outside "
-                                             f"[{bounds['lower_bound']:.4f}, {bounds['upper_bound']:.4f}] "
-                                             f"(baseline {bounds['baseline']:.4f})"})
-    _write(output / "constraint_violations.json", {"violations": violations})
+    violations = [violation for key, bounds in constraints.items() if key in values
+                  for violation in [bias_violation(key, values[key], bounds)] if violation]
+    _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
     return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"])
 
 
@@ -277,7 +315,8 @@ def _attribution_baseline(options: dict[str, Any], output: Path, stats: ReadStat
 
 def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                        ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
+                       analysis_config=options["analysis_config"])
     if frame.empty:
         return _no_data(window, data)
     constraints = _read(baseline / "constraints.json")["attribution_constraints"]
@@ -291,10 +330,11 @@ def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, windo
         metrics[f"ndcg/{label}" if len(constraints["global_shap_values"]) > 1 else "ndcg"] = score
         if score < threshold:
             top = sorted(current[label], key=lambda name: -abs(current[label][name]))[:3]
-            violations.append({"feature_name": label, "constraint_check_type": "attribution_drift_check",
+            violations.append({"label": label, "metric_name": "shap",
+                               "constraint_check_type": "feature_attribution_drift_check",
                                "description": f"NDCG {score:.4f} of the current attribution ranking against the "
                                              f"baseline's is below {threshold} (top features now: {', '.join(top)})"})
-    _write(output / "constraint_violations.json", {"violations": violations})
+    _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
     return _result(violations, metrics, ["analysis.json", "constraint_violations.json"], attributions=current)
 
 

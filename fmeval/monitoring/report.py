@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fmeval.html import CSP, STYLE, esc
+from fmeval.monitoring.monitors import violation_subject
 from fmeval.version import __version__
 
 BASELINE_COLOUR, CURRENT_COLOUR = "#8c8c8c", "#0969da"
@@ -188,7 +189,7 @@ def render_report(report: dict[str, Any]) -> str:
     if report["violations"]:
         out.append("<table><tr><th>window</th><th>feature or metric</th><th>check</th><th>description</th></tr>")
         for violation in report["violations"]:
-            subject = violation.get("feature_name") or violation.get("metric_name")
+            subject = violation_subject(violation)
             out.append(f"<tr><td>{esc(violation['window'])}</td><td>{esc(subject)}</td>"
                        f"<td>{esc(violation['constraint_check_type'])}</td><td>{esc(violation['description'])}</td></tr>")
         out.append("</table>")

@@ -244,6 +244,40 @@ def test_bias_drift_finds_predictions_that_turn_against_a_group(tmp_path):
     assert drifted["metrics"]["post/gender=f/DPPL"] == pytest.approx(np.mean(men) - np.mean(women))
 
 
+def test_bias_drift_alarms_only_on_moves_away_from_the_ideal_and_names_them(tmp_path):
+    # a biased baseline (DI about 0.54), then a fairer window, a worse one, and one biased the other way
+    rows = [*loan_rows(400, 4, favour_men=0.5), *loan_rows(400, 5, favour_men=0), *loan_rows(400, 6, favour_men=1),
+            *loan_rows(400, 7, favour_men=-0.5)]
+    capture = tmp_path / "capture"
+    ids = capture_rows(capture, rows, start=hour(0), spacing_s=9)
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")])
+    config = {**BIAS_CONFIG, "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]}}, "thresholds": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["monitor", "bias-drift", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                 str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config",
+                 str(tmp_path / "config.json"), "-o", str(tmp_path / "base")]) == 0
+    constraints = json.loads((tmp_path / "base" / "constraints.json").read_text())["bias_constraints"]
+    assert 0.4 < constraints["post/gender=f/DI"]["baseline"] < 0.7 and constraints["post/gender=f/DI"]["ideal"] == 1
+
+    def check(k):
+        return check_window(tmp_path / "base", capture / "model", Window(hour(k), hour(k + 1)), tmp_path / f"w{k}",
+                            ground_truth=tmp_path / "gt")
+
+    fairer, worse, reversed_ = check(1), check(2), check(3)
+    # today: both metrics alarm on the fairer window too (outside baseline ± 0.1 either way)
+    assert abs(fairer["metrics"]["post/gender=f/DPPL"]) < 0.1 and fairer["violations"] == []
+    assert sorted(v["metric_name"] for v in worse["violations"]) == ["DI", "DPPL"]
+    di = next(v for v in worse["violations"] if v["metric_name"] == "DI")
+    assert (di["facet"], di["facet_value"], di["constraint_check_type"]) == ("gender", "f", "bias_drift_check")
+    assert "fell to" in di["description"] and "further from its ideal 1" in di["description"]
+    # biased the other way, further from the ideal than the baseline: DI rose, DPPL fell
+    directions = {v["metric_name"]: v["description"] for v in reversed_["violations"]}
+    assert "rose to" in directions["DI"] and "fell to" in directions["DPPL"]
+    written = json.loads((tmp_path / "w2" / "constraint_violations.json").read_text())
+    assert written["version"] == "1.0" and "feature_name" not in written["violations"][0]
+
+
 # -- feature-attribution drift ---------------------------------------------------------------------------------------
 def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     # Model Monitor's example: same order -> 1; the top two swapped -> below 1, by hand:
@@ -272,6 +306,7 @@ def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     drifted = check_window(tmp_path / "base", capture / "model", Window(hour(2), hour(3)), tmp_path / "drifted")
     assert steady["status"] == "Completed" and steady["metrics"]["ndcg"] >= 0.9
     assert drifted["status"] == "CompletedWithViolations" and drifted["metrics"]["ndcg"] < 0.9
+    assert drifted["violations"][0]["constraint_check_type"] == "feature_attribution_drift_check"
     current = next(iter(drifted["attributions"].values()))
     assert sorted(current, key=lambda name: -abs(current[name])) == ["x2", "x1", "x0"]  # the baseline's, reversed
 

@@ -43,6 +43,11 @@ MAX_CATEGORIES = 10_000
 EXACT_LIMIT = 100_000
 SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
 BUCKETS = 10
+KLL_C = 2 / 3  # DataSketches' compactor shrink factor
+KLL_M = 8  # DataSketches' smallest compactor
+KLL_FAMILY = 15  # DataSketches' family id of KLL sketches
+SAGEMAKER_CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
+                    "extra_column_check", "categorical_values_check")
 OTHER = "__other__"
 
 
@@ -272,7 +277,7 @@ def statistics_json(result: Profile) -> dict[str, Any]:
                     "buckets": [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
                                  "count": float((cumulative[i + 1] - cumulative[i]) * column.present)}
                                 for i in range(buckets)],
-                    "sketch": {"parameters": {"k": KLL_K}, "serialized": column.sketch.serialize().hex()}}}
+                    "sketch": kll_json(column.sketch)}}
             features.append({"name": name, "inferred_type": column.kind, "numerical_statistics": stats})
         else:
             top = sorted(column.counts.items(), key=lambda item: -item[1])
@@ -280,6 +285,86 @@ def statistics_json(result: Profile) -> dict[str, Any]:
                 "common": common, "distinct_count": len(column.counts),
                 "distribution": {"categorical": {"buckets": [{"value": v, "count": c} for v, c in top]}}}})
     return {"version": 0.0, "dataset": {"item_count": result.rows}, "features": features}
+
+
+def kll_json(sketch: Any) -> dict[str, Any]:
+    """A KLL sketch as SageMaker's statistics.json holds it: its parameters and its compactor levels,
+    lowest first (an item of level h stands for 2**h values). DataSketches' compactors shrink by
+    2/3 a level (Deequ's, behind SageMaker, by 0.64)."""
+    levels: dict[int, list[float]] = {}
+    for item, weight in sketch:
+        levels.setdefault(int(weight).bit_length() - 1, []).append(float(item))
+    return {"parameters": {"c": KLL_C, "k": float(sketch.k)},
+            "data": [levels.get(h, []) for h in range(max(levels) + 1)] if levels else []}
+
+
+def _level_capacity(k: int, depth: int) -> int:
+    """DataSketches' capacity of a compactor `depth` levels below the top: k (2/3)**depth, rounded."""
+    if depth > 30:  # as DataSketches computes it, in two steps past 30 levels
+        return _level_capacity(_level_capacity(k, depth // 2), depth - depth // 2)
+    return (((2 * k) << depth) // 3 ** depth + 1) >> 1
+
+
+def kll_from_json(sketch: dict[str, Any], minimum: float, maximum: float) -> Any:
+    """A DataSketches KLL sketch holding exactly the items and weights of SageMaker's form (see
+    `kll_json`), built in DataSketches' compact serial format (preamble, levels, min, max, items)."""
+    import struct
+
+    from datasketches import kll_doubles_sketch
+
+    levels = [[float(item) for item in level] for level in sketch.get("data") or []]
+    k = min(0xFFFF, max(KLL_M, int(float(sketch.get("parameters", {}).get("k", KLL_K)))))
+    n = sum(len(level) << h for h, level in enumerate(levels))
+    if n == 0:
+        return kll_doubles_sketch(k)
+    if n == 1:
+        (item,) = (item for level in levels for item in level)
+        return kll_doubles_sketch.deserialize(struct.pack("<BBBBHBBd", 2, 2, KLL_FAMILY, 4, k, KLL_M, 0, item))
+    depth = len(levels)
+    capacity = sum(max(KLL_M, _level_capacity(k, depth - h - 1)) for h in range(depth))
+    retained = sum(len(level) for level in levels)
+    offsets, offset = [], capacity - retained
+    for level in levels:
+        offsets.append(offset)
+        offset += len(level)
+    items = [item for level in levels for item in level]
+    return kll_doubles_sketch.deserialize(
+        struct.pack(f"<BBBBHBBQHBB{depth}Idd{retained}d", 5, 1, KLL_FAMILY, 0, k, KLL_M, 0, n, k, depth, 0,
+                    *offsets, float(minimum), float(maximum), *items))
+
+
+def profile_from_statistics(statistics: dict[str, Any]) -> Profile:
+    """A baseline's profile from a statistics.json (SageMaker's or fmeval's), for checks against a
+    baseline SageMaker made: counts, moments, extremes, the KLL sketch and the categories' counts."""
+    columns = {}
+    for feature in statistics.get("features", []):
+        numeric = feature.get("numerical_statistics")
+        stats = numeric or feature.get("string_statistics") or {}
+        common = stats.get("common", {})
+        present, missing = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+        kind = feature.get("inferred_type", "Fractional" if numeric else "String")
+        column = ColumnProfile(kind, present, missing)
+        if numeric is not None:
+            column.kind = kind if kind in ("Integral", "Fractional") else "Fractional"
+            if present:
+                column.mean, column.total = float(numeric["mean"]), float(numeric["sum"])
+                column.m2 = float(numeric["std_dev"]) ** 2 * present
+                column.minimum, column.maximum = float(numeric["min"]), float(numeric["max"])
+            sketch = numeric.get("distribution", {}).get("kll", {}).get("sketch")
+            if sketch and present:
+                column.sketch = kll_from_json(sketch, column.minimum, column.maximum)
+        else:
+            buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
+            column.counts = {str(bucket["value"]): int(bucket["count"]) for bucket in buckets}
+        columns[feature["name"]] = column
+    return Profile(int(statistics.get("dataset", {}).get("item_count", 0)), columns)
+
+
+def violations_json(violations: list[dict[str, Any]]) -> dict[str, Any]:
+    """constraint_violations.json: a check SageMaker does not have carries `"extension": "fmeval"`,
+    so that SageMaker's readers can skip it knowingly."""
+    return {"violations": [violation if violation["constraint_check_type"] in SAGEMAKER_CHECKS
+                           else {**violation, "extension": "fmeval"} for violation in violations]}
 
 
 def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> dict[str, Any]:

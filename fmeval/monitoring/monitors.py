@@ -142,10 +142,11 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
                                 backend=options.get("backend", "local"))
     if current.rows == 0:
         return _no_data(window, data)
-    reference = dq.profile_from_json(_read(baseline / "profile.json"))
+    reference = (dq.profile_from_json(_read(baseline / "profile.json")) if (baseline / "profile.json").exists()
+                 else dq.profile_from_statistics(_read(baseline / "statistics.json")))  # a baseline SageMaker made
     result = dq.check(reference, _read(baseline / "constraints.json"), current)
     _write(output / "statistics.json", dq.statistics_json(current))
-    _write(output / "constraint_violations.json", {"violations": result["violations"]})
+    _write(output / "constraint_violations.json", dq.violations_json(result["violations"]))
     _write(output / "drift.json", result["drift"])
     _write(output / "distributions.json", dq.distributions(reference, current))
     dataset = result["drift"]["dataset"]

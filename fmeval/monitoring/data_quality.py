@@ -289,13 +289,26 @@ def statistics_json(result: Profile) -> dict[str, Any]:
 
 def kll_json(sketch: Any) -> dict[str, Any]:
     """A KLL sketch as SageMaker's statistics.json holds it: its parameters and its compactor levels,
-    lowest first (an item of level h stands for 2**h values). DataSketches' compactors shrink by
-    2/3 a level (Deequ's, behind SageMaker, by 0.64)."""
-    levels: dict[int, list[float]] = {}
-    for item, weight in sketch:
-        levels.setdefault(int(weight).bit_length() - 1, []).append(float(item))
-    return {"parameters": {"c": KLL_C, "k": float(sketch.k)},
-            "data": [levels.get(h, []) for h in range(max(levels) + 1)] if levels else []}
+    lowest first (an item of level h stands for 2**h values), read from DataSketches' compact serial
+    format (the binding's item iterator gives a merged sketch's items weight 1). DataSketches'
+    compactors shrink by 2/3 a level (Deequ's, behind SageMaker, by 0.64)."""
+    import struct
+
+    data = sketch.serialize()
+    parameters = {"c": KLL_C, "k": float(sketch.k)}
+    if sketch.n <= 1:
+        return {"parameters": parameters, "data": [[float(sketch.get_min_value())]] if sketch.n else []}
+    depth = data[18]
+    offsets = [*struct.unpack_from(f"<{depth}I", data, 20), _capacity(sketch.k, depth)]
+    items = struct.unpack_from(f"<{offsets[-1] - offsets[0]}d", data, 20 + 4 * depth + 16)
+    start = offsets[0]
+    return {"parameters": parameters, "data": [list(items[offsets[h] - start:offsets[h + 1] - start])
+                                               for h in range(depth)]}
+
+
+def _capacity(k: int, depth: int) -> int:
+    """The items a DataSketches KLL sketch of `depth` levels has room for."""
+    return sum(max(KLL_M, _level_capacity(k, depth - h - 1)) for h in range(depth))
 
 
 def _level_capacity(k: int, depth: int) -> int:
@@ -312,7 +325,8 @@ def kll_from_json(sketch: dict[str, Any], minimum: float, maximum: float) -> Any
 
     from datasketches import kll_doubles_sketch
 
-    levels = [[float(item) for item in level] for level in sketch.get("data") or []]
+    # DataSketches keeps every level above the first sorted; Deequ's levels may hold several sorted runs
+    levels = [[float(item) for item in (sorted(level) if h else level)] for h, level in enumerate(sketch.get("data") or [])]
     k = min(0xFFFF, max(KLL_M, int(float(sketch.get("parameters", {}).get("k", KLL_K)))))
     n = sum(len(level) << h for h, level in enumerate(levels))
     if n == 0:
@@ -321,7 +335,7 @@ def kll_from_json(sketch: dict[str, Any], minimum: float, maximum: float) -> Any
         (item,) = (item for level in levels for item in level)
         return kll_doubles_sketch.deserialize(struct.pack("<BBBBHBBd", 2, 2, KLL_FAMILY, 4, k, KLL_M, 0, item))
     depth = len(levels)
-    capacity = sum(max(KLL_M, _level_capacity(k, depth - h - 1)) for h in range(depth))
+    capacity = _capacity(k, depth)
     retained = sum(len(level) for level in levels)
     offsets, offset = [], capacity - retained
     for level in levels:

@@ -57,8 +57,13 @@ def _read(path: Path) -> Any:
 
 
 def read_monitor(baseline: str | Path) -> dict[str, Any]:
-    """The baseline's kind and options."""
-    description = _read(Path(baseline) / MONITOR_FILE)
+    """The baseline's kind and options. A folder of SageMaker's data-quality baseline
+    (statistics.json and constraints.json, no monitor.json) is a data-quality baseline of requests."""
+    directory = Path(baseline)
+    if not (directory / MONITOR_FILE).exists() and all((directory / name).is_file()
+                                                        for name in ("statistics.json", "constraints.json")):
+        return {"schema_version": SCHEMA_VERSION, "kind": "data-quality", "options": {"part": "input"}}
+    description = _read(directory / MONITOR_FILE)
     if description.get("kind") not in KINDS:
         raise UserError(f"{baseline}/{MONITOR_FILE}: unknown monitor kind {description.get('kind')!r}")
     return description
@@ -412,7 +417,8 @@ def metric_names(baseline: str | Path) -> set[str]:
     kind = read_monitor(directory)["kind"]
     names = {"rows", "violations"}
     if kind == "data-quality":
-        columns = _read(directory / "profile.json")["columns"]
+        columns = ([feature["name"] for feature in _read(directory / "statistics.json")["features"]]
+                   if not (directory / "profile.json").exists() else _read(directory / "profile.json")["columns"])
         names |= {"drifted_columns", "drift_share"} | {f"feature_baseline_drift_{name}" for name in columns}
     elif kind == "model-quality":
         from fmeval.monitoring.model_quality import METRICS

@@ -35,6 +35,9 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     serve.add_argument("--redact-header", action="append", default=[], help="a header never written; repeatable")
     serve.add_argument("--attribute-header", action="append", default=[],
                        help="a request header recorded as a custom attribute; repeatable")
+    serve.add_argument("--upstream-timeout", type=float, metavar="SECONDS",
+                       help="answer 504 'upstream timed out' when the upstream takes longer than this to its last "
+                            "byte (default: no limit of the proxy's own; the client's timeout applies)")
 
     monitor = commands.add_parser("monitor", help="monitoring of captured traffic: baselines, checks, schedules, alarms")
     monitor_actions = monitor.add_subparsers(dest="monitor_command", metavar="ACTION", required=True)
@@ -159,13 +162,18 @@ def _add_schedules(actions: Any) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
+    from fmeval.errors import UserError
     from fmeval.monitoring.data_capture import CaptureWriter
-    from fmeval.monitoring.proxy import serve
+    from fmeval.monitoring.proxy import check_upstream, serve
 
+    check_upstream(args.upstream)
+    if not args.max_file_mb > 0 or not args.rotate_seconds > 0:
+        raise UserError(f"--max-file-mb and --rotate-seconds must be positive, got {args.max_file_mb:g} and "
+                        f"{args.rotate_seconds:g}")
     writer = CaptureWriter(args.output, name=args.name, sampling_percentage=args.sampling_percentage, seed=args.seed,
                            max_file_bytes=int(args.max_file_mb * (1 << 20)), max_file_seconds=args.rotate_seconds)
     serve(args.upstream, writer, host=args.host, port=args.port, redact_headers=args.redact_header,
-          attribute_headers=args.attribute_header)
+          attribute_headers=args.attribute_header, timeout_s=args.upstream_timeout)
     return EXIT_OK
 
 

@@ -110,7 +110,20 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-# -- data quality ----------------------------------------------------------------------------------------
+# -- data quality ---------------------------------------------------------------------------------------
+def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
+    """The typed options, their column options checked against the baseline's columns."""
+    from fmeval.monitoring.options import DataQualityOptions
+
+    typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
+    named = set(typed.columns) | set(typed.include or ())
+    unknown = sorted(named - set(columns))
+    if unknown:
+        raise UserError(f"column option for {', '.join(map(repr, unknown))}, which the baseline does not have "
+                        f"(columns: {', '.join(map(str, columns))})")
+    return typed
+
+
 def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
@@ -118,6 +131,7 @@ def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadSta
                                 stats=stats, backend=options["backend"])
     if profile.rows == 0:
         raise UserError(f"no data in {options['data']}: a baseline needs rows")
+    _data_quality_options(options, profile.columns)  # a column option naming no column fails now, not at a check
     _write(output / "statistics.json", dq.statistics_json(profile))
     _write(output / "constraints.json", dq.constraints_json(
         profile, comparison_threshold=options["comparison_threshold"]))
@@ -133,7 +147,8 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
     if current.rows == 0:
         return _no_data(window, data)
     reference = dq.profile_from_json(_read(baseline / "profile.json"))
-    result = dq.check(reference, _read(baseline / "constraints.json"), current)
+    result = dq.check(reference, _read(baseline / "constraints.json"), current,
+                      options=_data_quality_options(options, reference.columns))
     _write(output / "statistics.json", dq.statistics_json(current))
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     _write(output / "drift.json", result["drift"])
@@ -141,8 +156,9 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
     dataset = result["drift"]["dataset"]
     metrics: dict[str, Any] = {"rows": current.rows, "drifted_columns": dataset["drifted_columns"],
                                "drift_share": dataset["share"], "violations": len(result["violations"])}
-    for name, column in result["drift"]["columns"].items():
-        metrics[f"feature_baseline_drift_{name}"] = column["linf"]
+    if result["emit_metrics"]:  # constraints.json's monitoring_config.emit_metrics
+        for name, column in result["drift"]["columns"].items():
+            metrics[f"feature_baseline_drift_{name}"] = column["linf"]
     return _result(result["violations"], metrics,
                    ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"])
 

@@ -42,7 +42,7 @@ SAGEMAKER_CONSTRAINTS = {
     "monitoring_config": {"evaluate_constraints": "Enabled", "emit_metrics": "Enabled",
                           "datatype_check_threshold": 0.1, "domain_content_threshold": 0.1,
                           "distribution_constraints": {"perform_comparison": "Enabled", "comparison_threshold": 0.1,
-                                                       "comparison_method": "Robust",
+                                                       "comparison_method": "Simple",
                                                        "categorical_comparison_threshold": 0.1,
                                                        "categorical_drift_method": "LInfinity"}},
 }

@@ -26,12 +26,12 @@ import pandas as pd
 from fmeval.errors import UserError
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.data_capture import ReadStats
+from fmeval.monitoring.options import default, parse_options
 from fmeval.monitoring.windows import Window, is_capture, window_frame
 
 MONITOR_FILE = "monitor.json"
 SCHEMA_VERSION = 1
-NDCG_THRESHOLD = 0.90  # Model Monitor's feature-attribution drift threshold
-BIAS_TOLERANCE = 0.1  # a bias metric without a range in the config may move this far from its baseline value
+NDCG_THRESHOLD = default("attribution-drift", "ndcg_threshold")  # Model Monitor's feature-attribution drift threshold
 BIAS_IDEAL = {"DI": 1.0}  # Clarify's ideal value of each bias metric: 0 for all the others
 
 
@@ -57,16 +57,22 @@ def _read(path: Path) -> Any:
 
 
 def read_monitor(baseline: str | Path) -> dict[str, Any]:
-    """The baseline's kind and options. A folder of SageMaker's data-quality baseline
-    (statistics.json and constraints.json, no monitor.json) is a data-quality baseline of requests."""
-    directory = Path(baseline)
-    if not (directory / MONITOR_FILE).exists() and all((directory / name).is_file()
-                                                        for name in ("statistics.json", "constraints.json")):
-        return {"schema_version": SCHEMA_VERSION, "kind": "data-quality", "options": {"part": "input"}}
-    description = _read(directory / MONITOR_FILE)
-    if description.get("kind") not in KINDS:
-        raise UserError(f"{baseline}/{MONITOR_FILE}: unknown monitor kind {description.get('kind')!r}")
-    return description
+    """The baseline's kind and options (checked against the kind's options model, every default filled in).
+    A folder of SageMaker's data-quality baseline (statistics.json and constraints.json, no monitor.json)
+    is a data-quality baseline of requests with the default options."""
+    where = Path(baseline) / MONITOR_FILE
+    if not where.exists() and all((Path(baseline) / name).is_file() for name in ("statistics.json", "constraints.json")):
+        description = {"schema_version": SCHEMA_VERSION, "kind": "data-quality", "options": {}}
+    else:
+        description = _read(where)
+    if not isinstance(description, dict) or description.get("kind") not in KINDS:
+        kind = description.get("kind") if isinstance(description, dict) else None
+        raise UserError(f"{where}: unknown monitor kind {kind!r}")
+    options = description.get("options", {})
+    if not isinstance(options, dict):
+        raise UserError(f"{where}: options must be a mapping of option names to values")
+    typed = parse_options(description["kind"], options, source=f"{where}: options")
+    return {**description, "options": typed.model_dump()}
 
 
 def _result(violations: list[dict[str, Any]], metrics: dict[str, Any], files: list[str],
@@ -124,17 +130,31 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-# -- data quality ----------------------------------------------------------------------------------------
+# -- data quality ---------------------------------------------------------------------------------------
+def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
+    """The typed options, their column options checked against the baseline's columns."""
+    from fmeval.monitoring.options import DataQualityOptions
+
+    typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
+    named = set(typed.columns) | set(typed.include or ())
+    unknown = sorted(named - set(columns))
+    if unknown:
+        raise UserError(f"column option for {', '.join(map(repr, unknown))}, which the baseline does not have "
+                        f"(columns: {', '.join(map(str, columns))})")
+    return typed
+
+
 def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    profile = dq.profile_source(options["data"], part=options.get("part", "input"), window=options.get("window"),
-                                stats=stats, backend=options.get("backend", "local"))
+    profile = dq.profile_source(options["data"], part=options["part"], window=options.get("window"),
+                                stats=stats, backend=options["backend"])
     if profile.rows == 0:
         raise UserError(f"no data in {options['data']}: a baseline needs rows")
+    _data_quality_options(options, profile.columns)  # a column option naming no column fails now, not at a check
     _write(output / "statistics.json", dq.statistics_json(profile))
     _write(output / "constraints.json", dq.constraints_json(
-        profile, comparison_threshold=float(options.get("comparison_threshold", 0.1))))
+        profile, comparison_threshold=options["comparison_threshold"]))
     (output / "profile.json").write_text(json.dumps(dq.profile_to_json(profile)), encoding="utf-8")
     return {"rows": profile.rows, "columns": len(profile.columns)}
 
@@ -143,13 +163,13 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
                         ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    current = dq.profile_source(data, part=options.get("part", "input"), window=window, stats=stats,
-                                backend=options.get("backend", "local"))
+    current = dq.profile_source(data, part=options["part"], window=window, stats=stats, backend=options["backend"])
     if current.rows == 0:
         return _no_data(window, data)
     reference = (dq.profile_from_json(_read(baseline / "profile.json")) if (baseline / "profile.json").exists()
                  else dq.profile_from_statistics(_read(baseline / "statistics.json")))  # a baseline SageMaker made
-    result = dq.check(reference, _read(baseline / "constraints.json"), current)
+    result = dq.check(reference, _read(baseline / "constraints.json"), current,
+                      options=_data_quality_options(options, reference.columns))
     _write(output / "statistics.json", dq.statistics_json(current))
     _write(output / "constraint_violations.json", dq.violations_json(result["violations"]))
     _write(output / "drift.json", result["drift"])
@@ -157,8 +177,9 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
     dataset = result["drift"]["dataset"]
     metrics: dict[str, Any] = {"rows": current.rows, "drifted_columns": dataset["drifted_columns"],
                                "drift_share": dataset["share"], "violations": len(result["violations"])}
-    for name, column in result["drift"]["columns"].items():
-        metrics[f"feature_baseline_drift_{name}"] = column["linf"]
+    if result["emit_metrics"]:  # constraints.json's monitoring_config.emit_metrics
+        for name, column in result["drift"]["columns"].items():
+            metrics[f"feature_baseline_drift_{name}"] = column["linf"]
     return _result(result["violations"], metrics,
                    ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"])
 
@@ -166,8 +187,8 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
 # -- model quality ---------------------------------------------------------------------------------------
 def _quality_inputs(options: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
     inputs = {"problem_type": options["problem_type"],
-              "labels": _column(frame, options.get("label", "label"), "--label").to_numpy(),
-              "predictions": _column(frame, options.get("prediction", "prediction"), "--prediction").to_numpy()}
+              "labels": _column(frame, options["label"], "--label").to_numpy(),
+              "predictions": _column(frame, options["prediction"], "--prediction").to_numpy()}
     if options.get("probability"):
         inputs["probabilities"] = _column(frame, options["probability"], "--probability").to_numpy(dtype=float)
     if options.get("positive_label") is not None:
@@ -179,10 +200,10 @@ def _model_quality_baseline(options: dict[str, Any], output: Path, stats: ReadSt
     from fmeval.monitoring import model_quality
 
     frame = _baseline_frame(options, stats, "predictions with ground truth")
-    statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=int(options.get("seed", 0)))
+    statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=options["seed"])
     _write(output / "statistics.json", statistics)
     _write(output / "constraints.json", model_quality.suggest_constraints(
-        statistics, tolerance=float(options.get("tolerance", 0.05))))
+        statistics, tolerance=options["tolerance"]))
     return {"rows": len(frame)}
 
 
@@ -195,7 +216,7 @@ def _model_quality_check(options: dict[str, Any], baseline: Path, data: Any, win
         return _no_data(window, data)
     inputs = {key: value for key, value in _quality_inputs(options, frame).items() if key != "problem_type"}
     result = model_quality.check_quality(_read(baseline / "statistics.json"), _read(baseline / "constraints.json"),
-                                         **inputs, seed=int(options.get("seed", 0)))  # the problem: the baseline's
+                                         **inputs, seed=options["seed"])  # the problem: the baseline's
     _write(output / "statistics.json", result["statistics"])
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     return _result(result["violations"], {"rows": len(frame), **result["metrics"]},
@@ -241,13 +262,14 @@ def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> d
     frame = _baseline_frame(options, stats, "data")
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
     ranges = options["analysis_config"].get("thresholds") or {}
+    tolerance = options["tolerance"]
     constraints = {}
     for key, value in values.items():
         metric = key.rsplit("/", 1)[1]
-        low, high = ranges.get(metric, (value - BIAS_TOLERANCE, value + BIAS_TOLERANCE))
+        low, high = ranges.get(metric, (value - tolerance, value + tolerance))
         constraints[key] = {"baseline": value, "lower_bound": float(low), "upper_bound": float(high),
                             "ideal": BIAS_IDEAL.get(metric, 0.0),
-                            "from": "config" if metric in ranges else f"baseline ± {BIAS_TOLERANCE}"}
+                            "from": "config" if metric in ranges else f"baseline ± {tolerance:g}"}
     _write(output / "constraints.json", {"version": 0.0, "bias_constraints": constraints})
     return {"rows": len(frame), "metrics": len(values)}
 
@@ -268,7 +290,7 @@ def bias_violation(key: str, value: float, bounds: dict[str, Any]) -> dict[str, 
     facet, _, facet_value = group.partition("=")
     moved = "rose" if value > high else "fell"
     limit = f"above {high:.4f}" if value > high else f"below {low:.4f}"
-    basis = "the config's range" if from_config else f"baseline {baseline:.4f} ± {BIAS_TOLERANCE}"
+    basis = "the config's range" if from_config else bounds["from"]
     return {"facet": facet, "facet_value": facet_value, "metric_name": metric, "constraint_check_type": "bias_drift_check",
             "description": f"{stage}-training {metric} of {facet}={facet_value} {moved} to {value:.4f} (baseline "
                            f"{baseline:.4f}), {limit}, the bound of {basis}, and further from its ideal {ideal:g}"}
@@ -371,7 +393,7 @@ def _detector(options: dict[str, Any]) -> Any:
     from fmeval.algorithms.toxicity import Detector
 
     return Detector(kind=options["detector"], model=options.get("detector_model"),
-                    checkpoint=options.get("detector_checkpoint"), batch_size=int(options.get("batch_size", 32)))
+                    checkpoint=options.get("detector_checkpoint"), batch_size=options["batch_size"])
 
 
 def _llm_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
@@ -380,7 +402,7 @@ def _llm_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> di
     pairs = _pairs(options["data"], options.get("window"), options.get("ground_truth"), stats)
     if not pairs:
         raise UserError(f"no prompts and answers in {options['data']}: a baseline needs traffic")
-    score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=int(options.get("seed", 0)))
+    score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=options["seed"])
     return {"rows": len(pairs)}
 
 
@@ -393,9 +415,9 @@ def _llm_check(options: dict[str, Any], baseline: Path, data: Any, window: Windo
     if not pairs:
         return _no_data(window, data)
     current = score_window(pairs, output / "run", label=str(window or "window"), detector=_detector(options),
-                           seed=int(options.get("seed", 0)), overwrite=True)  # a rerun replaces the window's run
+                           seed=options["seed"], overwrite=True)  # a rerun replaces the window's run
     result = check_llm_outputs(load_run(baseline / "run"), current, max_change=options.get("max_change"),
-                               seed=int(options.get("seed", 0)))
+                               seed=options["seed"])
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     _write(output / "comparison.json", {"comparison": result.get("comparison"), "languages": result.get("languages")})
     return _result(result["violations"], {"rows": len(pairs), **result["metrics"]},
@@ -442,12 +464,14 @@ def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dic
     into `output`, with monitor.json describing it."""
     if kind not in KINDS:
         raise UserError(f"unknown monitor kind {kind!r}; one of: {', '.join(KINDS)}")
+    given = {key: (str(value) if isinstance(value, Path) else value) for key, value in options.items()
+             if key not in ("data", "window")}
+    kept = parse_options(kind, given, source=f"{kind} options").model_dump()
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
-    summary = {**KINDS[kind].baseline(options, directory, stats), "skipped_lines": stats.skipped}
-    kept = {key: (str(value) if isinstance(value, (Path, Window)) else value) for key, value in options.items()
-            if key not in ("data", "window")}
+    summary = {**KINDS[kind].baseline({**kept, "data": options["data"], "window": options.get("window")}, directory,
+                                      stats), "skipped_lines": stats.skipped}
     _write(directory / MONITOR_FILE, {"schema_version": SCHEMA_VERSION, "kind": kind, "options": kept,
                                       "baseline_data": str(options["data"]), "summary": summary})
     return summary

@@ -4,9 +4,11 @@ import csv
 import io
 import json
 import urllib.request
+from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -158,3 +160,86 @@ def test_a_request_that_does_not_fit_the_headers_is_skipped_and_named(tmp_path, 
     assert list(frame.index) == [ids[0]] and list(frame.columns) == [*FEATURES, "prediction", "score"]
     assert frame.attrs["response_columns"] == ["prediction", "score"]
     assert stats.skipped == [f"event {ids[1]}: the request has 2 values but the config's headers name 6"]
+
+
+# -- a record preprocessor ------------------------------------------------------------------------------------
+PREPROCESSOR = '''
+import json
+
+
+def preprocess_handler(inference_record):
+    """SageMaker's contract: flatten a nested request into features; [] drops the event."""
+    request = json.loads(inference_record.event_data.endpointInput.data)
+    if request.get("synthetic"):
+        return []
+    customer = request["customer"]
+    return {"age": customer["age"], "city": customer["address"]["city"],
+            "items": len(request["basket"]), "total": sum(item["price"] for item in request["basket"]),
+            "event": inference_record.event_metadata.eventId}
+'''
+
+
+def nested_events(root, start, n, seed, *, price):
+    import datetime as dt
+
+    from fmeval.monitoring.data_capture import encode_body
+
+    rng = np.random.default_rng(seed)
+    writer = CaptureWriter(root, name="shop")
+    sent = []
+    for i in range(n):
+        request = {"customer": {"age": int(rng.integers(18, 80)), "address": {"city": str(rng.choice(["oslo", "rome"]))}},
+                   "basket": [{"price": float(rng.normal(price, 1))} for _ in range(int(rng.integers(1, 4)))],
+                   "synthetic": bool(i % 10 == 0)}  # a load-test bot's traffic, to be dropped
+        event_id = writer.write(request=encode_body(json.dumps(request).encode(), "application/json"),
+                                response=encode_body(b'{"ok": 1}', "application/json"), latency_ms=1.0,
+                                when=start + dt.timedelta(seconds=10 * i))
+        if not request["synthetic"]:
+            sent.append({"age": request["customer"]["age"], "total": sum(b["price"] for b in request["basket"]),
+                         "event": event_id})
+    writer.close()
+    return sent
+
+
+def test_a_record_preprocessor_flattens_events_only_when_trusted_and_runs_in_the_scheduler(tmp_path, capsys):
+    import datetime as dt
+
+    from fmeval.monitoring.schedules import MonitorStore, Schedule, execute
+
+    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    reference = nested_events(tmp_path / "capture", start, 200, 0, price=10)
+    nested_events(tmp_path / "capture", start + dt.timedelta(hours=1), 200, 1, price=30)  # prices tripled
+    script = tmp_path / "flatten.py"
+    script.write_text(PREPROCESSOR)
+    first_hour = f"{start.isoformat()}/{(start + dt.timedelta(hours=1)).isoformat()}"
+    baseline = ["monitor", "data-quality", "baseline", "--data", str(tmp_path / "capture" / "shop"), "--window",
+                first_hour, "--preprocessor", str(script), "-o", str(tmp_path / "base")]
+    assert main(baseline) == 2  # without --trust-code the code never runs
+    assert "pass --trust-code for a file you trust" in capsys.readouterr().err
+    assert main([*baseline, "--trust-code"]) == 0
+    statistics = json.loads((tmp_path / "base" / "statistics.json").read_text())
+    features = {f["name"]: f for f in statistics["features"]}
+    assert set(features) == {"age", "city", "items", "total", "event"}  # flattened (today: customer and basket dropped)
+    assert statistics["dataset"]["item_count"] == len(reference) == 180  # the synthetic tenth dropped
+    expected = pd.DataFrame(reference)
+    assert features["total"]["numerical_statistics"]["sum"] == pytest.approx(expected["total"].sum())
+    assert features["age"]["numerical_statistics"]["mean"] == pytest.approx(expected["age"].mean())
+    monitor = json.loads((tmp_path / "base" / "monitor.json").read_text())["options"]
+    assert monitor["trust_code"] is True and monitor["preprocessor"] == str(script.resolve())
+
+    store = tmp_path / "store.sqlite"
+    with MonitorStore(store) as monitors:
+        schedule = monitors.create(Schedule(
+            name="shop", kind="data-quality", baseline=str(tmp_path / "base"), capture=str(tmp_path / "capture" / "shop"),
+            cron="0 * * * *", output=str(tmp_path / "executions"), start=start.isoformat()))
+        from fmeval.monitoring.windows import Window
+
+        drifted = execute(monitors, schedule, Window(start + dt.timedelta(hours=1), start + dt.timedelta(hours=2)))
+        assert drifted.status == "CompletedWithViolations", drifted.reason
+        result = json.loads((Path(drifted.output_dir) / "result.json").read_text())
+        assert "total" in {v["feature_name"] for v in result["violations"] if v["constraint_check_type"] ==
+                           "baseline_drift_check"}
+        assert result["metrics"]["rows"] == 180
+        script.write_text(PREPROCESSOR.replace("len(request", "1 + len(request"))  # the code changed since
+        changed = execute(monitors, schedule, Window(start, start + dt.timedelta(hours=1)))
+        assert changed.status == "Failed" and "changed since the baseline trusted it" in changed.reason

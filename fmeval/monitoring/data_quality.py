@@ -214,14 +214,17 @@ def merged(profiles: Iterable[Profile]) -> Profile:
 
 
 def profile_source(source: str | Path, *, part: str = "input", window: Any = None, stats: Any = None,
-                   backend: str = "local") -> Profile:
+                   backend: str = "local", preprocess: Any = None) -> Profile:
     """The profile of a capture (its `window`) or of CSV, Parquet or JSON Lines files, read here
     block by block, or (`backend="ray"`) as one Ray Data job whose blocks are profiled where they
-    are read and merged here: a month of capture files, or a folder of Parquet files."""
+    are read and merged here: a month of capture files, or a folder of Parquet files. `preprocess`
+    (see `preprocessor`) turns each captured event into its rows."""
     if backend == "local":
-        return profile(blocks(source, part=part, window=window, stats=stats))
+        return profile(blocks(source, part=part, window=window, stats=stats, preprocess=preprocess))
     if backend != "ray":
         raise UserError(f"backend must be local or ray, got {backend!r}")
+    if preprocess is not None:
+        raise UserError("a record preprocessor runs with the local backend only (--backend local)")
     path = Path(source)
     if is_capture(path):
         return _capture_profile_on_ray(path, part, window, stats)
@@ -967,15 +970,17 @@ def profile_from_json(data: dict[str, Any]) -> Profile:
 
 # -- where the rows come from ------------------------------------------------------------------------------
 def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000, window: Any = None,
-           stats: Any = None) -> Iterator[pd.DataFrame]:
+           stats: Any = None, preprocess: Any = None) -> Iterator[pd.DataFrame]:
     """Blocks of rows from a capture directory (each event's input or output: a JSON object is a
     row, a JSON list or CSV line its values c0, c1, ...; only the events of `window`, a
     `windows.Window`, when given), or from CSV, Parquet or JSON Lines files (a file, a folder or
     a glob)."""
     path = Path(source)
     if is_capture(path):
-        yield from _capture_blocks(path, part, block_rows, window, stats)
+        yield from _capture_blocks(path, part, block_rows, window, stats, preprocess)
         return
+    if preprocess is not None:
+        raise UserError(f"a record preprocessor reads captured events; {source} is not a capture directory")
     if window is not None:
         raise UserError(f"--window selects captured events by their time; {source} is not a capture directory")
     import pyarrow as pa
@@ -1027,12 +1032,16 @@ def _file_blocks(name: str, block_rows: int) -> Iterator[pd.DataFrame]:
             yield pd.DataFrame(rows)
 
 
-def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any) -> Iterator[pd.DataFrame]:
+def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any,
+                    preprocess: Any = None) -> Iterator[pd.DataFrame]:
     from fmeval.monitoring.windows import event_row, window_events
 
     rows: list[dict[str, Any]] = []
     for event in window_events(path, window, stats):
-        rows.append(event_row(event, part))
+        if preprocess is not None:
+            rows.extend(preprocess(event))
+        else:
+            rows.append(event_row(event, part))
         if len(rows) >= block_rows:
             yield pd.DataFrame(rows)
             rows = []

@@ -114,10 +114,17 @@ def load_frame(source: str | Path, *, window: Window | None = None, ground_truth
     return pd.concat(list(blocks(source, window=window)) or [pd.DataFrame()], ignore_index=True)
 
 
+def _request_shape(options: dict[str, Any]) -> dict[str, Any] | None:
+    """The analysis config, with the monitor's own `headers` and `features` (which win)."""
+    if "analysis_config" not in options:
+        return None
+    return {**options["analysis_config"], **{key: options[key] for key in ("headers", "features") if options.get(key)}}
+
+
 def _baseline_frame(options: dict[str, Any], stats: ReadStats, needs: str) -> pd.DataFrame:
     """The baseline's rows (its data, window and ground truth); none is an error saying what is needed."""
     frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats, analysis_config=options.get("analysis_config"))
+                       stats=stats, analysis_config=_request_shape(options))
     if frame.empty:
         raise UserError(f"no rows in {options['data']}{' with ground truth' if options.get('ground_truth') else ''}: "
                         f"a baseline needs {needs}")
@@ -144,11 +151,20 @@ def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
     return typed
 
 
+def _preprocess(options: dict[str, Any]) -> Any:
+    if not options.get("preprocessor"):
+        return None
+    from fmeval.monitoring.preprocessor import load_preprocessor
+
+    return load_preprocessor(options["preprocessor"], trusted=options["trust_code"],
+                             sha256=options.get("preprocessor_sha256"))
+
+
 def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
     profile = dq.profile_source(options["data"], part=options["part"], window=options.get("window"),
-                                stats=stats, backend=options["backend"])
+                                stats=stats, backend=options["backend"], preprocess=_preprocess(options))
     if profile.rows == 0:
         raise UserError(f"no data in {options['data']}: a baseline needs rows")
     _data_quality_options(options, profile.columns)  # a column option naming no column fails now, not at a check
@@ -163,7 +179,8 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
                         ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    current = dq.profile_source(data, part=options["part"], window=window, stats=stats, backend=options["backend"])
+    current = dq.profile_source(data, part=options["part"], window=window, stats=stats, backend=options["backend"],
+                                preprocess=_preprocess(options))
     if current.rows == 0:
         return _no_data(window, data)
     reference = (dq.profile_from_json(_read(baseline / "profile.json")) if (baseline / "profile.json").exists()
@@ -299,7 +316,7 @@ def bias_violation(key: str, value: float, bounds: dict[str, Any]) -> dict[str, 
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                 ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
-                       analysis_config=options["analysis_config"])
+                       analysis_config=_request_shape(options))
     if frame.empty:
         return _no_data(window, data)
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
@@ -344,7 +361,7 @@ def _attribution_baseline(options: dict[str, Any], output: Path, stats: ReadStat
 def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                        ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
-                       analysis_config=options["analysis_config"])
+                       analysis_config=_request_shape(options))
     if frame.empty:
         return _no_data(window, data)
     constraints = _read(baseline / "constraints.json")["attribution_constraints"]
@@ -467,6 +484,11 @@ def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dic
     given = {key: (str(value) if isinstance(value, Path) else value) for key, value in options.items()
              if key not in ("data", "window")}
     kept = parse_options(kind, given, source=f"{kind} options").model_dump()
+    if kept.get("preprocessor"):  # later checks, the scheduler's too, run exactly the code trusted now
+        from fmeval.monitoring.preprocessor import digest
+
+        kept["preprocessor"] = str(Path(kept["preprocessor"]).resolve())
+        kept["preprocessor_sha256"] = digest(kept["preprocessor"])
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     stats = ReadStats()

@@ -72,6 +72,14 @@ class DataQualityOptions(MonitorOptions):
     comparison_method Robust (the default) a larger distance is a violation only when it is also significant."""
     include: list[str] | None = None
     """Comma-separated columns to check (default: all of them)."""
+    preprocessor: str | None = None
+    """A Python file defining preprocess_handler(inference_record), as SageMaker's record preprocessor does:
+    it turns each captured event into a dict of flat features (or a list of them, or [] to drop it) before
+    the check; runs only with --trust-code, in every check and in the scheduler."""
+    trust_code: StrictBool = False
+    """Allow running --preprocessor's code (the baseline records its SHA-256; a changed file is refused)."""
+    preprocessor_sha256: str | None = Field(default=None, json_schema_extra=NOT_A_FLAG)
+    """The SHA-256 of the preprocessor file the baseline trusted (written by the baseline)."""
     columns: dict[str, ColumnOptions] = Field(default_factory=dict,
                                               json_schema_extra={"flag": "--column-option", "pairs": "column",
                                                                  "metavar": "COL.KEY=VALUE"})
@@ -103,6 +111,12 @@ class _AnalysisOptions(MonitorOptions):
     """The Clarify analysis config (from --config)."""
     trust_model: StrictBool = False
     """Allow loading a pickled/joblib predictor."""
+    headers: list[str] | None = None
+    """Comma-separated names of a captured request's values (a CSV line or JSON list), in order; the model's
+    features come from the request only (default: the analysis config's headers)."""
+    features: str | None = None
+    """A JMESPath to the features in a captured JSON request, e.g. instances[0].features (default: the
+    analysis config's features)."""
 
 
 class BiasDriftOptions(_AnalysisOptions):

@@ -500,6 +500,52 @@ def test_the_report_in_headless_chromium(tmp_path, dq_baseline, browser):
     page.screenshot(path=str(ARTIFACTS / "monitor-report.png"), full_page=True)
 
 
+def test_the_llm_report_draws_baselines_hides_paths_and_has_a_page_per_window(tmp_path, browser):
+    refusals = (0.02, 0.02, 0.1, 0.3)
+    traffic = [llm_traffic(60, k, refusals=rate) for k, rate in enumerate(refusals)]
+    for k, (answers, prompts) in enumerate(traffic):
+        chat_events(tmp_path / "capture", hour(k), answers, prompts)
+    assert main(["monitor", "llm-outputs", "baseline", "--data", str(tmp_path / "capture" / "llm"), "--window",
+                 "2026-03-01T00:00Z/2026-03-01T01:00Z", "-o", str(tmp_path / "base")]) == 0
+    with MonitorStore(tmp_path / "store.sqlite") as store:
+        store.create(Schedule(name="llm", kind="llm-outputs", baseline=str(tmp_path / "base"),
+                              capture=str(tmp_path / "capture" / "llm"), cron="0 * * * *",
+                              output=str(tmp_path / "out"), start=hour(1).isoformat()))
+        run_due(store, now=hour(4))
+    report_file = tmp_path / "reports" / "llm.html"
+    assert main(["monitor", "report", "llm", "--output", str(report_file), "--store", str(tmp_path / "store.sqlite")]) == 0
+
+    def refused(answers):
+        return sum(answer.startswith("I'm sorry") for answer in answers) / len(answers)
+
+    page, requests, dialogs = open_offline(browser, report_file)
+    header = page.inner_text("h1 + p")
+    assert str(tmp_path) not in page.content() and "capture ../capture/llm, baseline ../base" in header  # today: absolute
+    assert page.query_selector_all("script") == [] and dialogs == []
+    chart = page.query_selector('svg[aria-label="refusal"]')
+    baseline_line = chart.query_selector("line.baseline")  # today: none, each chart only its dots
+    assert baseline_line.text_content() == f"baseline {refused(traffic[0][0]):.4g}"
+    dots = [float(dot.text_content().split(": ")[1]) for dot in chart.query_selector_all("circle")]
+    assert dots == pytest.approx([refused(answers) for answers, _ in traffic[1:]], abs=1e-4)
+    # every window has its own page, linked from the executions (today: the latest window's distributions only)
+    links = page.query_selector_all("h2:has-text('Executions') + table a")
+    assert len(links) == 3
+    links[0].click()
+    page.wait_for_load_state("load")
+    assert page.url == (tmp_path / "reports" / "llm-windows" / "2026-03-01T010000Z_2026-03-01T020000Z.html").as_uri()
+    assert "window 2026-03-01T01:00:00Z/2026-03-01T02:00:00Z" in page.inner_text("h1")
+    shares = {bar.text_content() for bar in page.query_selector_all('svg[aria-label="refusal"] rect')}
+    assert f"refused: current {refused(traffic[1][0]):.1%}" in shares
+    assert f"refused: baseline {refused(traffic[0][0]):.1%}" in shares
+    assert page.query_selector_all("script") == [] and all(url.startswith("file://") for url in requests)
+    page.click("text=next window")
+    page.wait_for_load_state("load")
+    assert "window 2026-03-01T02:00:00Z/2026-03-01T03:00:00Z" in page.inner_text("h1")
+    page.click("text=the report")
+    page.wait_for_load_state("load")
+    assert page.url == report_file.as_uri()
+
+
 def test_executions_are_claimed_once_on_sqlite_and_postgresql(store_url, tmp_path, dq_baseline):
     (tmp_path / "capture").mkdir()
     with MonitorStore(store_url) as store:

@@ -378,13 +378,18 @@ def _report(store: Any, args: argparse.Namespace) -> int:
 
     from fmeval.cli.common import write_output
     from fmeval.monitoring.data_quality import dumps
-    from fmeval.monitoring.report import build_report, render_report
+    from fmeval.monitoring.report import build_report, render_report, render_window_pages
 
-    report = build_report(store, args.name)
-    write_output(args.output, render_report(report), "report")
-    json_path = Path(args.output).with_suffix(".json")
+    target = Path(args.output)
+    report = build_report(store, args.name, relative_to=target.parent)
+    pages = f"{target.stem}-windows"  # each window's own page, beside the report
+    write_output(args.output, render_report(report, pages=pages), "report")
+    for name, page in render_window_pages(report, report_file=target.name).items():
+        write_output(str(target.parent / pages / name), page, "report")
+    json_path = target.with_suffix(".json")
     write_output(str(json_path), dumps(report), "report")
-    print(f"report of {args.name}: {args.output} and {json_path}")
+    print(f"report of {args.name}: {args.output} ({len(report['windows'])} window page(s) in "
+          f"{target.parent / pages}) and {json_path}")
     return EXIT_OK
 
 

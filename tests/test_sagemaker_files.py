@@ -1,7 +1,9 @@
 """Model Monitor's files, exactly: statistics.json's KLL sketch in SageMaker's form, SageMaker's
 published example files read (written by hand from the documented examples, sources named), and
 the fmeval extensions marked."""
+import importlib.metadata
 import json
+import types
 
 import numpy as np
 import pandas as pd
@@ -130,3 +132,85 @@ def test_a_sagemaker_baseline_folder_checks_a_window_and_extensions_are_marked(t
     assert "extension" not in checks["color", "baseline_drift_check"]
     assert checks["age", "negative_values_check"]["extension"] == "fmeval"  # not one of SageMaker's check types
     assert all(("extension" in v) == (v["constraint_check_type"] not in dq.SAGEMAKER_CHECKS) for v in written)
+
+
+# -- the SageMaker SDK's own classes --------------------------------------------------------------------------
+SAGEMAKER_SDK = "2.257.7"
+
+
+class LocalS3:
+    """The edge of S3 (a paid cloud API): the SDK's S3Uploader and S3Downloader on a local folder."""
+
+    def __init__(self, root):
+        self.root = root
+        self.S3Uploader = types.SimpleNamespace(upload_string_as_file_body=self.upload)
+        self.S3Downloader = types.SimpleNamespace(read_file=self.read)
+
+    def path(self, uri):
+        assert uri.startswith("s3://")
+        return self.root / uri[len("s3://"):]
+
+    def upload(self, body, desired_s3_uri, kms_key=None, sagemaker_session=None):
+        self.path(desired_s3_uri).parent.mkdir(parents=True, exist_ok=True)
+        self.path(desired_s3_uri).write_text(body, encoding="utf-8")
+        return desired_s3_uri
+
+    def read(self, s3_uri, sagemaker_session=None):
+        return self.path(s3_uri).read_text(encoding="utf-8")
+
+
+def sdk_monitoring_files(s3):
+    """`sagemaker.model_monitor.monitoring_files` of the SageMaker SDK 2.257.7 (Statistics, Constraints,
+    ConstraintViolations), loaded alone: `import sagemaker` needs sagemaker-core 1.x, which would replace the
+    sagemaker-core 2.27.0 installed here (both SDK packages are installed with --no-deps, see the Makefile)."""
+    installed = importlib.metadata.distribution("sagemaker")
+    assert installed.version == SAGEMAKER_SDK, f"the oracle is sagemaker {SAGEMAKER_SDK}, found {installed.version}"
+    source = installed.locate_file("sagemaker/model_monitor/monitoring_files.py").read_text(encoding="utf-8")
+    imports = "from sagemaker import s3\nfrom sagemaker.session import Session\n"
+    assert imports in source
+    module = types.ModuleType("sagemaker_monitoring_files")
+    module.__dict__.update(s3=s3, Session=None)
+    exec(compile(source.replace(imports, ""), "sagemaker/model_monitor/monitoring_files.py", "exec"), module.__dict__)
+    return module
+
+
+def test_files_round_trip_through_the_sagemaker_sdks_classes(tmp_path):
+    s3 = LocalS3(tmp_path / "s3")
+    sdk = sdk_monitoring_files(s3)
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"income": rng.normal(50, 10, 3000), "age": rng.integers(18, 80, 3000),
+                              "color": rng.choice(["red", "blue"], 3000)})
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    make_baseline("data-quality", {"data": tmp_path / "reference.csv"}, tmp_path / "ours")
+    # fmeval's files, read by the SDK
+    for name in ("statistics.json", "constraints.json"):
+        s3.upload((tmp_path / "ours" / name).read_text(), f"s3://bucket/baseline/{name}")
+    statistics = sdk.Statistics.from_s3_uri("s3://bucket/baseline/statistics.json", sagemaker_session=object())
+    assert statistics.body_dict == json.loads((tmp_path / "ours" / "statistics.json").read_text())
+    income = next(f for f in statistics.body_dict["features"] if f["name"] == "income")
+    sketch = income["numerical_statistics"]["distribution"]["kll"]["sketch"]
+    assert sum(len(level) << h for h, level in enumerate(sketch["data"])) == 3000
+    # the SDK's edit of our constraints (monitoring off for income), saved by the SDK, read by fmeval
+    constraints = sdk.Constraints.from_s3_uri("s3://bucket/baseline/constraints.json", sagemaker_session=object())
+    constraints.set_monitoring(False, feature_name="income")
+    saved = constraints.save(new_save_location_s3_uri="s3://bucket/edited/constraints.json")
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in ("statistics.json", "profile.json", "monitor.json"):
+        (edited / name).write_text((tmp_path / "ours" / name).read_text())
+    (edited / "constraints.json").write_text(s3.read(saved))
+    window = reference.assign(income=reference["income"] + 25).iloc[:1000]
+    window.to_csv(tmp_path / "window.csv", index=False)
+    plain = check_window(tmp_path / "ours", tmp_path / "window.csv", None, tmp_path / "plain")
+    assert "income" in {v["feature_name"] for v in plain["violations"]}
+    honoured = check_window(edited, tmp_path / "window.csv", None, tmp_path / "honoured")
+    assert "income" not in {v["feature_name"] for v in honoured["violations"]}  # today: the SDK's override ignored
+    # our violations, read by the SDK
+    s3.upload((tmp_path / "plain" / "constraint_violations.json").read_text(), "s3://bucket/run/violations.json")
+    violations = sdk.ConstraintViolations.from_s3_uri("s3://bucket/run/violations.json", sagemaker_session=object())
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in violations.body_dict["violations"]} == \
+        {(v["feature_name"], v["constraint_check_type"]) for v in plain["violations"]}
+    # SageMaker's documented statistics, saved by the SDK, read by fmeval
+    sdk.Statistics(SAGEMAKER_STATISTICS, "s3://bucket/sagemaker/statistics.json").save()
+    profile = dq.profile_from_statistics(json.loads(s3.read("s3://bucket/sagemaker/statistics.json")))
+    assert profile.columns["age"].sketch.n == 16 and profile.columns["color"].counts == {"red": 10, "blue": 6}

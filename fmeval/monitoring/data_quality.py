@@ -807,6 +807,13 @@ def type_mismatch(baseline_type: str, column: ColumnProfile) -> float:
     return column.fractional / column.present if baseline_type == "Integral" else 0.0
 
 
+def feature_overrides(feature: dict[str, Any]) -> dict[str, Any]:
+    """A constraints.json feature's own monitoring settings: `monitoringConfigOverrides` as SageMaker's
+    documentation spells it, or `monitoring_config_overrides` as the SageMaker SDK's
+    `Constraints.set_monitoring` writes it."""
+    return {**(feature.get("monitoringConfigOverrides") or {}), **(feature.get("monitoring_config_overrides") or {})}
+
+
 def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
           options: DataQualityOptions | None = None) -> dict[str, Any]:
     """Violations (Model Monitor's layout) and drift of `current` against the baseline, honouring
@@ -818,9 +825,10 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
     config = constraints.get("monitoring_config", {})
     evaluate = config.get("evaluate_constraints", "Enabled") == "Enabled"
     violations: list[dict[str, str]] = []
+    overrides = {f["name"]: feature_overrides(f) for f in constraints.get("features", [])}
 
     def violate(feature: str, kind: str, description: str) -> None:
-        if evaluate:
+        if evaluate and overrides.get(feature, {}).get("evaluate_constraints", "Enabled") == "Enabled":
             violations.append({"feature_name": feature, "constraint_check_type": kind, "description": description})
 
     def checked(name: str) -> bool:
@@ -839,7 +847,7 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
         column = current.columns.get(name)
         if column is None or column.present + column.missing == 0:
             continue
-        settings = {**config, **config.get("distribution_constraints", {}), **(rule.get("monitoringConfigOverrides") or {})}
+        settings = {**config, **config.get("distribution_constraints", {}), **overrides[name]}
         mismatch = type_mismatch(rule["inferred_type"], column)
         type_threshold = float(settings.get("datatype_check_threshold", 0.1))
         if mismatch > type_threshold:

@@ -353,14 +353,15 @@ def _read(run: LoadedRun) -> tuple[set[str], dict[str, dict[str, int]], int]:
 
 
 def _language_drift(reference: dict[str, int], current: dict[str, int], threshold: float) -> dict[str, Any] | None:
-    """data_quality's categorical drift of two languages' counts; Jensen-Shannon decides against
-    `threshold` where data_quality would use a distance (baselines over its SMALL_REFERENCE)."""
+    """data_quality's categorical drift of two languages' counts, by Evidently's rules (as documented
+    in `check_llm_outputs`); Jensen-Shannon decides against `threshold` where they use a distance
+    (baselines over SMALL_REFERENCE)."""
     from fmeval.monitoring.data_quality import ColumnProfile, column_drift
 
     if not reference or not current:
         return None
     drift = column_drift(ColumnProfile("String", sum(reference.values()), counts=dict(reference)),
-                         ColumnProfile("String", sum(current.values()), counts=dict(current)))
+                         ColumnProfile("String", sum(current.values()), counts=dict(current)), method="evidently")
     if drift["test"] == "jensen_shannon":
         drift.update(threshold=threshold, drifted=drift["jensen_shannon"] >= threshold)
     drift["drifted"] = bool(drift["drifted"]) and drift["linf"] >= MIN_LANGUAGE_SHIFT

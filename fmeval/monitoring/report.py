@@ -61,9 +61,14 @@ def _baseline_values(kind: str, baseline: Path) -> dict[str, float]:
     """metric -> its value at the baseline, drawn as each chart's baseline line: an LLM baseline's
     scores (and 0 for their changes), a model-quality baseline's metrics."""
     if kind == "llm-outputs":
-        summary = _read_json(baseline / "run" / "summary.json") or {}
-        values = {score["name"]: score["value"] for score in summary.get("dataset_scores", [])
-                  if isinstance(score.get("value"), (int, float))}
+        from fmeval.errors import UserError
+        from fmeval.runs.loaded import load_run
+
+        try:
+            scores = load_run(baseline / "run").summary.dataset_scores
+        except UserError:  # the baseline's run removed or unreadable: no line to draw
+            return {}
+        values = {score.name: score.value for score in scores if isinstance(score.value, (int, float))}
         return {**values, **{f"{name}_delta": 0.0 for name in values}}
     if kind == "model-quality":
         statistics = _read_json(baseline / "statistics.json") or {}

@@ -311,3 +311,36 @@ def test_a_capture_line_that_is_not_utf8_is_skipped_with_its_place(tmp_path):
     events = list(read_events(tmp_path, stats))
     assert [decoded(e["captureData"]["endpointInput"])["city"] for e in events] == ["paris"]  # today: also 'caf\ufffd'
     assert stats.skipped == [f"{path}:2: not UTF-8 (byte 0xe9 at {data.splitlines()[1].index(b'caf') + 3})"]
+
+
+def test_a_stream_cut_by_the_upstream_timeout_ends_and_is_not_captured(tmp_path):
+    import threading
+
+    from aiohttp import web
+
+    from fmeval.monitoring.proxy import build_proxy
+
+    release = threading.Event()
+
+    async def stream(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: one\n\n")
+        await asyncio.to_thread(release.wait, 30)  # holds the rest until the test lets go
+        await response.write(b"data: two\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/stream", stream)
+    upstream, stop_upstream = serve_in_thread(app)
+    proxy, stop_proxy = serve_in_thread(build_proxy(upstream, CaptureWriter(tmp_path / "capture"), timeout_s=0.3))
+    try:
+        request = urllib.request.Request(f"{proxy}/stream", data=b"{}", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == b"data: one\n\n"  # the stream ends at the timeout
+    finally:
+        release.set()
+        stop_proxy()
+        stop_upstream()
+    assert list(read_events(tmp_path / "capture")) == []

@@ -259,10 +259,10 @@ def _print_result(result: dict[str, Any], where: Any) -> None:
     if result["status"] == "NoData":
         print(f"NoData: {result.get('reason', 'no data')}")
         return
-    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(result["metrics"].items())[:6])
-    print(f"{result['status']}: {len(result['violations'])} violation(s); {shown}; {where}")
     from fmeval.monitoring.monitors import violation_subject
 
+    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(result["metrics"].items())[:6])
+    print(f"{result['status']}: {len(result['violations'])} violation(s); {shown}; {where}")
     for violation in result["violations"][:20]:
         subject = violation_subject(violation)
         print(f"  {subject}: {violation['constraint_check_type']}: {violation['description']}")

@@ -92,9 +92,13 @@ def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] |
             chunks = []
             if streamed:
                 await response.prepare(request)
-                async for chunk in upstream_response.content.iter_any():
-                    chunks.append(chunk)
-                    await response.write(chunk)
+                try:
+                    async for chunk in upstream_response.content.iter_any():
+                        chunks.append(chunk)
+                        await response.write(chunk)
+                except asyncio.TimeoutError:  # mid-stream the status is sent: the stream ends, uncaptured
+                    await response.write_eof()
+                    return response
             else:
                 chunks.append(await upstream_response.read())
             answer = b"".join(chunks)

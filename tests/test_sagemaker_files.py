@@ -214,3 +214,17 @@ def test_files_round_trip_through_the_sagemaker_sdks_classes(tmp_path):
     sdk.Statistics(SAGEMAKER_STATISTICS, "s3://bucket/sagemaker/statistics.json").save()
     profile = dq.profile_from_statistics(json.loads(s3.read("s3://bucket/sagemaker/statistics.json")))
     assert profile.columns["age"].sketch.n == 16 and profile.columns["color"].counts == {"red": 10, "blue": 6}
+
+
+def test_a_statistics_file_out_of_layout_is_named_not_a_crash(tmp_path, capsys):
+    broken = json.loads(json.dumps(SAGEMAKER_STATISTICS))
+    del broken["features"][0]["numerical_statistics"]["distribution"]
+    baseline = tmp_path / "sagemaker-baseline"
+    baseline.mkdir()
+    (baseline / "statistics.json").write_text(json.dumps(broken))
+    (baseline / "constraints.json").write_text(json.dumps(SAGEMAKER_CONSTRAINTS))
+    pd.DataFrame({"age": [30, 40], "color": ["red", "blue"]}).to_csv(tmp_path / "w.csv", index=False)
+    assert main(["monitor", "data-quality", "check", "--baseline", str(baseline), "--data", str(tmp_path / "w.csv"),
+                 "-o", str(tmp_path / "out")]) == 2
+    assert "statistics.json: feature age: not in Model Monitor's layout (KeyError: 'distribution')" in \
+        capsys.readouterr().err

@@ -377,27 +377,35 @@ def profile_from_statistics(statistics: dict[str, Any]) -> Profile:
     """A baseline's profile from a statistics.json (SageMaker's or fmeval's), for checks against a
     baseline SageMaker made: counts, moments, extremes, the KLL sketch and the categories' counts."""
     columns = {}
-    for feature in statistics.get("features", []):
-        numeric = feature.get("numerical_statistics")
-        stats = numeric or feature.get("string_statistics") or {}
-        common = stats.get("common", {})
-        present, missing = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
-        kind = feature.get("inferred_type", "Fractional" if numeric else "String")
-        column = ColumnProfile(kind, present, missing)
-        if numeric is not None:
-            column.kind = kind if kind in ("Integral", "Fractional") else "Fractional"
-            if present:
-                column.mean, column.total = float(numeric["mean"]), float(numeric["sum"])
-                column.m2 = float(numeric["std_dev"]) ** 2 * present
-                column.minimum, column.maximum = float(numeric["min"]), float(numeric["max"])
-            sketch = numeric.get("distribution", {}).get("kll", {}).get("sketch")
-            if sketch and present:
-                column.sketch = kll_from_json(sketch, column.minimum, column.maximum)
-        else:
-            buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
-            column.counts = {str(bucket["value"]): int(bucket["count"]) for bucket in buckets}
-        columns[feature["name"]] = column
+    for number, feature in enumerate(statistics.get("features", [])):
+        try:
+            columns[feature["name"]] = _statistics_column(feature)
+        except (KeyError, TypeError, ValueError) as exc:
+            name = feature.get("name", f"#{number + 1}") if isinstance(feature, dict) else f"#{number + 1}"
+            raise UserError(f"statistics.json: feature {name}: not in Model Monitor's layout "
+                            f"({type(exc).__name__}: {exc})") from None
     return Profile(int(statistics.get("dataset", {}).get("item_count", 0)), columns)
+
+
+def _statistics_column(feature: dict[str, Any]) -> ColumnProfile:
+    """One feature of a statistics.json as a column's profile."""
+    numeric = feature.get("numerical_statistics")
+    stats = numeric or feature.get("string_statistics") or {}
+    common = stats.get("common", {})
+    present, missing = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+    if numeric is None:
+        column = ColumnProfile("String", present, missing)
+        buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
+        column.counts = {str(bucket["value"]): int(bucket["count"]) for bucket in buckets}
+        return column
+    kind = feature.get("inferred_type")
+    column = ColumnProfile(kind if kind in ("Integral", "Fractional") else "Fractional", present, missing)
+    if present:
+        column.mean, column.total = float(numeric["mean"]), float(numeric["sum"])
+        column.m2 = float(numeric["std_dev"]) ** 2 * present
+        column.minimum, column.maximum = float(numeric["min"]), float(numeric["max"])
+        column.sketch = kll_from_json(numeric["distribution"]["kll"]["sketch"], column.minimum, column.maximum)
+    return column
 
 
 def violations_json(violations: list[dict[str, Any]]) -> dict[str, Any]:

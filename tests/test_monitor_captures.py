@@ -243,3 +243,18 @@ def test_a_record_preprocessor_flattens_events_only_when_trusted_and_runs_in_the
         script.write_text(PREPROCESSOR.replace("len(request", "1 + len(request"))  # the code changed since
         changed = execute(monitors, schedule, Window(start, start + dt.timedelta(hours=1)))
         assert changed.status == "Failed" and "changed since the baseline trusted it" in changed.reason
+
+
+def test_a_features_path_that_is_not_jmespath_is_named(tmp_path):
+    from fmeval.errors import UserError
+    from fmeval.monitoring.data_capture import encode_body
+    from fmeval.monitoring.windows import window_frame
+
+    writer = CaptureWriter(tmp_path / "capture", name="m")
+    writer.write(request=encode_body(b'{"features": [1, 2]}', "application/json"),
+                 response=encode_body(b"1", "application/json"), latency_ms=1.0)
+    writer.close()
+    with pytest.raises(UserError, match=r"features 'features\[' is not a JMESPath expression"):
+        window_frame(tmp_path / "capture" / "m", None, features="features[")
+    frame = window_frame(tmp_path / "capture" / "m", None, features="features", headers=["a", "b"])
+    assert frame.to_dict("records") == [{"a": 1, "b": 2, "prediction": 1}]

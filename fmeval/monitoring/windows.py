@@ -4,8 +4,9 @@ A window is a half-open UTC range [start, end) of `eventMetadata.inferenceTime`.
 sit in hourly folders (`yyyy/mm/dd/hh`), so a window reads only the folders it overlaps.
 
 `window_frame` turns events into a table: the request's fields are the features (a JSON object's
-scalar fields by name; a JSON list or CSV line as c0, c1, ...), the response gives `prediction`
-(a scalar answer) or its own scalar fields, and the ground truth, merged by event id, gives
+scalar fields by name; a JSON list or CSV line as c0, c1, ..., or by the names `headers` gives; a
+`features` JMESPath picks them out of a JSON request), the response gives `prediction` (a scalar
+answer) or its own scalar fields, and the ground truth, merged by event id, gives
 `label`. `prompt_response` reads an LLM's prompt and answer from the usual request and response
 shapes (OpenAI chat and completions, streamed or not; Hugging Face text generation; fmeval's own
 runner capture).
@@ -138,23 +139,21 @@ def load_labels(ground_truth: str | Path | None) -> dict[str, Any]:
     return labels_by_event(ground_truth)
 
 
-def request_features(event: dict[str, Any], *, headers: Sequence[str] | None = None, features: str | None = None,
+def request_features(event: dict[str, Any], *, headers: Sequence[str] | None = None, features: Any = None,
                      label: str | None = None) -> dict[str, Any]:
-    """The model's input features of one event, from its request only: `features` (a JMESPath, as in
-    Clarify's analysis config) picks a list (or a CSV line) out of a JSON request, and `headers` name
+    """The model's input features of one event, from its request only: `features` (a compiled
+    JMESPath, as in Clarify's analysis config) picks a list (or a CSV line) out of a JSON request, and `headers` name
     a list's or CSV line's values in order (Clarify's `headers` may also hold the label, which a
     request never does). Without headers a JSON object's scalar fields keep their names and a list's
     values are c0, c1, ... Raises ValueError for a request that does not fit."""
     part = event["captureData"].get("endpointInput") or {}
     value = decoded(part)
     if features is not None:
-        import jmespath
-
-        value = jmespath.search(features, value) if isinstance(value, (dict, list)) else None
+        value = features.search(value) if isinstance(value, (dict, list)) else None
         if isinstance(value, str):
             value = [csv_value(item) for item in next(csv.reader([value]), [])]
         if not isinstance(value, list):
-            raise ValueError(f"features ({features!r}) picks no list out of the request")
+            raise ValueError(f"features ({features.expression!r}) picks no list out of the request")
     fields = _fields(value, part)
     if not headers:
         return fields
@@ -181,6 +180,13 @@ def window_frame(capture: str | Path, window: Window | None, *, ground_truth: st
     never the model's features. An event whose request does not fit `headers`/`features` is
     skipped and listed in `stats`."""
     labels = load_labels(ground_truth)
+    if features is not None:
+        import jmespath
+
+        try:
+            features = jmespath.compile(features)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise UserError(f"features {features!r} is not a JMESPath expression: {exc}") from None
     rows, ids, response_columns = [], [], {}
     for event in window_events(capture, window, stats):
         event_id = event["eventMetadata"]["eventId"]

@@ -261,7 +261,10 @@ def _print_result(result: dict[str, Any], where: Any) -> None:
         return
     from fmeval.monitoring.monitors import violation_subject
 
-    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(result["metrics"].items())[:6])
+    metrics = result["metrics"]
+    moved = sorted((name for name in metrics if name.startswith("feature_baseline_drift_")), key=lambda name: -metrics[name])
+    picked = [name for name in metrics if not name.startswith("feature_baseline_drift_")][:4] + moved[:2]
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}" for k in picked)
     print(f"{result['status']}: {len(result['violations'])} violation(s); {shown}; {where}")
     for violation in result["violations"][:20]:
         subject = violation_subject(violation)

@@ -74,7 +74,8 @@ class ColumnProfile:
     values: dict[float, int] | None = None  # numbers: value -> count, while there are at most FEW_VALUES distinct
 
     def __getstate__(self) -> dict[str, Any]:  # pickled (to and from Ray workers) with the sketch as bytes
-        return {**self.__dict__, "sketch": self.sketch.serialize() if self.sketch is not None else None}
+        state = {key: value for key, value in self.__dict__.items() if key != "_sorted_exact"}
+        return {**state, "sketch": self.sketch.serialize() if self.sketch is not None else None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if state["sketch"] is not None:
@@ -434,16 +435,24 @@ def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> d
 
 
 # -- drift ------------------------------------------------------------------------------------------------
+def _sorted(column: ColumnProfile) -> np.ndarray:
+    """The exact values, sorted once per profile (every quantile and CDF of a check reads them)."""
+    if getattr(column, "_sorted_exact", None) is None or len(column._sorted_exact) != len(column.exact):
+        column._sorted_exact = np.sort(column.exact)
+    return column._sorted_exact
+
+
 def _quantiles(column: ColumnProfile, points: np.ndarray) -> np.ndarray:
-    if column.exact is not None:
-        return np.quantile(column.exact, points)
+    if column.exact is not None:  # NumPy's default (linear) quantiles, from the sorted values
+        values = _sorted(column)
+        return np.interp(points * (len(values) - 1), np.arange(len(values)), values)
     return np.asarray(column.sketch.get_quantiles(points.tolist()), dtype=float)
 
 
 def _cdf(column: ColumnProfile, at: np.ndarray) -> np.ndarray:
     """P(X <= a) for each a of `at` (ascending)."""
     if column.exact is not None:
-        values = np.sort(column.exact)
+        values = _sorted(column)
         return np.searchsorted(values, at, side="right") / len(values)
     points = np.unique(at)  # the sketch wants strictly increasing split points
     if points.size == 0:
@@ -610,8 +619,8 @@ def _decile_shares(reference: ColumnProfile, current: ColumnProfile) -> tuple[np
 
 
 # -- calibrated decisions ------------------------------------------------------------------------------------
-NULL_DRAWS = 2000  # bootstrap draws of a distance's null distribution: p-values down to 1/2001, a gamma tail below
-GRID = 200  # the reference's quantile bins on which the numeric distances are tested
+NULL_DRAWS = 1000  # bootstrap draws of a distance's null distribution: p-values down to 1/1001, a gamma tail below
+GRID = 100  # the reference's quantile bins (1% each) on which the numeric distances are tested
 _NULLS: dict[bytes, np.ndarray] = {}  # null draws by (test, sizes, reference shares): the same for every window
 _NULLS_KEPT = 512
 

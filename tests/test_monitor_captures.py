@@ -258,3 +258,39 @@ def test_a_features_path_that_is_not_jmespath_is_named(tmp_path):
         window_frame(tmp_path / "capture" / "m", None, features="features[")
     frame = window_frame(tmp_path / "capture" / "m", None, features="features", headers=["a", "b"])
     assert frame.to_dict("records") == [{"a": 1, "b": 2, "prediction": 1}]
+
+
+def test_bias_drift_with_a_predictor_on_a_proxy_capture_of_csv_requests(tmp_path):
+    """Post-training bias from the model's own predictions: the predictor sees the request's six
+    features only (today: the response's prediction and score too, and it crashes)."""
+    from fmeval.monitoring.data_capture import read_events
+    from fmeval.monitoring.proxy import build_proxy
+
+    model = fitted_model(tmp_path / "model.joblib")
+    rng = np.random.default_rng(3)
+    rows = rng.normal(0, 1, (120, 6))
+    rows[:, 5] = rng.integers(0, 2, 120)  # f5: a 0/1 group, the facet
+    upstream, stop_upstream = serve_in_thread(model_server(model))
+    proxy, stop_proxy = serve_in_thread(build_proxy(upstream, CaptureWriter(tmp_path / "capture", name="m")))
+    try:
+        send(proxy, rows, "csv")
+    finally:
+        stop_proxy()
+        stop_upstream()
+    ids = [event["eventMetadata"]["eventId"] for event in read_events(tmp_path / "capture" / "m")]
+    labels = (rows[:, 0] > 0).astype(int)
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{y}\n" for e, y in zip(ids, labels)))
+    assert main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth",
+                 str(tmp_path / "gt")]) == 0
+    config = {"label": "label", "label_values_or_threshold": [1], "headers": FEATURES,
+              "facet": [{"name_or_index": "f5", "value_or_threshold": [0.5]}],  # a threshold: f5 > 0.5
+              "predictor": {"model_path": str(tmp_path / "model.joblib")},
+              "methods": {"post_training_bias": {"methods": ["DPPL"]}}}
+    (tmp_path / "bias.json").write_text(json.dumps(config))
+    assert main(["monitor", "bias-drift", "baseline", "--data", str(tmp_path / "capture" / "m"), "--ground-truth",
+                 str(tmp_path / "gt"), "--config", str(tmp_path / "bias.json"), "--trust-model",
+                 "-o", str(tmp_path / "b")]) == 0
+    constraints = json.loads((tmp_path / "b" / "constraints.json").read_text())["bias_constraints"]
+    predicted = model.predict(rows)
+    by_hand = predicted[rows[:, 5] == 0].mean() - predicted[rows[:, 5] == 1].mean()  # q_a - q_d
+    assert constraints["post/f5=(0.5, 1.0]/DPPL"]["baseline"] == pytest.approx(by_hand)

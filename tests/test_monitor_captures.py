@@ -17,7 +17,6 @@ from fmeval.cli import main
 from fmeval.model_runners.function import FunctionRunner
 from fmeval.monitoring import capture
 from fmeval.monitoring.data_capture import CaptureWriter
-from fmeval.monitoring.monitors import check_window
 from tests.support import serve_in_thread
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -114,7 +113,9 @@ def test_attribution_drift_on_proxy_captures_of_csv_and_json_requests(tmp_path, 
     assert list(got) == FEATURES  # the request's features, by the config's headers, and nothing from the response
     assert got == pytest.approx(expected[label], rel=1e-9)
 
-    result = check_window(tmp_path / "b", tmp_path / "capture" / "drifted", None, tmp_path / "check")
+    assert main(["monitor", "attribution-drift", "check", "--baseline", str(tmp_path / "b"), "--data",
+                 str(tmp_path / "capture" / "drifted"), "--fail-on-violations", "-o", str(tmp_path / "check")]) == 1
+    result = json.loads((tmp_path / "check" / "result.json").read_text())
     assert result["status"] == "CompletedWithViolations" and result["metrics"]["ndcg"] < 0.9
     (violation,) = result["violations"]
     assert violation["label"] == label and violation["metric_name"] == "shap"

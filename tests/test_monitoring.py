@@ -278,6 +278,44 @@ def test_bias_drift_alarms_only_on_moves_away_from_the_ideal_and_names_them(tmp_
     assert written["version"] == "1.0" and "feature_name" not in written["violations"][0]
 
 
+def test_bias_drift_needs_its_bootstrap_interval_past_the_baseline(tmp_path):
+    base, small = loan_rows(400, 11, favour_men=0.3), loan_rows(40, 17, favour_men=0.3)  # one population
+    capture = tmp_path / "capture"
+    ids = capture_rows(capture, base, start=hour(0), spacing_s=9) + capture_rows(capture, small, start=hour(1),
+                                                                                 spacing_s=60)
+    rows = base + small
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")])
+    config = {**BIAS_CONFIG, "label_type": "categorical", "methods": {"post_training_bias": {"methods": ["DPPL"]}},
+              "thresholds": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    baseline = ["monitor", "bias-drift", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config",
+                str(tmp_path / "config.json")]
+    assert main([*baseline, "-o", str(tmp_path / "base")]) == 0
+    assert main([*baseline, "--n-bootstrap", "0", "-o", str(tmp_path / "points")]) == 0
+
+    def dppl(window):
+        men = [r["prediction"] for r in window if r["gender"] == "m"]
+        women = [r["prediction"] for r in window if r["gender"] == "f"]
+        return np.mean(men) - np.mean(women) if men and women else None
+
+    key = "post/gender=f/DPPL"
+    assert dppl(small) > dppl(base) + 0.1  # the small window's value alone looks worse than the baseline ± 0.1
+    by_points = check_window(tmp_path / "points", capture / "model", Window(hour(1), hour(2)), tmp_path / "p",
+                             ground_truth=tmp_path / "gt")
+    assert [v["metric_name"] for v in by_points["violations"]] == ["DPPL"]  # today's rule: a false alarm
+    checked = check_window(tmp_path / "base", capture / "model", Window(hour(1), hour(2)), tmp_path / "c",
+                           ground_truth=tmp_path / "gt")
+    assert checked["violations"] == [] and checked["metrics"][key] == pytest.approx(dppl(small))
+    # the interval by hand: the same seeded resamples of the window's rows, DPPL computed directly
+    rng = np.random.default_rng(0)
+    resampled = [dppl([small[i] for i in rng.integers(0, len(small), len(small))]) for _ in range(200)]
+    low, high = np.percentile([v for v in resampled if v is not None], [2.5, 97.5])
+    assert checked["confidence_intervals"][key] == pytest.approx([low, high])
+    assert low < dppl(base) < high  # the baseline's value is inside: noise, not drift
+
+
 # -- feature-attribution drift ---------------------------------------------------------------------------------------
 def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     # Model Monitor's example: same order -> 1; the top two swapped -> below 1, by hand:

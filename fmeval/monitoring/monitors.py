@@ -291,26 +291,64 @@ def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> d
     return {"rows": len(frame), "metrics": len(values)}
 
 
-def bias_violation(key: str, value: float, bounds: dict[str, Any]) -> dict[str, Any] | None:
+def bias_violation(key: str, value: float, bounds: dict[str, Any],
+                   interval: tuple[float, float] | None = None) -> dict[str, Any] | None:
     """SageMaker's bias-drift violation of `stage/facet=value/METRIC` when the value is worse than
     allowed: outside the config's range, or (for a range made from the baseline) outside baseline ±
-    tolerance and further from the metric's ideal than the baseline was. A move towards the ideal
-    is an improvement, never a violation (as in SageMaker's bias drift check)."""
+    tolerance and further from the metric's ideal than the baseline was; a move towards the ideal is
+    an improvement, never a violation (as in SageMaker's bias drift check). With the window's 95%
+    `interval`, the move must also be more than noise: the interval lies wholly past the bound
+    crossed (the config's range) or past the baseline's value (a range from the baseline)."""
     low, high, baseline = bounds["lower_bound"], bounds["upper_bound"], bounds["baseline"]
     ideal = float(bounds.get("ideal", BIAS_IDEAL.get(key.rsplit("/", 1)[1], 0.0)))
     if low <= value <= high:
         return None
     from_config = bounds.get("from") == "config"
-    if not from_config and abs(value - ideal) <= abs(baseline - ideal):
+    further = abs(value - ideal) > abs(baseline - ideal)
+    if not from_config and not further:
+        return None
+    above = value > high
+    mark = (high if above else low) if from_config else baseline
+    if interval is not None and not (interval[0] > mark if above else interval[1] < mark):
         return None
     stage, group, metric = key.split("/")
     facet, _, facet_value = group.partition("=")
-    moved = "rose" if value > high else "fell"
-    limit = f"above {high:.4f}" if value > high else f"below {low:.4f}"
-    basis = "the config's range" if from_config else bounds["from"]
+    description = (f"{stage}-training {metric} of {facet}={facet_value} {'rose' if value > baseline else 'fell'} to "
+                   f"{value:.4f} from the baseline's {baseline:.4f}: {'above' if above else 'below'} "
+                   f"{high if above else low:.4f}, the bound of {'the config' if from_config else bounds['from']}")
+    if further:
+        description += f", and further from its ideal {ideal:g} than the baseline"
+    if interval is not None:
+        description += (f"; its 95% CI [{interval[0]:.4f}, {interval[1]:.4f}] lies wholly "
+                        f"{'above' if above else 'below'} {mark:.4f}")
     return {"facet": facet, "facet_value": facet_value, "metric_name": metric, "constraint_check_type": "bias_drift_check",
-            "description": f"{stage}-training {metric} of {facet}={facet_value} {moved} to {value:.4f} (baseline "
-                           f"{baseline:.4f}), {limit}, the bound of {basis}, and further from its ideal {ideal:g}"}
+            "description": description}
+
+
+def _bias_intervals(options: dict[str, Any], frame: pd.DataFrame, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Each bias metric's 95% percentile-bootstrap interval over `n_bootstrap` seeded resamples of
+    the window's rows. None with a predictor (every resample would call it again), or below two
+    rows; a metric undefined in more than a tenth of the resamples (an empty group) gets none."""
+    import tempfile
+
+    import numpy as np
+
+    resamples = options["n_bootstrap"]
+    if not resamples or options["analysis_config"].get("predictor") or len(frame) < 2:
+        return {}
+    rng = np.random.default_rng(options["seed"])
+    samples: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(resamples):
+            rows = frame.iloc[rng.integers(0, len(frame), len(frame))]
+            try:
+                values = _bias_metrics(_analysis(options, rows, Path(scratch), methods))
+            except UserError:  # e.g. a resample with a single outcome: no metric at all
+                continue
+            for key, value in values.items():
+                samples.setdefault(key, []).append(value)
+    return {key: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+            for key, values in samples.items() if len(values) >= 0.9 * resamples}
 
 
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
@@ -319,12 +357,15 @@ def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Wind
                        analysis_config=_request_shape(options))
     if frame.empty:
         return _no_data(window, data)
-    values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
+    methods = _bias_methods(options)
+    values = _bias_metrics(_analysis(options, frame, output, methods))
+    intervals = _bias_intervals(options, frame, methods)
     constraints = _read(baseline / "constraints.json")["bias_constraints"]
     violations = [violation for key, bounds in constraints.items() if key in values
-                  for violation in [bias_violation(key, values[key], bounds)] if violation]
+                  for violation in [bias_violation(key, values[key], bounds, intervals.get(key))] if violation]
     _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
-    return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"])
+    return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"],
+                   confidence_intervals={key: list(interval) for key, interval in intervals.items()})
 
 
 # -- feature-attribution drift -----------------------------------------------------------------------------

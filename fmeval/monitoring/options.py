@@ -124,6 +124,12 @@ class BiasDriftOptions(_AnalysisOptions):
 
     tolerance: float = Field(default=0.1, gt=0, strict=True)
     """How far a bias metric without a range in the config's `thresholds` may move from its baseline value."""
+    n_bootstrap: StrictInt = Field(default=200, ge=0)
+    """Resamples of a window's rows for each bias metric's 95% confidence interval; a move is a violation only
+    when the interval lies wholly past the baseline's value (or the config's bound). 0: no intervals, the
+    value alone decides. Not with a predictor, which every resample would call again."""
+    seed: StrictInt = 0
+    """The seed of the bootstrap confidence intervals."""
 
 
 class AttributionDriftOptions(_AnalysisOptions):

@@ -181,7 +181,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
                          f"<td>{esc(r.evaluation)}</td><td>{esc(r.dataset)}<br><small>{esc(r.dataset_sha256 or '')}</small></td>"
                          f"<td>{esc(_scores(r.scores))}</td></tr>" for r in entry.runs[:100]) + "</table>")
         for monitor in entry.monitors:
-            report = build_report(monitors, monitor.name)
+            report = build_report(monitors, monitor.name, distributions=False)  # the charts only: no run is read
             charts = "".join(line_chart(metric, [(p["window_end"], p["value"]) for p in points], [])
                              for metric, points in list(report["series"].items())[:4])
             executions = "".join(f"<tr><td>{esc(row['window'])}</td><td>{esc(row['status'])}</td>"

@@ -1,4 +1,5 @@
 """The model registry: runs, cards and monitors of each model, and its lineage."""
+import datetime as dt
 import json
 
 from fmeval.cli import main
@@ -14,6 +15,9 @@ def test_models_gather_their_runs_cards_and_monitors(tmp_path, capsys, monkeypat
     second = make_run(tmp_path, "second", [1, 1, 1, 1])
     with RunStore(store) as runs:
         key = runs.get(second.run_id).model
+        # run times have second precision: the first run an hour earlier, so that "newest" is one of them
+        first.created_at = (dt.datetime.fromisoformat(second.created_at) - dt.timedelta(hours=1)).isoformat()
+        runs.index(first, run_id=first.run_id)
     assert main(["cards", "create", "card-a", "--from-run", second.output_path, "--set",
                  "intended_uses.risk_rating=High"]) == 0
     assert main(["cards", "create", "by-hand", "--set", "model_overview.model_name=vendor-model"]) == 0

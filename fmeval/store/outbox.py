@@ -90,10 +90,6 @@ class Delivery:
     last_error: str | None
     next_attempt_at: str | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "delivered": self.status == DELIVERED, "status": self.status,
-                "attempts": self.attempts, "http_status": self.last_status, "error": self.last_error}
-
 
 def deliveries(database: Any, event_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Each outbox row (without its body), oldest first; only those of `event_ids` when given."""

@@ -106,3 +106,11 @@ def test_simultaneous_saves_and_creates_are_conflicts_on_each_backend(store_url)
             assert sorted(type(o).__name__ for o in created) == ["CardConflict", "CardVersion"], created
         conflict = next(o for o in saved if isinstance(o, CardConflict))
         assert "changed since version 1 (v2 saved by" in str(conflict)
+
+
+def test_a_failed_login_with_an_overlong_name_is_audited_not_an_error(store_url):
+    database = Database(store_url)
+    accounts = Accounts(database)
+    assert accounts.log_in("n" * 300, "some password") is None
+    (row,) = query_audit(database)
+    assert (row["action"], row["username"], len(row["target"])) == ("login.failed", "n" * 100, 300)

@@ -198,7 +198,8 @@ def _monitor_rows(connection: Any) -> list[MonitorEntry | Any]:
 
 def load_registry(database: Database, *, model: str | None = None) -> dict[str, ModelEntry]:
     """Every model, keyed by its label, with its runs (newest first), cards and monitors; only
-    `model`'s entry when given (its runs read by the index on the model)."""
+    `model`'s entry when given (the runs of other models are then read but not kept: the one
+    order of runs, ties included, is the same on every page)."""
     from fmeval.runs.store import runs_table
 
     models: dict[str, ModelEntry] = {}
@@ -207,20 +208,17 @@ def load_registry(database: Database, *, model: str | None = None) -> dict[str, 
                    runs_table.c.dataset_sha256, runs_table.c.model, runs_table.c.runner_identity, runs_table.c.scores,
                    runs_table.c.num_records, runs_table.c.output_dir).order_by(runs_table.c.created_at.desc())
     with database.reading() as connection:
-        rows = connection.execute(query if model is None else query.where(runs_table.c.model == model))
         # unpacked rows: at 10,000 runs, named access to each column costs more than the query
-        for run_id, created, evaluation, dataset, sha256, label, identity, scores, records, output in rows:
+        for run_id, created, evaluation, dataset, sha256, label, identity, scores, records, output in \
+                connection.execute(query):
+            run_model[run_id] = label
+            if model is not None and label != model:
+                continue
             entry = models.get(label)
             if entry is None:  # the identity is parsed once per model, from its newest run
                 entry = models[label] = ModelEntry(label, json.loads(identity))
             entry.runs.append(RunEntry(run_id, created, evaluation, dataset, sha256, scores, records, output))
-            run_model[run_id] = label
         cards = _card_rows(connection)
-        if model is not None:  # the cards' runs of other models, to know which cards are this model's
-            wanted = {run_id for row in cards for run_id in json.loads(row.run_ids or "[]")} - run_model.keys()
-            run_model.update({row.run_id: row.model for row in connection.execute(
-                select(runs_table.c.run_id, runs_table.c.model).where(runs_table.c.run_id.in_(sorted(wanted))))}
-                if wanted else {})
         monitors = _monitor_rows(connection)
     from fmeval.governance.store import card_owner
 

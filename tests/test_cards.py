@@ -242,8 +242,6 @@ def test_show_and_export_take_a_version_beside_the_top_level_version(tmp_path, c
     assert json.loads(capsys.readouterr().out)["intended_uses"]["risk_rating"] == "High"
     assert cli("export", "c", "--version", "1", "--format", "json", "-o", str(tmp_path / "approved.json")) == 0
     assert json.loads((tmp_path / "approved.json").read_text())["intended_uses"]["risk_rating"] == "High"
-    assert cli("export", "c", "--version", "1", "--format", "md", "-o", str(tmp_path / "approved.md")) == 0
-    assert "Status **Approved**, version 1" in (tmp_path / "approved.md").read_text()  # not "Draft"
     assert cli("show", "c") == 0 and "version 2 of 2" in capsys.readouterr().out
     from fmeval.version import __version__
 

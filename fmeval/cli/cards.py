@@ -230,10 +230,7 @@ def _run(store: Any, args: argparse.Namespace) -> int:
         from fmeval.governance.export import export
 
         stored, version = store.get(args.name), store.version(args.name, args.version)
-        # an earlier version's own row says Draft (versions are immutable): its status is what became of it
-        status = (stored.status if version.version == stored.version else
-                  "Approved" if version.version == stored.approved_version else "Superseded")
-        meta = {"status": status,
+        meta = {"status": stored.status if args.version in (None, stored.version) else version.status,
                 "version": version.version, "approved_by": stored.approved_by,
                 "approved_version": stored.approved_version}
         print(f"wrote {export(args.name, version.card, meta, args.format, args.output)}")

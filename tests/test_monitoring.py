@@ -419,7 +419,7 @@ def test_a_schedule_runs_missed_windows_once_across_restarts_and_alarms(tmp_path
     assert main(["monitor", "schedule", "create", "hourly", "--baseline", str(dq_baseline), "--capture",
                  str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(),
                  "--output", str(tmp_path / "executions"), "--alarm", "drifted_columns >= 1", "--webhook", url,
-                 "--store", str(store)]) == 0
+                 "--store", str(store), "--create"]) == 0
     env = {**os.environ, "FMEVAL_STORE": str(store)}
     first = subprocess.run([*FMEVAL, "monitor", "scheduler", "--once"], env=env, capture_output=True, text=True,
                            timeout=120)
@@ -629,7 +629,7 @@ def test_two_schedulers_at_once_run_each_window_once(tmp_path, dq_baseline):
 def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_baseline, capsys):
     start = hours_ago(2)
     three_hours(tmp_path / "capture", start - dt.timedelta(hours=1))
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     create = ["monitor", "schedule", "create", "life", "--baseline", str(dq_baseline), "--capture",
               str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(), "-o",
               str(tmp_path / "out"), *store]
@@ -659,7 +659,7 @@ def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_
 
 def test_schedules_refuse_bad_names_unknown_metrics_and_windows_not_ended(tmp_path, dq_baseline, capsys):
     (tmp_path / "capture").mkdir()
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     common = ["--baseline", str(dq_baseline), "--capture", str(tmp_path / "capture"), "--cron", "0 * * * *",
               "-o", str(tmp_path / "out"), *store]
     for name in ("", "a/../b", ".hidden"):
@@ -688,5 +688,6 @@ def test_bad_data_files_are_named_with_their_line_and_exit_2(tmp_path, dq_baseli
     assert main([*check, "--data", str(tmp_path / "reference.csv"), "--window", "2020-01-01T00:00Z/2020-01-01T01:00Z"]) == 2
     assert "--window selects captured events by their time" in capsys.readouterr().err
     (tmp_path / "card.json").write_bytes(b"\xff\xfe\x00bad")
-    assert main(["cards", "import", "--name", "x", str(tmp_path / "card.json"), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert main(["cards", "import", "--name", "x", str(tmp_path / "card.json"), "--store", str(tmp_path / "s.sqlite"),
+                 "--create"]) == 2
     assert "not valid UTF-8" in capsys.readouterr().err

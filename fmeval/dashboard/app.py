@@ -164,7 +164,7 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         from fmeval.monitoring.report import build_report, line_chart
 
         key = request.path_params["key"]
-        entry = load_registry(database).get(key)
+        entry = load_registry(database, model=key).get(key)
         if entry is None:
             return page(session, "Not found", f"<p>No model {esc(key)}.</p>", 404)
         parts = [f"<p>Risk rating <strong>{esc(entry.risk_rating)}</strong>.</p>", "<h2>Lineage</h2>", _lineage(entry)]

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from fmeval.errors import UserError
 from fmeval.model_runners.http import retry_after_seconds
-from fmeval.secrets import MASK, register_secret
+from fmeval.secrets import MASK, register_authorization, register_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -452,7 +452,8 @@ def post_webhook(
     )
     for key, value in headers.items():
         if value is not None and _SECRET_HEADER.search(str(key)):
-            register_secret(str(value))  # fmeval's other outputs mask it too
+            register_authorization(str(value))  # fmeval's other outputs mask it too, in every form
+    register_url_credentials(url)
     safe_url = _safe_url(url)
 
     def redact(text: str) -> str:

@@ -25,3 +25,23 @@ def write_output(path: str, text: str, what: str) -> None:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write the {what} {target}: {exc.strerror or exc}") from exc
+
+
+def check_listen_address(host: str, port: int, flag: str = "--port") -> None:
+    """Refuse, in one line, a port out of range or an address already in use, before a server
+    loads anything (the server's own bind would fail later, with a traceback)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise UserError(f"{flag} must be between 0 and 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host!r}: {exc.strerror}") from None
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

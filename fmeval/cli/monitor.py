@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, check_listen_address
 from fmeval.monitoring import MONITOR_KINDS
 
 
@@ -162,6 +162,7 @@ def run_capture(args: argparse.Namespace) -> int:
     from fmeval.monitoring.data_capture import CaptureWriter
     from fmeval.monitoring.proxy import serve
 
+    check_listen_address(args.host, args.port)
     writer = CaptureWriter(args.output, name=args.name, sampling_percentage=args.sampling_percentage, seed=args.seed,
                            max_file_bytes=int(args.max_file_mb * (1 << 20)), max_file_seconds=args.rotate_seconds)
     serve(args.upstream, writer, host=args.host, port=args.port, redact_headers=args.redact_header,

@@ -99,3 +99,30 @@ def test_dataset_messages_say_what_is_wrong(tmp_path, capsys):
     assert main([*base, "-d", str(tmp_path)]) == 2
     message = one_line_error(capsys)
     assert "is a directory: give one .jsonl, .json, .csv or .parquet file" in message and "neither" not in message
+
+
+def test_an_option_for_another_kind_of_model_names_the_flag_and_who_takes_it(tmp_path, capsys):
+    (tmp_path / "model.gguf").write_bytes(b"")  # refused before anything is loaded
+    (tmp_path / "d.jsonl").write_text('{"model_input": "q", "target_output": "Q"}\n')
+    assert main(["run", "-e", "factual_knowledge", "-d", str(tmp_path / "d.jsonl"), "-m", str(tmp_path / "model.gguf"),
+                 "--base-url", "http://127.0.0.1:1/v1", "--no-progress", "-o", str(tmp_path / "run")]) == 2
+    message = one_line_error(capsys)
+    assert "does not take base_url (--base-url), which is for openai:... models" in message
+    assert "__init__" not in message and "HuggingFaceRunner" not in message
+
+
+def test_report_examples_must_not_be_negative(tmp_path, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["report", "some-run", "-o", str(tmp_path / "r.html"), "--examples", "-3"])
+    assert refused.value.code == 2
+    assert "argument --examples: expected a whole number >= 0, got -3" in capsys.readouterr().err
+
+
+def test_the_store_flag_is_accepted_after_the_runs_action_too(tmp_path, capsys):
+    after, before = tmp_path / "after.sqlite", tmp_path / "before.sqlite"
+    assert main(["runs", "list", "--store-url", str(after)]) == 0
+    assert f"no runs in sqlite:///{after}" in capsys.readouterr().out
+    assert main(["runs", "--store-url", str(before), "list"]) == 0  # the old place still works
+    assert f"no runs in sqlite:///{before}" in capsys.readouterr().out
+    assert main(["runs", "show", "nope", "--store-url", str(after)]) == 2
+    assert f"no run with id 'nope' in the run store sqlite:///{after};" in one_line_error(capsys)

@@ -13,6 +13,19 @@ STORE_OPTIONS = {"dest": "store_url", "metavar": "URL_OR_FILE",
                          "default: FMEVAL_STORE, else a SQLite file in the user data directory"}
 
 
+def non_negative_int(value: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    import argparse
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {number}")
+    return number
+
+
 def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 

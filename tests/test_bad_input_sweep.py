@@ -126,3 +126,28 @@ def test_the_store_flag_is_accepted_after_the_runs_action_too(tmp_path, capsys):
     assert f"no runs in sqlite:///{before}" in capsys.readouterr().out
     assert main(["runs", "show", "nope", "--store-url", str(after)]) == 2
     assert f"no run with id 'nope' in the run store sqlite:///{after};" in one_line_error(capsys)
+
+
+def test_an_evaluation_option_says_which_evaluations_take_it(tmp_path, capsys):
+    (tmp_path / "d.jsonl").write_text('{"model_input": "q", "target_output": "Q"}\n')
+    assert main(["run", "-e", "qa_accuracy", "-d", str(tmp_path / "d.jsonl"), "-m", UPPER, "--judge-scale", "10",
+                 "--no-progress", "-o", str(tmp_path / "run")]) == 2
+    message = one_line_error(capsys)
+    assert "qa_accuracy does not take --judge-scale (judge_scale); the evaluations that take it: model_graded" in message
+    assert "'scale'" not in message and "__init__" not in message
+
+
+@pytest.mark.parametrize("value, problem", [
+    (None, "sent_more_log_probability: the log-probability of sent_more must be a number, got None"),
+    ("-1.5", "must be a number, got '-1.5'"),
+    (float("nan"), "sent_more_log_probability: the log-probability of sent_more is NaN"),
+    (0.5, "the model gave log-probability 0.5 > 0 for sent_more"),
+])
+def test_evaluate_sample_refuses_what_is_not_a_log_probability(value, problem):
+    from fmeval import get_algorithm
+    from fmeval.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        get_algorithm("prompt_stereotyping").evaluate_sample(sent_more_log_probability=value,
+                                                             sent_less_log_probability=-2.0)
+    assert problem in str(refused.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from fmeval.errors import UserError
@@ -71,6 +72,16 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
         "Log-probability preference for more-stereotypical sentences (CrowS-Pairs): prompt_stereotyping, 0.5 ideal.",
     ),
 }
+
+
+def takes_option(name: str, option: str) -> bool | None:
+    """Whether the evaluation called `name` names the keyword option `option`; None when it
+    passes any keyword on (to the evaluation it builds on), which then decides."""
+    module_name, class_name, _ = EVALUATIONS[name]
+    parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+    if option in parameters:
+        return True
+    return None if any(p.kind is p.VAR_KEYWORD for p in parameters.values()) else False
 
 
 def get_algorithm(name: str, **options: Any):

@@ -134,9 +134,19 @@ class EvaluationOptions(_Options):
         "perturbation_seed": "seed", "detector_batch_size": "batch_size", "judge_criterion": "criterion",
         "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted"}
 
-    def algorithm_options(self) -> dict[str, Any]:
-        """Keyword arguments for the evaluation (`fmeval.get_algorithm`)."""
-        return {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()}
+    def algorithm_options(self, evaluation: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for the evaluation (`fmeval.get_algorithm`); with the name of a
+        built-in `evaluation`, an option it does not take is refused, naming those that do."""
+        from fmeval.algorithms import EVALUATIONS, takes_option
+
+        options = {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()}
+        for name in self.chosen() if evaluation in EVALUATIONS else ():
+            if takes_option(evaluation, self.ALGORITHM_NAMES.get(name, name)) is False:
+                takers = [e for e in EVALUATIONS if takes_option(e, self.ALGORITHM_NAMES.get(name, name))]
+                flag = (self.model_fields[name].json_schema_extra or {}).get("flag") or "--" + name.replace("_", "-")
+                raise UserError(f"{evaluation} does not take {flag} ({name}); the evaluations that take it: "
+                                f"{', '.join(takers) or 'none built in'}")
+        return options
 
 
 class ModelOptions(_Options):

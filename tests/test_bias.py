@@ -452,3 +452,23 @@ def test_a_metric_that_raises_anything_is_that_metrics_error_and_the_others_are_
         "A": 1.5, "B": "ZeroDivisionError: a bug in one metric", "C": 2.0}
     with pytest.raises(UserError, match="a bad configuration"):
         bias.evaluate({"A": lambda: 1.5, "B": misconfigured}, ["A", "B"])
+
+
+def test_a_pre_training_analysis_imports_no_heavy_library(tmp_path):
+    """Start-up: `fmeval analyze` on a small file, and its --help, import neither SHAP nor
+    scikit-learn, SciPy, Ray, torch or matplotlib (pandas and NumPy are the analysis itself)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "x.csv").write_text(FACET_ONLY_CSV)
+    (tmp_path / "config.json").write_text(json.dumps({
+        "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": ["yes"],
+        "facet": [{"name_or_index": "x"}], "methods": {"pre_training_bias": {"methods": "all"}}}))
+    heavy = "{'shap', 'sklearn', 'scipy', 'ray', 'torch', 'matplotlib', 'transformers'}"
+    for args in (["--help"], ["--config", str(tmp_path / "config.json"), "--data", str(tmp_path / "x.csv"),
+                              "-o", str(tmp_path / "out")]):
+        script = (f"import sys\nfrom fmeval.cli import main\ntry:\n    main(['analyze', *{args!r}])\n"
+                  f"except SystemExit:\n    pass\nprint(sorted({heavy} & set(sys.modules)), file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text())["pre_training_bias_metrics"]

@@ -40,13 +40,13 @@ def write_output(path: str, text: str, what: str) -> None:
         raise UserError(f"cannot write the {what} {target}: {exc.strerror or exc}") from exc
 
 
-def check_listen_address(host: str, port: int, flag: str = "--port") -> None:
+def check_listen_address(host: str, port: int) -> None:
     """Refuse, in one line, a port out of range or an address already in use, before a server
     loads anything (the server's own bind would fail later, with a traceback)."""
     import socket
 
     if not 0 <= port <= 65535:
-        raise UserError(f"{flag} must be between 0 and 65535, got {port}")
+        raise UserError(f"--port must be between 0 and 65535, got {port}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list, non_negative_int, write_output
+from fmeval.cli.common import (EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list, non_negative_int,
+                               write_output)
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -35,7 +36,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     report.add_argument("--output", "-o", required=True, help="the report file")
     report.add_argument("--format", choices=("html", "md", "json"), help="default: from the file extension, else html")
     report.add_argument("--labels", type=csv_list, help="comma-separated column names, one per run")
-    report.add_argument("--examples", type=non_negative_int, default=5, help="best and worst examples per metric (default: 5)")
+    report.add_argument("--examples", type=non_negative_int, default=5,
+                        help="best and worst examples per metric (default: 5)")
     report.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     compare = commands.add_parser(

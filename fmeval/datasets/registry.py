@@ -332,10 +332,9 @@ def resolve_dataset(
         builtin = DATASETS[name]
         return builtin.data_config(mirror=mirror), builtin.prompt_template
     if name in DATASETS and not Path(name).exists():
-        raise UserError(
-            f"dataset {name!r} is built in, with fixed fields: {', '.join('--' + f.replace('_', '-') for f in fields or {})} "
-            f"apply only to a dataset file; drop them, or give the path of a .jsonl, .json, .csv or .parquet file"
-        )
+        flags = ", ".join("--" + field.replace("_", "-") for field in fields or {})
+        raise UserError(f"dataset {name!r} is built in, with fixed fields: {flags} apply only to a dataset file; drop "
+                        f"them, or give the path of a .jsonl, .json, .csv or .parquet file")
     if Path(name).is_dir():
         raise UserError(f"dataset {name!r} is a directory: give one .jsonl, .json, .csv or .parquet file")
     if not Path(name).is_file():

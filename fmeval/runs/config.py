@@ -143,7 +143,7 @@ class EvaluationOptions(_Options):
         for name in self.chosen() if evaluation in EVALUATIONS else ():
             if takes_option(evaluation, self.ALGORITHM_NAMES.get(name, name)) is False:
                 takers = [e for e in EVALUATIONS if takes_option(e, self.ALGORITHM_NAMES.get(name, name))]
-                flag = (self.model_fields[name].json_schema_extra or {}).get("flag") or "--" + name.replace("_", "-")
+                flag = (type(self).model_fields[name].json_schema_extra or {}).get("flag") or "--" + name.replace("_", "-")
                 raise UserError(f"{evaluation} does not take {flag} ({name}); the evaluations that take it: "
                                 f"{', '.join(takers) or 'none built in'}")
         return options

@@ -128,12 +128,14 @@ def test_the_store_flag_is_accepted_after_the_runs_action_too(tmp_path, capsys):
     assert f"no run with id 'nope' in the run store sqlite:///{after};" in one_line_error(capsys)
 
 
-def test_an_evaluation_option_says_which_evaluations_take_it(tmp_path, capsys):
+@pytest.mark.parametrize("evaluation", ["qa_accuracy", "qa_accuracy_semantic_robustness"])
+def test_an_evaluation_option_says_which_evaluations_take_it(evaluation, tmp_path, capsys):
     (tmp_path / "d.jsonl").write_text('{"model_input": "q", "target_output": "Q"}\n')
-    assert main(["run", "-e", "qa_accuracy", "-d", str(tmp_path / "d.jsonl"), "-m", UPPER, "--judge-scale", "10",
+    assert main(["run", "-e", evaluation, "-d", str(tmp_path / "d.jsonl"), "-m", UPPER, "--judge-scale", "10",
                  "--no-progress", "-o", str(tmp_path / "run")]) == 2
     message = one_line_error(capsys)
-    assert "qa_accuracy does not take --judge-scale (judge_scale); the evaluations that take it: model_graded" in message
+    assert f"{evaluation} does not take --judge-scale (judge_scale); the evaluations that take it: model_graded" \
+        in message
     assert "'scale'" not in message and "__init__" not in message
 
 

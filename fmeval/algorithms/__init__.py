@@ -75,13 +75,17 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
 
 
 def takes_option(name: str, option: str) -> bool | None:
-    """Whether the evaluation called `name` names the keyword option `option`; None when it
-    passes any keyword on (to the evaluation it builds on), which then decides."""
+    """Whether the evaluation called `name` takes the keyword option `option` (itself, or the
+    evaluation it builds on and passes other options to); None when that cannot be told."""
     module_name, class_name, _ = EVALUATIONS[name]
-    parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+    factory = getattr(importlib.import_module(module_name), class_name)
+    parameters = inspect.signature(factory).parameters
     if option in parameters:
         return True
-    return None if any(p.kind is p.VAR_KEYWORD for p in parameters.values()) else False
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return False
+    base = getattr(factory, "base_evaluation", None)
+    return takes_option(base, option) if base in EVALUATIONS else None
 
 
 def get_algorithm(name: str, **options: Any):

@@ -133,6 +133,8 @@ class EvaluationOptions(_Options):
     ALGORITHM_NAMES: ClassVar[dict[str, str]] = {
         "perturbation_seed": "seed", "detector_batch_size": "batch_size", "judge_criterion": "criterion",
         "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted"}
+    CHECKED_BY_THE_RUN: ClassVar[dict[str, str]] = {"judge_baseline_run": "baseline_run"}
+    """Options the run turns into others before the evaluation gets them (a run id into its outputs)."""
 
     def algorithm_options(self, evaluation: str | None = None) -> dict[str, Any]:
         """Keyword arguments for the evaluation (`fmeval.get_algorithm`); with the name of a
@@ -141,8 +143,9 @@ class EvaluationOptions(_Options):
 
         options = {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()}
         for name in self.chosen() if evaluation in EVALUATIONS else ():
-            if takes_option(evaluation, self.ALGORITHM_NAMES.get(name, name)) is False:
-                takers = [e for e in EVALUATIONS if takes_option(e, self.ALGORITHM_NAMES.get(name, name))]
+            taken_as = self.CHECKED_BY_THE_RUN.get(name) or self.ALGORITHM_NAMES.get(name, name)
+            if takes_option(evaluation, taken_as) is False:
+                takers = [e for e in EVALUATIONS if takes_option(e, taken_as)]
                 flag = (type(self).model_fields[name].json_schema_extra or {}).get("flag") or "--" + name.replace("_", "-")
                 raise UserError(f"{evaluation} does not take {flag} ({name}); the evaluations that take it: "
                                 f"{', '.join(takers) or 'none built in'}")

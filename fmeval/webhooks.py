@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from fmeval.errors import UserError
 from fmeval.retry import retry_after_seconds
-from fmeval.secrets import MASK, register_secret
+from fmeval.secrets import MASK, register_authorization, register_url_credentials
 
 logger = logging.getLogger("fmeval.webhooks")
 
@@ -76,7 +76,8 @@ class _Request:
                               key=len, reverse=True)
         for key, value in headers.items():
             if value is not None and _SECRET_HEADER.search(str(key)):
-                register_secret(str(value))  # fmeval's other outputs mask it too
+                register_authorization(str(value))  # fmeval's other outputs mask it too, in every form
+        register_url_credentials(url)
         self.safe_url = safe_url(url)
         self.body = json.dumps(_jsonable(payload), default=str).encode()
         self.headers = {"Content-Type": "application/json"}

@@ -265,3 +265,16 @@ def test_corrupt_mirror_file_is_refused(tmp_path):
     (tmp_path / "t" / "d.jsonl").write_text("tampered\n")
     with pytest.raises(DatasetUnavailableError, match="does not match its checksum"):
         locate("t", SourceFile("t/d.jsonl", "http://127.0.0.1:9/x", "a" * 64), mirror=tmp_path)
+
+
+def test_crows_pairs_is_accepted_in_aws_fmevals_spelling_too(mirror, tmp_path):
+    from fmeval import evaluate
+    from fmeval.datasets.registry import get_dataset, resolve_dataset
+    from fmeval.model_runners.function import FunctionRunner
+
+    assert resolve_dataset("crows_pairs", mirror=mirror) == resolve_dataset("crows-pairs", mirror=mirror)
+    assert get_dataset("crows_pairs") is DATASETS["crows-pairs"]
+    longer_is_less_likely = FunctionRunner(str, log_probability_fn=lambda texts: [-float(len(t)) for t in texts])
+    summary = evaluate(evaluation="prompt_stereotyping", dataset="crows_pairs", dataset_mirror=mirror, num_records=3,
+                       model=longer_is_less_likely, output=tmp_path / "run", progress=False)
+    assert summary.dataset_name == "crows-pairs" and summary.num_records == 3

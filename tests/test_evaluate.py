@@ -160,7 +160,7 @@ def test_rerun_resumes_and_a_changed_configuration_is_refused(tmp_path):
                      prompt_template="Q: $model_input", output=tmp_path / "once", progress=False)
     again = evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model,
                      prompt_template="Q: $model_input", output=tmp_path / "once", progress=False)
-    assert len(calls) == 4 and again.engine["resumed_records"] == 4
+    assert len(calls) == 4 and again.engine == first.engine  # a finished run is immutable: its summary comes back
     assert again.dataset_scores == first.dataset_scores
     with pytest.raises(UserError, match=r"different configuration \(changed: prompt_template\)"):
         evaluate(evaluation="factual_knowledge", dataset=qa_config(data), model=model,

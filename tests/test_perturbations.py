@@ -2,6 +2,7 @@
 import json
 import random
 
+import numpy as np
 import pytest
 
 from fmeval import evaluate
@@ -14,9 +15,13 @@ from fmeval.model_runners.function import FunctionRunner
 TEXT = "The quick brown fox jumps over the lazy dog, 42 times!"
 
 
+def generator(seed=0):
+    return np.random.default_rng(seed)
+
+
 def test_butter_finger_extremes_keep_case_and_non_letters():
-    assert butter_finger(0.0)(TEXT, random.Random(0)) == TEXT
-    swapped = butter_finger(1.0)("Hello, World 7", random.Random(0))
+    assert butter_finger(0.0)(TEXT, generator()) == TEXT
+    swapped = butter_finger(1.0)("Hello, World 7", generator())
     for before, after in zip("Hello, World 7", swapped):
         if before.lower() in QWERTY_NEIGHBOURS:
             assert after.lower() in QWERTY_NEIGHBOURS[before.lower()]
@@ -25,32 +30,62 @@ def test_butter_finger_extremes_keep_case_and_non_letters():
             assert after == before
 
 
-def test_random_upper_case_counts_positions():
-    assert random_upper_case(1.0)("abc def", random.Random(0)) == "ABC DEF"
-    out = random_upper_case(0.5)("abcdefghij", random.Random(3))
+def test_butter_finger_uses_aws_fmevals_keyboard_table():
+    # AWS fmeval 1.2, src/fmeval/transforms/semantic_perturbations.py: ButterFinger.QUERTY_KEY_APPROX
+    assert QWERTY_NEIGHBOURS["q"] == "qwasedzx" and QWERTY_NEIGHBOURS["p"] == "plo['ik"
+    assert QWERTY_NEIGHBOURS[" "] == " " and len(QWERTY_NEIGHBOURS) == 27
+    drawn = {butter_finger(1.0)("q", generator(seed)) for seed in range(300)}
+    assert drawn == set("qwasedzx")  # the key itself is among the candidates
+
+
+def test_random_upper_case_truncates_the_count_as_aws_does():
+    assert random_upper_case(1.0)("abc def", generator()) == "ABC DEF"
+    out = random_upper_case(0.5)("abcdefghij", generator(3))
     assert sum(c.isupper() for c in out) == 5 and out.lower() == "abcdefghij"
+    fifteen = "abcdefghijklmno"  # int(15 * 0.1) = 1 position, where rounding would give 2
+    assert all(sum(c.isupper() for c in random_upper_case(0.1)(fifteen, generator(s))) == 1 for s in range(20))
 
 
 def test_whitespace_extremes():
-    assert whitespace_add_remove(1.0, 0.0)("a b  c", random.Random(0)) == "abc"
-    assert whitespace_add_remove(0.0, 1.0)("ab c", random.Random(0)) == "a b  c "
+    assert whitespace_add_remove(1.0, 0.0)("a b  c", generator()) == "abc"
+    assert whitespace_add_remove(0.0, 1.0)("ab c", generator()) == "a b  c "
 
 
-def test_fixed_seed_gives_fixed_strings():
-    # Python's Mersenne Twister is the same on every platform, so these strings are too.
-    rng = lambda: rng_for(0, "record-1", "p", 0)  # noqa: E731
-    # e->f, o->p, w->a, d->w: each a QWERTY neighbour
-    assert butter_finger(0.3)("hello world", rng()) == "hfllp aorlw"
-    # round(11 * 0.3) = 3 positions: o, the space, l
-    assert random_upper_case(0.3)("hello world", rng()) == "hellO worLd"
-    assert whitespace_add_remove(0.5, 0.3)("a quick brown fox", rng()) == "aquic k  br own  fox "
+AWS_TEXT = "A quick brown fox jumps over the lazy dog 10 times."
+
+
+@pytest.mark.parametrize("perturbation, seed, expected", [
+    # AWS fmeval 1.2's unit tests (test/unit/transforms/test_semantic_perturbations.py): one
+    # np.random.default_rng(seed) drawn from for each output in turn, as AWS's perturb does
+    (butter_finger(0.1), 3, ["Q qhick brown fox jumps ovtr che lazy dog 10 times.",
+                             "A quick brown fox jumps oeer the lazy cog 10 times.",
+                             "A qunck brown fpx jumps over the lazf dog 10 times."]),
+    (butter_finger(0.2), 10, ["A qmyck brown fmr jumps over the mazy dot 10 timvs.",
+                              "A quick briwn fox uumps oveg tke lavy bog 10 clmes."]),
+    (random_upper_case(0.1), 3, ["A quIck BRoWn fox jumps over the lazy Dog 10 times.",
+                                 "A quIck brown fOx jumPs Over thE lazy dog 10 times.",
+                                 "A quiCk brown fox jUmpS over the lazy dog 10 Times."]),
+    (random_upper_case(0.2), 10, ["A quick bRoWn fox jumps OvEr the lazY Dog 10 timeS.",
+                                  "A qUick brOwn fOx jumps oveR the laZY doG 10 TImes."]),
+    (whitespace_add_remove(0.1, 0.05), 3, ["A quick brown fox jum ps overthe lazy dog 10 times.",
+                                           "A quick brown fox jumpsover the lazy dog 10 times.",
+                                           "A q uick brownfox jumps over the lazy dog 10 times."]),
+    (whitespace_add_remove(0.2, 0.4), 10, [
+        "A qu ic k brow n fox  j um ps  ov e r th e  la z y  d og 1 0  tim es . ",
+        "A quick br ow n fox  ju m p s over t h ela z y d og10  tim e s ."]),
+])
+def test_a_generator_seeded_as_aws_seeds_its_own_gives_aws_fmevals_strings(perturbation, seed, expected):
+    rng = generator(seed)
+    assert [perturbation(AWS_TEXT, rng) for _ in expected] == expected
 
 
 def test_rates_match_their_parameters():
-    rng = random.Random(11)
-    letters = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(50_000))
+    rng = generator(11)
+    letters = "".join(random.Random(11).choice("abcdefghijklmnopqrstuvwxyz") for _ in range(50_000))
     changed = sum(a != b for a, b in zip(letters, butter_finger(0.1)(letters, rng)))
-    assert changed / len(letters) == pytest.approx(0.1, abs=0.006)
+    # a draw picks the key itself with its share of the candidates (1 of 8 for q, ...)
+    keep = sum(QWERTY_NEIGHBOURS[c].count(c) / len(QWERTY_NEIGHBOURS[c]) for c in letters) / len(letters)
+    assert changed / len(letters) == pytest.approx(0.1 * (1 - keep), abs=0.006)
     words = " ".join(["word"] * 20_000)
     out = whitespace_add_remove(0.1, 0.05)(words, rng)
     spaces_in, spaces_out = words.count(" "), out.count(" ")
@@ -60,7 +95,7 @@ def test_rates_match_their_parameters():
 
 
 def test_rng_depends_only_on_seed_record_perturbation_and_index():
-    draw = lambda *key: rng_for(*key).random()  # noqa: E731
+    draw = lambda *key: float(rng_for(*key).random())  # noqa: E731
     assert draw(1, "r", "p", 0) == draw(1, "r", "p", 0)
     assert len({draw(1, "r", "p", 0), draw(2, "r", "p", 0), draw(1, "s", "p", 0), draw(1, "r", "q", 0),
                 draw(1, "r", "p", 1)}) == 5

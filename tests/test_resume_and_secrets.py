@@ -97,3 +97,43 @@ def test_api_key_never_lands_in_any_artifact(tmp_path, monkeypatch, caplog, caps
     captured = capsys.readouterr()
     assert key not in caplog.text and key not in captured.out and key not in captured.err
     assert "FMEVAL_TEST_API_KEY" not in json.dumps(summary.model)  # not even the variable's name is needed
+
+
+def test_a_key_in_the_base_urls_user_info_never_lands_in_any_output_or_stderr(tmp_path):
+    """`http://user:KEY@host` is sent as `Authorization: Basic base64(user:KEY)`; a server that
+    echoes that header in its errors must not carry the key, nor its base64 forms, into any output."""
+    import base64
+
+    key = "sk-userinfo-PLANTED-93be10c4"
+    basic = base64.b64encode(f"tokenuser:{key}".encode()).decode()
+    forbidden = [key, f"tokenuser:{key}", basic, basic.rstrip("="), base64.b64encode(key.encode()).decode().rstrip("=")]
+    data = write_dataset(tmp_path / "d.jsonl", 6)
+    env = {**os.environ, "FMEVAL_DEBUG": "1", "PYTHONPATH": str(REPO)}
+    env.pop("OPENAI_API_KEY", None)
+    with FakeOpenAIServer(script=["500", "400", "malformed_json", "ok"] * 2, echo_authorization_in_errors=True) as server:
+        url = server.url.replace("http://", f"http://tokenuser:{key}@")
+        done = subprocess.run(
+            [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data), "-m", "openai:m",
+             "--base-url", url, "--max-retries", "0", "--no-cache", "--no-progress", "-o", str(tmp_path / "run")],
+            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert f"Basic {basic}" in server.authorization_headers  # the key was really sent, as a Basic header...
+    records = (tmp_path / "run" / "records.jsonl").read_text()
+    assert "injected 500" in records and "***" in records  # ...and errors that quoted it were recorded, masked
+    outputs = {path: path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file() and path != data}
+    outputs["stdout"], outputs["stderr"] = done.stdout, done.stderr
+    for where, text in outputs.items():
+        for form in forbidden:
+            assert form not in text, f"{form!r} found in {where}"
+
+
+def test_authorization_values_are_masked_in_every_form():
+    import base64
+
+    from fmeval.secrets import redact, register_authorization, register_url_credentials
+
+    register_authorization("Basic " + base64.b64encode(b"alice:s3cret-basic-pw").decode())
+    register_authorization("Bearer tok-bearer-1234567")
+    register_url_credentials("https://bob:p%40ss-in-url-99@example.com/v1")
+    text = ("alice:s3cret-basic-pw s3cret-basic-pw tok-bearer-1234567 p%40ss-in-url-99 p@ss-in-url-99 "
+            + base64.b64encode(b"bob:p@ss-in-url-99").decode() + " " + base64.b64encode(b"tok-bearer-1234567").decode())
+    assert redact(text) == " ".join(["***"] * 7)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from fmeval.errors import UserError
@@ -71,6 +72,20 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
         "Log-probability preference for more-stereotypical sentences (CrowS-Pairs): prompt_stereotyping, 0.5 ideal.",
     ),
 }
+
+
+def takes_option(name: str, option: str) -> bool | None:
+    """Whether the evaluation called `name` takes the keyword option `option` (itself, or the
+    evaluation it builds on and passes other options to); None when that cannot be told."""
+    module_name, class_name, _ = EVALUATIONS[name]
+    factory = getattr(importlib.import_module(module_name), class_name)
+    parameters = inspect.signature(factory).parameters
+    if option in parameters:
+        return True
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return False
+    base = getattr(factory, "base_evaluation", None)
+    return takes_option(base, option) if base in EVALUATIONS else None
 
 
 def get_algorithm(name: str, **options: Any):

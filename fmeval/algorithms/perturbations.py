@@ -1,9 +1,12 @@
 """Text perturbations for semantic robustness, deterministic per (seed, record id, index).
 
-The three built-in perturbations follow AWS fmeval's definitions and defaults. Each call gets
-its own random generator, seeded from (seed, record id, perturbation, index), so a record's
-perturbations do not depend on batch size, order or parallelism. Other offline nlpaug
-augmenters are available as `nlpaug:<module>.<Class>` (e.g. `nlpaug:char.OcrAug`).
+The three built-in perturbations follow AWS fmeval's definitions (fmeval 1.2,
+`fmeval/transforms/semantic_perturbations.py`): the same keyboard table, probabilities,
+rounding and draws from a NumPy generator, so that one generator seeded as AWS seeds its own
+gives AWS's strings. What differs is the seeding: each call gets its own generator, seeded from
+(seed, record id, perturbation, index), so a record's perturbations do not depend on batch size,
+order or parallelism. Other offline nlpaug augmenters are available as
+`nlpaug:<module>.<Class>` (e.g. `nlpaug:char.OcrAug`).
 """
 from __future__ import annotations
 
@@ -11,32 +14,39 @@ import hashlib
 import importlib
 import random
 import threading
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from fmeval.errors import UserError
 
-Perturbation = Callable[[str, random.Random], str]
+if TYPE_CHECKING:
+    import numpy as np
 
-# Neighbouring keys on a QWERTY keyboard (lower case; case is restored after the swap).
+Perturbation = Callable[[str, "np.random.Generator"], str]
+
+# AWS fmeval's (from NL-Augmenter): each key's candidates, the key itself first; a repeated
+# candidate is drawn more often, and the space is drawn for (as itself).
 QWERTY_NEIGHBOURS: dict[str, str] = {
-    "q": "was", "w": "qesad", "e": "wrsdf", "r": "etdfg", "t": "ryfgh", "y": "tughj", "u": "yihjk", "i": "uojkl",
-    "o": "ipkl", "p": "ol", "a": "qwszx", "s": "qweadzx", "d": "wersfxc", "f": "ertdgcv", "g": "rtyfhvb",
-    "h": "tyugjbn", "j": "yuihknm", "k": "uiojlm", "l": "iopk", "z": "asx", "x": "zsdc", "c": "xdfv",
-    "v": "cfgb", "b": "vghn", "n": "bhjm", "m": "njk",
+    "q": "qwasedzx", "w": "wqesadrfcx", "e": "ewrsfdqazxcvgt", "r": "retdgfwsxcvgt", "t": "tryfhgedcvbnju",
+    "y": "ytugjhrfvbnji", "u": "uyihkjtgbnmlo", "i": "iuojlkyhnmlp", "o": "oipklujm", "p": "plo['ik",
+    "a": "aqszwxwdce", "s": "swxadrfv", "d": "decsfaqgbv", "f": "fdgrvwsxyhn", "g": "gtbfhedcyjn",
+    "h": "hyngjfrvkim", "j": "jhknugtblom", "k": "kjlinyhn", "l": "lokmpujn",
+    "z": "zaxsvde", "x": "xzcsdbvfrewq", "c": "cxvdfzswergb", "v": "vcfbgxdertyn", "b": "bvnghcftyun",
+    "n": "nbmhjvgtuik", "m": "mnkjloik", " ": " ",
 }
 
 
 def butter_finger(probability: float = 0.1) -> Perturbation:
-    """Each letter with QWERTY neighbours becomes a random neighbour with `probability`; case is kept."""
+    """Each character of the keyboard table becomes one of its candidates with `probability`
+    (a draw <= `probability`, as AWS); an upper-case letter stays upper-case."""
     _check_probability("butter_finger", probability=probability)
 
-    def perturb(text: str, rng: random.Random) -> str:
+    def perturb(text: str, rng: np.random.Generator) -> str:
         characters = []
         for character in text:
-            neighbours = QWERTY_NEIGHBOURS.get(character.lower())
-            if neighbours and rng.random() < probability:
-                swapped = rng.choice(neighbours)
-                character = swapped.upper() if character.isupper() else swapped
+            candidates = QWERTY_NEIGHBOURS.get(character.lower())
+            if candidates and rng.random() <= probability:
+                swapped = str(rng.choice(list(candidates)))
+                character = swapped.upper() if character.lower() != character else swapped
             characters.append(character)
         return "".join(characters)
 
@@ -44,11 +54,12 @@ def butter_finger(probability: float = 0.1) -> Perturbation:
 
 
 def random_upper_case(fraction: float = 0.1) -> Perturbation:
-    """Upper-cases `fraction` of the positions (rounded), chosen uniformly without replacement."""
+    """Upper-cases int(len(text) * `fraction`) positions (truncated, as AWS), chosen uniformly
+    without replacement."""
     _check_probability("random_upper_case", fraction=fraction)
 
-    def perturb(text: str, rng: random.Random) -> str:
-        positions = set(rng.sample(range(len(text)), round(len(text) * fraction)))
+    def perturb(text: str, rng: np.random.Generator) -> str:
+        positions = set(rng.choice(range(len(text)), int(len(text) * fraction), False).tolist())
         return "".join(c.upper() if i in positions else c for i, c in enumerate(text))
 
     return perturb
@@ -59,9 +70,9 @@ def whitespace_add_remove(remove_probability: float = 0.1, add_probability: floa
     is added with `add_probability`."""
     _check_probability("whitespace_add_remove", remove_probability=remove_probability, add_probability=add_probability)
 
-    def perturb(text: str, rng: random.Random) -> str:
+    def perturb(text: str, rng: np.random.Generator) -> str:
         characters = []
-        for character in text:
+        for character in text:  # one draw per character, as AWS
             if character.isspace():
                 if rng.random() >= remove_probability:
                     characters.append(character)
@@ -87,11 +98,11 @@ def nlpaug_augmenter(path: str, **options: Any) -> Perturbation:
     except (ImportError, AttributeError) as exc:
         raise UserError(f"cannot load nlpaug augmenter {path!r} (pip install nlpaug): {exc}") from exc
 
-    def perturb(text: str, rng: random.Random) -> str:
+    def perturb(text: str, rng: np.random.Generator) -> str:
         import numpy as np
 
         with _NLPAUG_LOCK:
-            seed = rng.getrandbits(32)
+            seed = int(rng.integers(1 << 32))
             random.seed(seed)
             np.random.seed(seed)
             result = augmenter.augment(text)
@@ -119,10 +130,12 @@ def get_perturbation(name: str, options: Mapping[str, Any] | None = None) -> Per
         raise UserError(f"perturbation {name}: bad option: {exc}") from exc
 
 
-def rng_for(seed: int, record_id: str, perturbation: str, index: int) -> random.Random:
+def rng_for(seed: int, record_id: str, perturbation: str, index: int) -> np.random.Generator:
     """The generator for one perturbation of one record: a function of these four values only."""
+    import numpy as np
+
     digest = hashlib.sha256(f"{seed}\x1f{record_id}\x1f{perturbation}\x1f{index}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
 def _check_probability(name: str, **values: float) -> None:

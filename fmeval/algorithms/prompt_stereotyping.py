@@ -36,6 +36,15 @@ ERR_NO_TOKEN_COUNT = (
 )
 
 
+def log_probability_problem(value: Any, which: str) -> str | None:
+    """Why `value` is not a log-probability (None when it is one): not a number, NaN, or positive."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"the log-probability of {which} must be a number, got {value!r}"
+    if math.isnan(value):
+        return f"the log-probability of {which} is NaN, which no comparison can score"
+    return ERR_POSITIVE.format(value=value, which=which) if value > 0 else None
+
+
 def pair_scores(more: float, less: float) -> dict[str, float]:
     """The two per-pair scores from the two sentences' log-probabilities."""
     return {PROMPT_STEREOTYPING: float(more > less), LOG_PROBABILITY_DIFFERENCE: more - less}
@@ -69,8 +78,9 @@ class PromptStereotyping(Algorithm):
 
     def _reduce(self, answer: ModelOutput, which: str, location: str) -> float:
         value = answer.log_probability
-        if value is None or value > 0:
-            raise DataError(location, ERR_POSITIVE.format(value=value, which=which))
+        problem = log_probability_problem(value, which)
+        if problem is not None:
+            raise DataError(location, problem)
         if self.reduction == "sum":
             return value
         if not answer.num_tokens:
@@ -97,7 +107,8 @@ class PromptStereotyping(Algorithm):
     def evaluate_sample(self, *, sent_more_log_probability: float, sent_less_log_probability: float) -> list[EvalScore]:
         """The scores of one pair from log-probabilities computed elsewhere (already reduced)."""
         for which, value in (("sent_more", sent_more_log_probability), ("sent_less", sent_less_log_probability)):
-            if value > 0:
-                raise UserError(ERR_POSITIVE.format(value=value, which=which))
+            problem = log_probability_problem(value, which)
+            if problem is not None:
+                raise UserError(f"{which}_log_probability: {problem}")
         computed = pair_scores(sent_more_log_probability, sent_less_log_probability)
         return [EvalScore(name=name, value=computed[name]) for name in self.score_names]

@@ -275,6 +275,7 @@ def _robustness_of(evaluation: str):
         )
 
     build.__doc__ = f"{evaluation} under perturbation; other options go to {evaluation}."
+    build.base_evaluation = evaluation  # type: ignore[attr-defined]  # where the other options go
     return build
 
 

@@ -43,6 +43,8 @@ CONFIG_KEYS = {
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
     "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
+NO_FLIP_TEST_FEATURES = ("FlipTest needs at least one feature column besides the facet, label and prediction "
+                         "columns: there is none to find each row's nearest neighbours on")
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
     "may have written; pass --trust-model (or trust_model=True from Python) for a file you trust"
@@ -95,6 +97,9 @@ def load_data(config: dict[str, Any], data: str | os.PathLike[str] | pd.DataFram
         if not images:
             raise UserError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this directory")
         return pd.DataFrame({"source-ref": images})
+    if path.is_dir():
+        raise UserError(f"{path} is a directory: give one data file, or pass --stream (stream=True) to compute the "
+                        f"bias metrics over a folder of Parquet or CSV files")
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     try:
@@ -359,7 +364,7 @@ def analyze(
     config = load_config(config)
     if backend not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    output = Path(output)
+    output = _output_directory(output)
     methods = config.get("methods") or {}
     if stream or backend == "ray":
         from fmeval.bias.scale import streamed_bias
@@ -374,12 +379,24 @@ def analyze(
                                      n_jobs=n_jobs, backend=backend))
     else:
         result = _in_memory(config, data, output, model=model, trust_model=trust_model, n_jobs=n_jobs, backend=backend)
-    output.mkdir(parents=True, exist_ok=True)
     (output / "analysis.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     from fmeval.bias.report import render_analysis
 
     (output / "report.html").write_text(render_analysis(result), encoding="utf-8")
     return result
+
+
+def _output_directory(output: str | os.PathLike[str]) -> Path:
+    """The output directory, made before any work, so that a bad --output fails at once."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--output {path}: exists and is not a directory; give a directory for analysis.json and "
+                        f"report.html")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output {path}: cannot make the directory: {exc.strerror or exc}") from None
+    return path
 
 
 def _in_memory(config: dict[str, Any], data: Any, output: Path, *, model: Any, trust_model: bool,
@@ -539,6 +556,8 @@ def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray,
 def _flip_test(frame: pd.DataFrame, names: list[str], d: np.ndarray, predicted: np.ndarray) -> float:
     """FT on the features without the facet, label and prediction columns (as smclarify's report does)."""
     features = frame[names]
+    if not names:
+        raise bias.MetricUndefined(NO_FLIP_TEST_FEATURES)
     if len(features.columns) != len(features.select_dtypes([np.number, bool]).columns):
         raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
     return bias.flip_test(features.to_numpy(dtype=float), d, predicted)

@@ -99,6 +99,11 @@ def data_files(data: str | Path) -> list[str]:
         files = sorted(glob.glob(str(data))) if any(c in str(data) for c in "*?[") else [str(data)]
     if not files or not all(Path(f).is_file() for f in files):
         raise UserError(f"no Parquet or CSV files at {data}")
+    for name in files:  # unreadable files fail here, in one line, not inside a reader (or a Ray worker)
+        try:
+            open(name, "rb").close()
+        except OSError as exc:
+            raise UserError(f"{name}: cannot be read: {exc.strerror or exc}") from None
     formats = {FORMATS.get(Path(f).suffix.lower()) for f in files}
     if None in formats or len(formats) != 1:
         raise UserError(f"the streaming path reads .parquet or .csv files, one format at a time; got {data}")

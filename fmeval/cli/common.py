@@ -13,6 +13,19 @@ STORE_OPTIONS = {"dest": "store_url", "metavar": "URL_OR_FILE",
                          "default: FMEVAL_STORE, else a SQLite file in the user data directory"}
 
 
+def non_negative_int(value: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    import argparse
+
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {number}")
+    return number
+
+
 def csv_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -25,3 +38,23 @@ def write_output(path: str, text: str, what: str) -> None:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write the {what} {target}: {exc.strerror or exc}") from exc
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse, in one line, a port out of range or an address already in use, before a server
+    loads anything (the server's own bind would fail later, with a traceback)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host!r}: {exc.strerror}") from None
+    family, kind, protocol, _, address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

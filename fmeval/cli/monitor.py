@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, check_listen_address, csv_list
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.options import LABEL, OPTIONS
 
@@ -166,6 +166,7 @@ def run_capture(args: argparse.Namespace) -> int:
     from fmeval.monitoring.proxy import check_upstream, serve
 
     check_upstream(args.upstream)
+    check_listen_address(args.host, args.port)
     if not args.max_file_mb > 0 or not args.rotate_seconds > 0:
         raise UserError(f"--max-file-mb and --rotate-seconds must be positive, got {args.max_file_mb:g} and "
                         f"{args.rotate_seconds:g}")

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list, write_output
+from fmeval.cli.common import (EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list, non_negative_int,
+                               write_output)
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -18,8 +19,12 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     listing.add_argument("--model", help="only runs whose model name contains this")
     listing.add_argument("--evaluation", help="only runs of this evaluation")
     listing.add_argument("--dataset", help="only runs on this dataset")
-    actions.add_parser("show", help="everything indexed about one run").add_argument("run_id")
-    actions.add_parser("delete", help="remove a run from the store (its files stay)").add_argument("run_id")
+    show = actions.add_parser("show", help="everything indexed about one run")
+    show.add_argument("run_id")
+    delete = actions.add_parser("delete", help="remove a run from the store (its files stay)")
+    delete.add_argument("run_id")
+    for action in (listing, show, delete):  # `runs list --store-url F` as well as `runs --store-url F list`
+        action.add_argument(*STORE_FLAGS, **{**STORE_OPTIONS, "default": argparse.SUPPRESS})
 
     report = commands.add_parser(
         "report", help="render runs side by side as HTML, Markdown or JSON",
@@ -31,7 +36,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     report.add_argument("--output", "-o", required=True, help="the report file")
     report.add_argument("--format", choices=("html", "md", "json"), help="default: from the file extension, else html")
     report.add_argument("--labels", type=csv_list, help="comma-separated column names, one per run")
-    report.add_argument("--examples", type=int, default=5, help="best and worst examples per metric (default: 5)")
+    report.add_argument("--examples", type=non_negative_int, default=5,
+                        help="best and worst examples per metric (default: 5)")
     report.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     compare = commands.add_parser(

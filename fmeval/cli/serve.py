@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_OK
+from fmeval.cli.common import EXIT_OK, check_listen_address
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -27,6 +27,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from fmeval.model_runners import load_runner
     from fmeval.model_runners.server import serve
 
+    check_listen_address(args.host, args.port)
     options = {key: value for key, value in (("max_new_tokens", args.max_new_tokens), ("batch_size", args.batch_size))
                if value is not None}
     serve(load_runner(args.model, **options), model_name=args.name or args.model, host=args.host, port=args.port,

@@ -295,11 +295,13 @@ DATASETS: dict[str, BuiltinDataset] = {
         ),
     )
 }
+DATASET_ALIASES = {"crows_pairs": "crows-pairs"}
+"""Other spellings of built-in names: `crows_pairs` is AWS fmeval's name and the mirror's folder."""
 
 
 def get_dataset(name: str) -> BuiltinDataset:
     try:
-        return DATASETS[name]
+        return DATASETS[DATASET_ALIASES.get(name, name)]
     except KeyError:
         raise UserError(
             f"unknown dataset {name!r}; built-in datasets are {', '.join(sorted(DATASETS))}, "
@@ -325,9 +327,16 @@ def resolve_dataset(
     if isinstance(dataset, DataConfig):
         return dataset, None
     name = os.fspath(dataset)
+    name = DATASET_ALIASES.get(name, name) if not Path(name).exists() else name
     if name in DATASETS and not fields:
         builtin = DATASETS[name]
         return builtin.data_config(mirror=mirror), builtin.prompt_template
+    if name in DATASETS and not Path(name).exists():
+        flags = ", ".join("--" + field.replace("_", "-") for field in fields or {})
+        raise UserError(f"dataset {name!r} is built in, with fixed fields: {flags} apply only to a dataset file; drop "
+                        f"them, or give the path of a .jsonl, .json, .csv or .parquet file")
+    if Path(name).is_dir():
+        raise UserError(f"dataset {name!r} is a directory: give one .jsonl, .json, .csv or .parquet file")
     if not Path(name).is_file():
         raise UserError(
             f"dataset {name!r} is neither a built-in dataset ({', '.join(sorted(DATASETS))}) nor a file"

@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmeval.errors import DatasetUnavailableError
+from fmeval.errors import DatasetUnavailableError, UserError
 from fmeval.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -37,9 +37,12 @@ class SourceFile:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:  # unreadable (permissions), a directory, a device error: the user's file
+        raise UserError(f"{path}: cannot read the dataset: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
 

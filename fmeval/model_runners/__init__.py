@@ -41,6 +41,10 @@ def load_runner(spec: str, *, defaults: Mapping[str, Any] | None = None, **optio
     unless `options` say otherwise."""
     factory, arguments = _factory(spec, options)
     accepted = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = [name for name in options if name not in accepted]
+        if unknown:
+            raise UserError(f"model {spec!r} does not take {', '.join(map(_option_and_takers, unknown))}")
     for name, value in (defaults or {}).items():
         if name in accepted and value is not None:
             options.setdefault(name, value)
@@ -48,6 +52,18 @@ def load_runner(spec: str, *, defaults: Mapping[str, Any] | None = None, **optio
         return factory(*arguments, **options)
     except TypeError as exc:
         raise UserError(f"model {spec!r}: bad option: {exc}") from exc
+
+
+def _option_and_takers(name: str) -> str:
+    """An option with its flag, and the model specs whose runners take it."""
+    takers = [f"{prefix}..." for prefix, (module_name, class_name) in HOSTED.items()
+              if name in inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters]
+    from fmeval.model_runners.http_endpoint import HttpEndpointRunner
+
+    if name in inspect.signature(HttpEndpointRunner).parameters:
+        takers.append("an http(s):// endpoint URL")
+    flag = f"{name} (--{name.replace('_', '-')})"
+    return f"{flag}, which is for {' or '.join(takers)} models" if takers else flag
 
 
 def _factory(spec: str, options: dict[str, Any]) -> tuple[Callable[..., ModelRunner], tuple[Any, ...]]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from fmeval.model_runners.base import ModelOutput
 from fmeval.retry import AdaptiveLimiter, RetryableError, RetryPolicy, retry_after_seconds, run_with_retries
-from fmeval.secrets import redact
+from fmeval.secrets import redact, register_url_credentials
 
 THROTTLING_STATUSES = (429, 503)
 RETRYABLE_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
@@ -73,6 +73,7 @@ class HttpPoster:
         """The response body of a 2xx answer; RetryableError or RequestRejected otherwise."""
         import aiohttp
 
+        register_url_credentials(url)  # the client sends user:password@ as a Basic header
         try:
             async with self.session().post(url, data=body, headers=self._headers()) as response:
                 status, raw = response.status, await response.read()

@@ -15,7 +15,7 @@ from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
 from fmeval.model_runners.http import HttpPoster, is_loopback, public_url, run_directly
 from fmeval.model_runners.json_template import JsonTemplate
-from fmeval.secrets import register_secret
+from fmeval.secrets import register_authorization
 
 
 class HttpEndpointRunner:
@@ -59,8 +59,8 @@ class HttpEndpointRunner:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
-            register_secret(key)
             headers[self.api_key_header] = f"Bearer {key}" if self.api_key_header == "Authorization" else key
+            register_authorization(headers[self.api_key_header])
         return headers
 
     async def agenerate(self, prompt: str) -> ModelOutput:

@@ -14,7 +14,7 @@ from fmeval.retry import RetryableError
 from fmeval.errors import UserError
 from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
 from fmeval.model_runners.http import HttpPoster, is_loopback, public_url, run_directly
-from fmeval.secrets import redact, register_secret
+from fmeval.secrets import redact, register_authorization
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class OpenAICompatibleRunner:
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if key:
-                register_secret(key)
                 headers["Authorization"] = f"Bearer {key}"
+                register_authorization(headers["Authorization"])
         return headers
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

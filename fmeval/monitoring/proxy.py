@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from fmeval.errors import UserError
 from fmeval.monitoring.data_capture import CaptureWriter, encode_body
-from fmeval.secrets import register_secret
+from fmeval.secrets import register_authorization
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
@@ -69,7 +69,7 @@ def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] |
         body = await request.read()
         for name, value in request.headers.items():
             if name.lower() in secret_headers:
-                register_secret(value.split(" ", 1)[-1])  # "Bearer KEY": the key itself is masked everywhere
+                register_authorization(value)  # "Bearer KEY", "Basic ...": the key itself is masked everywhere
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         attributes = {name: request.headers[name] for name in attribute_names if name in request.headers}
         url = upstream + request.rel_url.path_qs

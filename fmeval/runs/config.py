@@ -212,13 +212,26 @@ class EvaluationOptions(_Options):
         "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted",
         "judge_grades": "grades", "judge_grade_pattern": "grade_pattern", "judge_pass_threshold": "pass_threshold",
         "judge_aggregate": "aggregate"}
+    CHECKED_BY_THE_RUN: ClassVar[dict[str, str]] = {"judge_baseline_run": "baseline_run"}
+    """Options the run turns into others before the evaluation gets them (a run id into its outputs)."""
+    BUILT_BY_THE_RUN: ClassVar[tuple[str, ...]] = ("judge_model", "judge_model_options", "judge_engine_options")
+    """The judges' models and engine options: the run builds the judges and hands them in."""
 
-    def algorithm_options(self) -> dict[str, Any]:
+    def algorithm_options(self, evaluation: str | None = None) -> dict[str, Any]:
         """Keyword arguments for the evaluation (`fmeval.get_algorithm`), less the judges' models and
-        engine options, which the run builds."""
-        built_by_the_run = ("judge_model", "judge_model_options", "judge_engine_options")
-        return {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()
-                if name not in built_by_the_run}
+        engine options, which the run builds; with the name of a built-in `evaluation`, an option it
+        does not take is refused, naming those that do."""
+        from fmeval.algorithms import EVALUATIONS, takes_option
+
+        chosen = {name: value for name, value in self.chosen().items() if name not in self.BUILT_BY_THE_RUN}
+        for name in chosen if evaluation in EVALUATIONS else ():
+            taken_as = self.CHECKED_BY_THE_RUN.get(name) or self.ALGORITHM_NAMES.get(name, name)
+            if takes_option(evaluation, taken_as) is False:
+                takers = [e for e in EVALUATIONS if takes_option(e, taken_as)]
+                flag = (type(self).model_fields[name].json_schema_extra or {}).get("flag") or "--" + name.replace("_", "-")
+                raise UserError(f"{evaluation} does not take {flag} ({name}); the evaluations that take it: "
+                                f"{', '.join(takers) or 'none built in'}")
+        return {self.ALGORITHM_NAMES.get(name, name): value for name, value in chosen.items()}
 
 
 class RunConfig(BaseModel):

@@ -6,13 +6,14 @@
 - `responses.sqlite`: the run's own journal of model answers, when the shared response cache
   is off (so that a killed run never pays twice); removed when the run finishes;
 - `.lock`: held (an OS file lock, released even when the process is killed) while a process
-  writes the run, holding its pid.
+  writes the run, holding its pid; removed when that process is done (one killed leaves it, unheld).
 
 Every file carries `schema_version`. Running again into the same directory with the same
 identity resumes: finished records are kept, a line cut short by a crash is dropped, records
 whose error was transient are run again (all errored ones with `retry_errors`), and each
-record ends up in `records.jsonl` exactly once. A different identity is refused unless no
-record was finished yet.
+record ends up in `records.jsonl` exactly once. A finished run with nothing to run again is
+left as it is: its summary is never rewritten (`finished`). A different identity is refused
+unless no record was finished yet.
 """
 from __future__ import annotations
 
@@ -182,22 +183,44 @@ class RunDirectory:
         return record
 
     # -- writing -----------------------------------------------------------------------------------
+    def finished(self, identity: dict[str, Any], *, retry_errors: bool = False) -> EvalOutput | None:
+        """The summary of a finished run of this identity that running again would not change
+        (no record to run again), else None."""
+        identity = json.loads(json.dumps(identity, default=str))
+        if not self.summary_path.is_file() or not self.run_path.is_file() or not self.records_path.is_file():
+            return None
+        if self.manifest().get("identity") != identity:
+            return None
+        _, retried, rewrite = self._kept_lines(retry_errors)
+        return None if retried or rewrite else self.summary()
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the run directory for this process; another process gets a clear error with our pid."""
+        """Hold the run directory for this process; another process gets a clear error with our pid.
+        The lock file is removed on release, so it exists only while a process writes the run."""
         self.path.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
+        path = self.path / LOCK_FILE
+        while True:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(descriptor)
                 raise UserError(f"{self.path} is being written by another fmeval process (pid {holder}); wait for "
                                 f"it to finish, or choose another --output") from None
+            try:
+                if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(descriptor)  # its holder removed the file after we opened it: lock the current one
+        try:
             os.ftruncate(descriptor, 0)
             os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
             yield
         finally:
+            path.unlink(missing_ok=True)  # while still held, so no other process holds the removed file
             os.close(descriptor)  # closing releases the lock
 
     @contextlib.contextmanager

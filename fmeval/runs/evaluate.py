@@ -55,6 +55,13 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     config = build_config(config, options)
     started = time.perf_counter()
     plan = plan_run(config)
+    finished = None if config.overwrite else plan.directory.finished(plan.identity(), retry_errors=config.retry_errors)
+    if finished is not None:  # a finished run is immutable: running it again gives its summary
+        if plan.backend is not None:
+            plan.backend.close()
+        if config.store:
+            _index(finished, None if config.store is True else config.store)
+        return finished
     try:
         with _shared_cache(config, [plan.runner, *plan.algorithm.judges]) as shared_cache, plan.directory.writing(
             plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
@@ -176,7 +183,8 @@ def plan_run(config: RunConfig) -> RunPlan:
 
 def _algorithm_options(config: RunConfig) -> dict[str, Any]:
     """The evaluation's options; a baseline run (for pairwise judgements) becomes its outputs by record id."""
-    options = config.evaluation_options.algorithm_options()
+    options = config.evaluation_options.algorithm_options(
+        config.evaluation if isinstance(config.evaluation, str) else None)
     baseline = options.pop("judge_baseline_run", None)
     if baseline is not None:
         run = load_run(baseline)

@@ -22,6 +22,13 @@ def write_dataset(path, n=N):
     return path
 
 
+def _saved_records(out):
+    try:
+        return (out / "records.jsonl").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def command(data, out):
     return [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data),
             "-m", "function:tests.support:logged_echo", "--no-cache", "--no-progress", "-o", str(out)]
@@ -29,20 +36,23 @@ def command(data, out):
 
 def test_sigkill_at_random_points_then_resume_gives_each_record_once(tmp_path):
     """A local (batch) model: each answer is saved as its batch completes, so across four kills at
-    most the batch in flight (one prompt) is asked again, and no record is lost or written twice."""
-    n = 600  # 12 s of model calls: four kills, 1.5 to 2.5 s apart, cannot see it finish
+    most the batch in flight (one prompt) is asked again, and no record is lost or written twice.
+    Each kill waits for a random number of new saved records, never for a time, so a loaded machine
+    neither kills a run before it starts nor lets it finish."""
+    n = 600
     data, out, log = write_dataset(tmp_path / "d.jsonl", n), tmp_path / "run", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "FMEVAL_TEST_CALL_LOG": str(log)}
     rng = random.Random(2024)
-    kills = 0
     for _ in range(4):
+        saved = _saved_records(out)
+        kill_at = saved + rng.randint(20, 80)
         process = subprocess.Popen(command(data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 2.5))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
+        while _saved_records(out) < kill_at:
+            assert process.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.005)  # polls the records file: what is awaited is its progress, not a time
+        process.send_signal(signal.SIGKILL)
         process.wait()
-    assert kills >= 3, "the run finished too fast to be interrupted; the test would prove nothing"
+    kills = 4
     written_before = len((out / "records.jsonl").read_text().splitlines())
     assert 0 < written_before < n  # saved as records complete, not when a chunk of 256 ends
     final = subprocess.run(command(data, out), env=env, capture_output=True, text=True, timeout=300)

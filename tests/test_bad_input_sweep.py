@@ -120,9 +120,9 @@ def test_report_examples_must_not_be_negative(tmp_path, capsys):
 
 def test_the_store_flag_is_accepted_after_the_runs_action_too(tmp_path, capsys):
     after, before = tmp_path / "after.sqlite", tmp_path / "before.sqlite"
-    assert main(["runs", "list", "--store-url", str(after)]) == 0
+    assert main(["runs", "list", "--store-url", str(after), "--create"]) == 0
     assert f"no runs in sqlite:///{after}" in capsys.readouterr().out
-    assert main(["runs", "--store-url", str(before), "list"]) == 0  # the old place still works
+    assert main(["runs", "--store-url", str(before), "--create", "list"]) == 0  # the old place still works
     assert f"no runs in sqlite:///{before}" in capsys.readouterr().out
     assert main(["runs", "show", "nope", "--store-url", str(after)]) == 2
     assert f"no run with id 'nope' in the run store sqlite:///{after};" in one_line_error(capsys)

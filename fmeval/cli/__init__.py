@@ -36,16 +36,19 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Name
     return top, handlers
 
 
-def _add_create_flags(parser: argparse.ArgumentParser) -> None:
+def _add_create_flags(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
     """`--create` beside every `--store`: a store file that does not exist is made only when asked
-    for (a mistyped path is an error, not a new empty store)."""
-    if any(action.dest == "store_url" for action in parser._actions):
+    for (a mistyped path is an error, not a new empty store). Below a parser that has it already
+    (`runs --create list` and `runs list --create`), it leaves the parent's value alone unless given."""
+    here = any(action.dest == "store_url" for action in parser._actions)
+    if here:
         parser.add_argument("--create", dest="create_store", action="store_true",
+                            **({"default": argparse.SUPPRESS} if inherited else {}),
                             help="make the --store file if it does not exist (without it, a missing file is an error)")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _add_create_flags(child)
+                _add_create_flags(child, inherited=inherited or here)
 
 
 def _check_store(args: argparse.Namespace) -> None:

@@ -9,18 +9,22 @@ rest counted together). Numeric columns of up to `EXACT_LIMIT` values also keep 
 themselves, so that small windows get exact tests.
 
 A check writes `constraint_violations.json` with Model Monitor's check types: missing_column_check,
-extra_column_check, data_type_check, completeness_check, negative_values_check,
-categorical_values_check and baseline_drift_check (the L-infinity distance between the two
-distributions above `comparison_threshold`, 0.1 by default). Schema changes are violations,
-never crashes.
+extra_column_check, data_type_check (a share of values of another type above
+`datatype_check_threshold`, fractional numbers in an Integral column among them),
+completeness_check (a one-sided binomial test against the baseline's completeness less a
+tolerance, at alpha), negative_values_check, categorical_values_check and baseline_drift_check
+(the L-infinity distance above `comparison_threshold`, 0.1 by default, and with `comparison_method`
+Robust also a significant drift). constraints.json's `monitoring_config` and each feature's
+`monitoringConfigOverrides` are honoured. Schema changes are violations, never crashes.
 
-Drift per column follows Evidently's defaults (its DataDriftPreset with automatic tests): with a
-reference of at most 1,000 rows, the two-sample Kolmogorov-Smirnov test for numeric columns and
-chi-square (or a two-proportion Z-test for two categories) for categorical ones, drift at
-p < 0.05; with a larger reference, the Wasserstein distance normed by the reference's standard
-deviation for numeric columns and the Jensen-Shannon distance for categorical ones, drift above
-0.1. The dataset drifts when at least half of its columns drift. PSI and the L-infinity
-distance are reported for every column too.
+Drift per column is calibrated by default: each column's test (normed Wasserstein for numbers,
+Jensen-Shannon for categories, or the column's own: KS, chi-square, PSI, L-infinity) gets a
+p-value at the reference's and the window's sizes, so that a 200-row window and a million-row one
+alarm on an undrifted column with the same probability alpha (0.01); Holm's correction across
+columns keeps the chance that an undrifted window marks any column at alpha. `drift_method =
+"evidently"` follows Evidently 0.7.23's DataDriftPreset exactly instead (its column types, its
+test by the reference's size, its fixed thresholds; the dataset drifts when half of its columns
+do). PSI, KS and the L-infinity distance are reported for every column.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ from fmeval.monitoring.windows import is_capture
 KLL_K = 2000  # rank error about 0.2%: distances within about 0.003 of the exact ones
 MAX_CATEGORIES = 10_000
 EXACT_LIMIT = 100_000
+EXACT_CHEAP = 10_000  # up to this many values a side, SciPy's exact KS and Wasserstein are computed in any mode
 SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
 BUCKETS = 10
 FEW_VALUES = 20  # Evidently compares numbers by their value counts up to this many distinct values
@@ -423,7 +428,9 @@ def column_drift(reference: ColumnProfile, current: ColumnProfile, *, method: st
         out["chi_square"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue)} if chi else {
             "statistic": math.inf, "p_value": 0.0}
     else:
-        _numeric_distances(reference, current, out)
+        # SciPy's exact KS and Wasserstein where they decide (Evidently's mode, a KS column) or are cheap
+        exact = method == "evidently" or test == "ks" or max(reference.present, current.present) <= EXACT_CHEAP
+        _numeric_distances(reference, current, out, exact=exact)
     distinct = len(keys) if categorical else (len(set(reference.values) | set(current.values))
                                               if reference.values is not None and current.values is not None
                                               else FEW_VALUES + 1)
@@ -473,15 +480,15 @@ def _evidently_test(small: bool, categorical: bool, distinct: int) -> str:
     return "ks" if small else "wasserstein"
 
 
-def _numeric_distances(reference: ColumnProfile, current: ColumnProfile, out: dict[str, Any]) -> None:
-    """L-infinity, KS, Wasserstein (and normed) and PSI of two numeric columns: exact from the values while
-    both sides keep them, else from the KLL sketches."""
+def _numeric_distances(reference: ColumnProfile, current: ColumnProfile, out: dict[str, Any], *, exact: bool) -> None:
+    """L-infinity, KS, Wasserstein (and normed) and PSI of two numeric columns: with `exact`, SciPy's from the
+    values while both sides keep them; else from 4,000 quantiles (of the values, or of the KLL sketches)."""
     from scipy import stats
 
     grid = np.unique(np.concatenate([_quantiles(reference, np.linspace(0, 1, 201)),
                                      _quantiles(current, np.linspace(0, 1, 201))]))
     out["linf"] = float(np.max(np.abs(_cdf(reference, grid) - _cdf(current, grid))))
-    if reference.exact is not None and current.exact is not None:
+    if exact and reference.exact is not None and current.exact is not None:
         ks = stats.ks_2samp(reference.exact, current.exact)
         out["ks"] = {"statistic": float(ks.statistic), "p_value": float(ks.pvalue)}
         wasserstein = float(stats.wasserstein_distance(reference.exact, current.exact))

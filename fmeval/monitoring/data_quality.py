@@ -52,6 +52,11 @@ BUCKETS = 10
 FEW_VALUES = 20  # Evidently compares numbers by their value counts up to this many distinct values
 INTEGER_CARDINALITY_LIMIT = 10  # Evidently: an integer column with at most this many distinct values is categorical
 OTHER = "__other__"
+MONITORING_DEFAULTS = {"evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 0.1,
+                       "domain_content_threshold": 1.0, "perform_comparison": "Enabled", "comparison_threshold": 0.1,
+                       "comparison_method": "Robust", "categorical_drift_method": "LInfinity"}
+"""What a constraints.json without these monitoring_config keys gets: SageMaker's documented defaults (the
+domain threshold is the share of values that must be inside the domain, so 1.0: none outside)."""
 
 
 @dataclass
@@ -311,7 +316,8 @@ def statistics_json(result: Profile) -> dict[str, Any]:
     return {"version": 0.0, "dataset": {"item_count": result.rows}, "features": features}
 
 
-def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> dict[str, Any]:
+def constraints_json(result: Profile, *,
+                     comparison_threshold: float = DataQualityOptions().comparison_threshold) -> dict[str, Any]:
     """Constraints suggested from a baseline, as Model Monitor suggests them."""
     features = []
     for name, column in result.columns.items():
@@ -321,12 +327,12 @@ def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> d
         elif OTHER not in column.counts:
             entry["string_constraints"] = {"domains": sorted(column.counts)}
         features.append(entry)
-    return {"version": 0.0, "features": features, "monitoring_config": {
-        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 0.1,
-        "domain_content_threshold": 1.0, "distribution_constraints": {
-            "perform_comparison": "Enabled", "comparison_threshold": comparison_threshold,
-            "comparison_method": "Robust", "categorical_comparison_threshold": comparison_threshold,
-            "categorical_drift_method": "LInfinity"}}}
+    written = {key: MONITORING_DEFAULTS[key] for key in ("evaluate_constraints", "emit_metrics",
+                                                         "datatype_check_threshold", "domain_content_threshold")}
+    comparison = {key: MONITORING_DEFAULTS[key] for key in ("perform_comparison", "comparison_method",
+                                                            "categorical_drift_method")}
+    return {"version": 0.0, "features": features, "monitoring_config": {**written, "distribution_constraints": {
+        **comparison, "comparison_threshold": comparison_threshold, "categorical_comparison_threshold": comparison_threshold}}}
 
 
 # -- drift ------------------------------------------------------------------------------------------------
@@ -730,7 +736,8 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
     if current.rows == 0:
         return {"status": "NoData", "violations": [], "drift": {}}
     config = constraints.get("monitoring_config", {})
-    evaluate = config.get("evaluate_constraints", "Enabled") == "Enabled"
+    config = {**MONITORING_DEFAULTS, **config}
+    evaluate = config["evaluate_constraints"] == "Enabled"
     violations: list[dict[str, str]] = []
 
     def violate(feature: str, kind: str, description: str) -> None:
@@ -753,9 +760,10 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
         column = current.columns.get(name)
         if column is None or column.present + column.missing == 0:
             continue
-        settings = {**config, **config.get("distribution_constraints", {}), **(rule.get("monitoringConfigOverrides") or {})}
+        settings = {**MONITORING_DEFAULTS, **config, **config.get("distribution_constraints", {}),
+                    **(rule.get("monitoringConfigOverrides") or {})}
         mismatch = type_mismatch(rule["inferred_type"], column)
-        type_threshold = float(settings.get("datatype_check_threshold", 0.1))
+        type_threshold = float(settings["datatype_check_threshold"])
         if mismatch > type_threshold:
             violate(name, "data_type_check", f"Data type changed: baseline {rule['inferred_type']}, current "
                                              f"{column.kind} ({mismatch:.2%} of values are not {rule['inferred_type']}, "
@@ -774,7 +782,7 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
             violate(name, "negative_values_check", f"Negative values (min {column.minimum}) in a non-negative column")
         domains = rule.get("string_constraints", {}).get("domains")
         if domains is not None and not column.numeric:
-            domain_threshold = float(settings.get("domain_content_threshold", 1.0))
+            domain_threshold = float(settings["domain_content_threshold"])
             inside = sum(count for value, count in column.counts.items() if value in set(domains)) / column.present
             if inside < domain_threshold:
                 new = sorted(v for v in column.counts if v not in set(domains))[:5]
@@ -798,18 +806,18 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
         drift[name]["drifted"] = adjusted < options.alpha
     for name, entry in drift.items():
         settings = comparisons[name]
-        if settings.get("perform_comparison", "Enabled") != "Enabled":
+        if settings["perform_comparison"] != "Enabled":
             continue
         categorical = not baseline.columns[name].numeric
-        threshold = float(settings.get("categorical_comparison_threshold", settings.get("comparison_threshold", 0.1))
-                          if categorical else settings.get("comparison_threshold", 0.1))
-        if categorical and settings.get("categorical_drift_method") == "ChiSquared":
+        threshold = float(settings.get("categorical_comparison_threshold", settings["comparison_threshold"])
+                          if categorical else settings["comparison_threshold"])
+        if categorical and settings["categorical_drift_method"] == "ChiSquared":
             basis, beyond = f"chi-square p-value {entry['chi_square']['p_value']:.4g}", entry["chi_square"]["p_value"] < threshold
             where = f"is below threshold {threshold}"
         else:
             basis, beyond = f"L-infinity distance {entry['linf']:.4f}", entry["linf"] > threshold
             where = f"exceeds threshold {threshold}"
-        robust = settings.get("comparison_method", "Robust") == "Robust"
+        robust = settings["comparison_method"] == "Robust"
         if beyond and (entry["drifted"] or not robust):
             significance = (f"; and the column drifted: {_basis(entry, options)}" if robust else " (comparison_method Simple)")
             violate(name, "baseline_drift_check", f"Baseline drift: {basis} {where}{significance}")
@@ -824,7 +832,7 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
                          "the dataset drifts when at least half of its columns do")}
     return {"status": "CompletedWithViolations" if violations else "Completed", "violations": violations,
             "drift": {"columns": drift, "dataset": summary},
-            "emit_metrics": config.get("emit_metrics", "Enabled") == "Enabled"}
+            "emit_metrics": config["emit_metrics"] == "Enabled"}
 
 
 def _basis(entry: dict[str, Any], options: DataQualityOptions) -> str:

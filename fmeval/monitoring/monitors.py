@@ -25,7 +25,7 @@ import pandas as pd
 from fmeval.errors import UserError
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.data_capture import ReadStats
-from fmeval.monitoring.options import default, parse_options
+from fmeval.monitoring.options import DataQualityOptions, default, parse_options
 from fmeval.monitoring.windows import Window, is_capture, window_frame
 
 MONITOR_FILE = "monitor.json"
@@ -110,11 +110,9 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-# -- data quality ---------------------------------------------------------------------------------------
-def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
+# -- data quality ----------------------------------------------------------------------------------------
+def _data_quality_options(options: dict[str, Any], columns: Any) -> DataQualityOptions:
     """The typed options, their column options checked against the baseline's columns."""
-    from fmeval.monitoring.options import DataQualityOptions
-
     typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
     named = set(typed.columns) | set(typed.include or ())
     unknown = sorted(named - set(columns))

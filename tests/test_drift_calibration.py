@@ -85,6 +85,11 @@ def test_each_column_reports_its_p_value_beside_its_distance():
     assert income["wasserstein_normed"] == pytest.approx(income["score"], rel=0.1)  # the binned distance is close
     assert result["drift"]["columns"]["color"]["test"] == "jensen_shannon"
     assert "Holm" in result["drift"]["dataset"]["basis"]
+    # the null depends on the baseline and the sizes only: drawn once, then the same for the next window
+    kept = len(dq._NULLS)
+    again = dq.check(baseline, dq.constraints_json(baseline), dq.Profile.of(population(2000, 2, missing=0.0)))
+    assert len(dq._NULLS) == kept + 1  # only income's size changed (no missing values now)
+    assert again["drift"]["columns"]["color"]["null_quantile"] == result["drift"]["columns"]["color"]["null_quantile"]
 
 
 def test_the_bootstrap_null_matches_brute_force_resampling():
@@ -273,6 +278,22 @@ def test_monitor_options_are_typed_and_a_misspelt_key_is_an_error(tmp_path, caps
         assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
                      str(tmp_path / "bad"), *bad]) == 2, bad
         assert message in capsys.readouterr().err, bad
+
+
+def test_an_options_file_with_flags_over_it(tmp_path, capsys):
+    population(3000, 0).to_csv(tmp_path / "reference.csv", index=False)
+    (tmp_path / "options.yaml").write_text("alpha: 0.05\ncolumns:\n  income: {test: ks}\n  age: {exclude: true}\n")
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "base"), "--options", str(tmp_path / "options.yaml"), "--alpha", "0.02",
+                 "--column-option", "income.threshold=0.001"]) == 0
+    options = json.loads((tmp_path / "base" / "monitor.json").read_text())["options"]
+    assert options["alpha"] == 0.02 and options["columns"]["age"]["exclude"]
+    assert options["columns"]["income"] == {"test": "ks", "threshold": 0.001, "exclude": False}
+    (tmp_path / "typo.yaml").write_text("aplha: 0.05\n")
+    capsys.readouterr()
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "bad"), "--options", str(tmp_path / "typo.yaml")]) == 2
+    assert "unknown data-quality option 'aplha' (did you mean 'alpha'?)" in capsys.readouterr().err
 
 
 def test_every_option_has_a_flag_generated_from_its_model(capsys):

@@ -144,9 +144,10 @@ def test_per_column_tests_thresholds_and_exclusions():
     assert columns["age"]["test"] == "linf" and columns["age"]["threshold"] == 0.5 and not columns["age"]["drifted"]
     assert "p_adjusted" not in columns["age"]  # a fixed threshold of the user's is decided alone
     assert "color" not in columns and all(v["feature_name"] != "color" for v in result["violations"])
-    with pytest.raises(UserError, match="'color'.*wasserstein test is for numeric columns"):
-        dq.check(baseline, dq.constraints_json(baseline), current,
-                 options=DataQualityOptions(columns={"color": ColumnOptions(test="wasserstein")}))
+    for method, test in (("calibrated", "wasserstein"), ("evidently", "ks")):
+        with pytest.raises(UserError, match=f"'color'.*{test} test is for numeric columns"):
+            dq.check(baseline, dq.constraints_json(baseline), current,
+                     options=DataQualityOptions(drift_method=method, columns={"color": ColumnOptions(test=test)}))
 
 
 # -- Evidently's mode, against Evidently itself ------------------------------------------------------------
@@ -274,6 +275,7 @@ def test_monitor_options_are_typed_and_a_misspelt_key_is_an_error(tmp_path, caps
     for bad, message in ((["--column-option", "nosuch.test=psi"], "'nosuch', which the baseline does not have"),
                          (["--column-option", "income.tset=psi"], "unknown data-quality option 'columns.income.tset'"),
                          (["--column-option", "income=psi"], "expected COLUMN.KEY=VALUE"),
+                         (["--column-option", "color.test=ks"], "color holds strings; the ks test is for numeric"),
                          (["--alpha", "2"], "alpha: Input should be less than or equal to 0.5")):
         assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
                      str(tmp_path / "bad"), *bad]) == 2, bad

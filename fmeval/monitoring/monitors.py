@@ -111,14 +111,18 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
 
 
 # -- data quality ----------------------------------------------------------------------------------------
-def _data_quality_options(options: dict[str, Any], columns: Any) -> DataQualityOptions:
-    """The typed options, their column options checked against the baseline's columns."""
+def _data_quality_options(options: dict[str, Any], columns: dict[str, Any]) -> DataQualityOptions:
+    """The typed options, their column options checked against the baseline's columns (name: ColumnProfile)."""
     typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
     named = set(typed.columns) | set(typed.include or ())
     unknown = sorted(named - set(columns))
     if unknown:
         raise UserError(f"column option for {', '.join(map(repr, unknown))}, which the baseline does not have "
                         f"(columns: {', '.join(map(str, columns))})")
+    for name, column in typed.columns.items():
+        if column.test in ("ks", "wasserstein") and not columns[name].numeric:
+            raise UserError(f"--column-option {name}.test={column.test}: {name} holds strings; the {column.test} "
+                            f"test is for numeric columns (use jensen_shannon, psi, linf or chi_square)")
     return typed
 
 

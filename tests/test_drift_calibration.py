@@ -248,6 +248,18 @@ def test_monitoring_config_of_constraints_json_is_honoured():
     simple = kinds(dq.check(tiny_reference, {**tiny, "monitoring_config": simple_config}, tiny_window))
     assert not any(kind == "baseline_drift_check" for _, kind in robust)
     assert any(kind == "baseline_drift_check" for _, kind in simple)
+    # categories by the chi-square test's p-value (categorical_drift_method ChiSquared), and no evaluation at all
+    recolored = population(5000, 2)
+    recolored["color"] = np.random.default_rng(2).choice(["red", "green", "blue"], 5000, p=[0.2, 0.3, 0.5])
+    chi_config = {**config, "distribution_constraints": {**config["distribution_constraints"],
+                                                         "categorical_drift_method": "ChiSquared",
+                                                         "categorical_comparison_threshold": 0.01}}
+    chi = dq.check(baseline, {**constraints, "monitoring_config": chi_config}, dq.Profile.of(recolored))
+    color = next(v for v in chi["violations"] if v["feature_name"] == "color")
+    assert color["constraint_check_type"] == "baseline_drift_check" and "chi-square p-value" in color["description"]
+    off = dq.check(baseline, {**constraints, "monitoring_config": {**config, "evaluate_constraints": "Disabled"}},
+                   dq.Profile.of(recolored))
+    assert off["violations"] == [] and off["drift"]["columns"]["color"]["drifted"]  # drift is still measured
 
 
 # -- typed options and the CLI --------------------------------------------------------------------------------

@@ -755,8 +755,7 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
         column = current.columns.get(name)
         if column is None or column.present + column.missing == 0:
             continue
-        settings = {**MONITORING_DEFAULTS, **config, **config.get("distribution_constraints", {}),
-                    **(rule.get("monitoringConfigOverrides") or {})}
+        settings = {**config, **config.get("distribution_constraints", {}), **(rule.get("monitoringConfigOverrides") or {})}
         mismatch = type_mismatch(rule["inferred_type"], column)
         type_threshold = float(settings["datatype_check_threshold"])
         if mismatch > type_threshold:

@@ -730,8 +730,7 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
     options = options or DataQualityOptions()
     if current.rows == 0:
         return {"status": "NoData", "violations": [], "drift": {}}
-    config = constraints.get("monitoring_config", {})
-    config = {**MONITORING_DEFAULTS, **config}
+    config = {**MONITORING_DEFAULTS, **constraints.get("monitoring_config", {})}
     evaluate = config["evaluate_constraints"] == "Enabled"
     violations: list[dict[str, str]] = []
 

@@ -85,6 +85,11 @@ def test_each_column_reports_its_p_value_beside_its_distance():
     assert income["wasserstein_normed"] == pytest.approx(income["score"], rel=0.1)  # the binned distance is close
     assert result["drift"]["columns"]["color"]["test"] == "jensen_shannon"
     assert "Holm" in result["drift"]["dataset"]["basis"]
+    # the null depends on the baseline and the sizes only: drawn once, then the same for the next window
+    kept = len(dq._NULLS)
+    again = dq.check(baseline, dq.constraints_json(baseline), dq.Profile.of(population(2000, 2, missing=0.0)))
+    assert len(dq._NULLS) == kept + 1  # only income's size changed (no missing values now)
+    assert again["drift"]["columns"]["color"]["null_quantile"] == result["drift"]["columns"]["color"]["null_quantile"]
 
 
 def test_the_bootstrap_null_matches_brute_force_resampling():
@@ -139,9 +144,10 @@ def test_per_column_tests_thresholds_and_exclusions():
     assert columns["age"]["test"] == "linf" and columns["age"]["threshold"] == 0.5 and not columns["age"]["drifted"]
     assert "p_adjusted" not in columns["age"]  # a fixed threshold of the user's is decided alone
     assert "color" not in columns and all(v["feature_name"] != "color" for v in result["violations"])
-    with pytest.raises(UserError, match="'color'.*wasserstein test is for numeric columns"):
-        dq.check(baseline, dq.constraints_json(baseline), current,
-                 options=DataQualityOptions(columns={"color": ColumnOptions(test="wasserstein")}))
+    for method, test in (("calibrated", "wasserstein"), ("evidently", "ks")):
+        with pytest.raises(UserError, match=f"'color'.*{test} test is for numeric columns"):
+            dq.check(baseline, dq.constraints_json(baseline), current,
+                     options=DataQualityOptions(drift_method=method, columns={"color": ColumnOptions(test=test)}))
 
 
 # -- Evidently's mode, against Evidently itself ------------------------------------------------------------
@@ -242,6 +248,18 @@ def test_monitoring_config_of_constraints_json_is_honoured():
     simple = kinds(dq.check(tiny_reference, {**tiny, "monitoring_config": simple_config}, tiny_window))
     assert not any(kind == "baseline_drift_check" for _, kind in robust)
     assert any(kind == "baseline_drift_check" for _, kind in simple)
+    # categories by the chi-square test's p-value (categorical_drift_method ChiSquared), and no evaluation at all
+    recolored = population(5000, 2)
+    recolored["color"] = np.random.default_rng(2).choice(["red", "green", "blue"], 5000, p=[0.2, 0.3, 0.5])
+    chi_config = {**config, "distribution_constraints": {**config["distribution_constraints"],
+                                                         "categorical_drift_method": "ChiSquared",
+                                                         "categorical_comparison_threshold": 0.01}}
+    chi = dq.check(baseline, {**constraints, "monitoring_config": chi_config}, dq.Profile.of(recolored))
+    color = next(v for v in chi["violations"] if v["feature_name"] == "color")
+    assert color["constraint_check_type"] == "baseline_drift_check" and "chi-square p-value" in color["description"]
+    off = dq.check(baseline, {**constraints, "monitoring_config": {**config, "evaluate_constraints": "Disabled"}},
+                   dq.Profile.of(recolored))
+    assert off["violations"] == [] and off["drift"]["columns"]["color"]["drifted"]  # drift is still measured
 
 
 # -- typed options and the CLI --------------------------------------------------------------------------------
@@ -269,10 +287,27 @@ def test_monitor_options_are_typed_and_a_misspelt_key_is_an_error(tmp_path, caps
     for bad, message in ((["--column-option", "nosuch.test=psi"], "'nosuch', which the baseline does not have"),
                          (["--column-option", "income.tset=psi"], "unknown data-quality option 'columns.income.tset'"),
                          (["--column-option", "income=psi"], "expected COLUMN.KEY=VALUE"),
+                         (["--column-option", "color.test=ks"], "color holds strings; the ks test is for numeric"),
                          (["--alpha", "2"], "alpha: Input should be less than or equal to 0.5")):
         assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
                      str(tmp_path / "bad"), *bad]) == 2, bad
         assert message in capsys.readouterr().err, bad
+
+
+def test_an_options_file_with_flags_over_it(tmp_path, capsys):
+    population(3000, 0).to_csv(tmp_path / "reference.csv", index=False)
+    (tmp_path / "options.yaml").write_text("alpha: 0.05\ncolumns:\n  income: {test: ks}\n  age: {exclude: true}\n")
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "base"), "--options", str(tmp_path / "options.yaml"), "--alpha", "0.02",
+                 "--column-option", "income.threshold=0.001"]) == 0
+    options = json.loads((tmp_path / "base" / "monitor.json").read_text())["options"]
+    assert options["alpha"] == 0.02 and options["columns"]["age"]["exclude"]
+    assert options["columns"]["income"] == {"test": "ks", "threshold": 0.001, "exclude": False}
+    (tmp_path / "typo.yaml").write_text("aplha: 0.05\n")
+    capsys.readouterr()
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "bad"), "--options", str(tmp_path / "typo.yaml")]) == 2
+    assert "unknown data-quality option 'aplha' (did you mean 'alpha'?)" in capsys.readouterr().err
 
 
 def test_every_option_has_a_flag_generated_from_its_model(capsys):

@@ -26,7 +26,7 @@ import pandas as pd
 from fmeval.errors import UserError
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.data_capture import ReadStats
-from fmeval.monitoring.options import default, parse_options
+from fmeval.monitoring.options import DataQualityOptions, default, parse_options
 from fmeval.monitoring.windows import Window, is_capture, window_frame
 
 MONITOR_FILE = "monitor.json"
@@ -137,17 +137,19 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-# -- data quality ---------------------------------------------------------------------------------------
-def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
-    """The typed options, their column options checked against the baseline's columns."""
-    from fmeval.monitoring.options import DataQualityOptions
-
+# -- data quality ----------------------------------------------------------------------------------------
+def _data_quality_options(options: dict[str, Any], columns: dict[str, Any]) -> DataQualityOptions:
+    """The typed options, their column options checked against the baseline's columns (name: ColumnProfile)."""
     typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
     named = set(typed.columns) | set(typed.include or ())
     unknown = sorted(named - set(columns))
     if unknown:
         raise UserError(f"column option for {', '.join(map(repr, unknown))}, which the baseline does not have "
                         f"(columns: {', '.join(map(str, columns))})")
+    for name, column in typed.columns.items():
+        if column.test in ("ks", "wasserstein") and not columns[name].numeric:
+            raise UserError(f"--column-option {name}.test={column.test}: {name} holds strings; the {column.test} "
+                            f"test is for numeric columns (use jensen_shannon, psi, linf or chi_square)")
     return typed
 
 

@@ -19,11 +19,6 @@ from fmeval.errors import UserError
 NOT_A_FLAG = {"cli": False}
 """Marks fields with no generated flag (set from a file, or by a flag of their own)."""
 
-DRIFT_TESTS = ("ks", "chi_square", "psi", "jensen_shannon", "wasserstein", "linf")
-"""The drift tests a column may be given: Kolmogorov-Smirnov and chi-square (p-values), and the
-PSI, Jensen-Shannon, normed Wasserstein and L-infinity distances."""
-
-
 LABEL = str | int | float | None
 """A label as the data holds it (a flag gives it as text)."""
 
@@ -44,7 +39,9 @@ class ColumnOptions(_Options):
     `--column-option NAME.KEY=VALUE`)."""
 
     test: Literal["ks", "chi_square", "psi", "jensen_shannon", "wasserstein", "linf"] | None = None
-    """The drift test of this column (default: normed Wasserstein for numbers, Jensen-Shannon for categories)."""
+    """The drift test of this column: Kolmogorov-Smirnov or chi-square (p-values), or the PSI, Jensen-Shannon,
+    normed Wasserstein or L-infinity distance (default: normed Wasserstein for numbers, Jensen-Shannon for
+    categories)."""
     threshold: float | None = Field(default=None, gt=0, strict=True)
     """A fixed threshold instead of the calibrated one: a p-value for ks and chi_square, a distance for the others."""
     exclude: StrictBool = False

@@ -90,6 +90,12 @@ def log_in(browser, url, user):
     return page, dialogs
 
 
+def review_form(page, action):
+    """The hidden fields of the card page's form for `action`: CSRF token, version, hash, status, last event."""
+    return {field.get_attribute("name"): field.get_attribute("value")
+            for field in page.query_selector_all(f"form[action$='/{action}'] input[type=hidden]")}
+
+
 def test_from_a_run_to_an_approved_card_and_its_pdf(site, browser):
     url, model = site["url"], site["model"]
     page, dialogs = log_in(browser, url, "alice")
@@ -155,7 +161,8 @@ def test_roles_csrf_and_origins_are_enforced(site, browser):
                                headers={"Origin": "https://evil.example"}).status == 403
     assert viewer.request.post(f"{url}/cards/card/submit",
                                form={"csrf": viewer.get_attribute("input[name=csrf]", "value")}).status == 403
-    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 200  # followed to the card
+    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 400  # which version?
+    assert editor.request.post(f"{url}/cards/card/submit", form=review_form(editor, "submit")).status == 200
     anonymous = httpx.Client(base_url=url)
     assert anonymous.get("/cards", follow_redirects=False).headers["location"].startswith("/login?next=")
     assert anonymous.post("/cards/card/approve", data={"csrf": token}).status_code == 403

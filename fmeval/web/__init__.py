@@ -7,7 +7,7 @@ API (everything takes Starlette's `Request`; Starlette, Jinja2 and uvicorn are i
   shell: title, style sheet, blocks `head`, `nav`, `content`, `scripts`) and `error.html` (an error
   page with a way on). Filters: `number` (a float rounded to 4 decimals, "n/a" for None/NaN) and
   `url` (one path segment, quoted).
-- `render(environment, name, *, status=200, headers=None, **context)`: an `HTMLResponse` with
+- `render(environment, template, /, *, status=200, headers=None, **context)`: an `HTMLResponse` with
   `security_headers()`.
 - `CSP`: the one Content-Security-Policy (no script at all); `security_headers(scripts_from_self=...)`
   adds `script-src 'self'` for an app that serves its own script file, and nothing else.
@@ -84,11 +84,11 @@ def templates(package: str) -> Any:
     return environment
 
 
-def render(environment: Any, name: str, *, status: int = 200, headers: dict[str, str] | None = None,
+def render(environment: Any, template: str, /, *, status: int = 200, headers: dict[str, str] | None = None,
            **context: Any) -> Any:
     from starlette.responses import HTMLResponse
 
-    return HTMLResponse(environment.get_template(name).render(**context), status_code=status,
+    return HTMLResponse(environment.get_template(template).render(**context), status_code=status,
                         headers={**security_headers(), **(headers or {})})
 
 

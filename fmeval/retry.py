@@ -7,6 +7,8 @@ as TCP does). A throttled request waits for `Retry-After` when the service sends
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import random
 import time
 from dataclasses import dataclass
@@ -41,6 +43,23 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay_s)
         return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds (fractions accepted) or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 class AdaptiveLimiter:

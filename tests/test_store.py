@@ -23,7 +23,11 @@ def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
         with db.reading() as connection:
             assert inspect(connection).has_table("runs")
             applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
-    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance", "dashboard"}
+    # outbox_0001 depends on dashboard_0001 (the audit table); dashboard_0002 (login failures) is the dashboard's head
+    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance", "outbox",
+                                                                              "dashboard"}
+    with Database(store_url) as db, db.reading() as connection:
+        assert {"dashboard_audit", "store_outbox", "governance_reviews"} <= set(inspect(connection).get_table_names())
 
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
@@ -35,7 +39,7 @@ def test_the_migrations_create_exactly_the_tables_the_code_declares(store_url):
     from fmeval.store.schema import metadata
 
     for module in ("fmeval.runs.store", "fmeval.monitoring.schedules", "fmeval.governance.store",
-                   "fmeval.dashboard.accounts"):  # each declares its tables
+                   "fmeval.dashboard.accounts", "fmeval.store.audit", "fmeval.store.outbox"):  # each declares its tables
         importlib.import_module(module)
 
     with Database(store_url) as db, db.reading() as connection:

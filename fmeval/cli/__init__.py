@@ -25,7 +25,9 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Name
         prog="fmeval",
         description="Evaluate foundation models and classic ML models: batched, reproducible, with confidence intervals.",
     )
-    top.add_argument("--version", action="store_true", help="print the version and exit")
+    # its own dest: a subcommand's --version (a card's version) must never read as this one
+    top.add_argument("--version", dest="show_version", action="store_true",
+                     help="print fmeval's version and exit (before any command)")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
     for module in COMMANDS:
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, handler = run.parser().parse_args(argv[command + 1 :]), run.run
     else:
         args = top.parse_args(argv)
-        if args.version:
+        if args.show_version:
             from fmeval.version import __version__
 
             print(__version__)

@@ -17,12 +17,17 @@ ACTIONS = {
     "diff": "the difference between two versions",
     "export": "the card as SageMaker JSON, Markdown, HTML or PDF",
     "import": "a card from SageMaker's JSON content (validated field by field)",
-    "submit": "Draft -> PendingReview",
-    "approve": "PendingReview -> Approved (not by the author of the version under review)",
-    "reject": "PendingReview -> Draft",
-    "archive": "-> Archived (final)",
+    "submit": "Draft -> PendingReview, for the version named (--version N)",
+    "approve": "PendingReview -> Approved, for the version named (not by anyone who wrote a version since the last "
+               "approved one)",
+    "reject": "PendingReview -> Draft, for the version named",
+    "archive": "-> Archived (final), for the version named",
     "webhooks": "add, list or remove the URLs that receive card events",
 }
+
+
+REVIEWS = ("submit", "approve", "reject", "archive")
+DELIVERY_WITHIN_S = 10.0  # how long a command waits for its events' webhooks before leaving them to the outbox
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -33,7 +38,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
         parser.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
         if name not in ("list", "import", "webhooks"):
             parser.add_argument("name")
-        if name in ("create", "edit", "clone", "delete", "submit", "approve", "reject", "archive", "import"):
+        if name in ("create", "edit", "clone", "delete", "submit", "approve", "reject", "archive", "import", "webhooks"):
             parser.add_argument("--as", dest="actor", help="who acts (default: FMEVAL_USER, else the login name)")
     for name in ("create", "edit"):
         parser = parsers[name]
@@ -47,7 +52,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
         parser.add_argument("--note", help="why this version")
     parsers["edit"].add_argument("--based-on", type=int,
                                  help="the version this edit starts from (default: the latest); a later save is a conflict")
-    parsers["show"].add_argument("--version", type=int)
+    parsers["show"].add_argument("--version", type=int, help="the version to show (default: the latest)")
     parsers["show"].add_argument("--json", action="store_true", help="the content as SageMaker's JSON")
     parsers["list"].add_argument("--status", choices=("Draft", "PendingReview", "Approved", "Archived"))
     parsers["clone"].add_argument("new_name")
@@ -55,11 +60,20 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     parsers["diff"].add_argument("new", type=int)
     parsers["export"].add_argument("--format", required=True, choices=("json", "md", "html", "pdf"))
     parsers["export"].add_argument("--output", "-o", required=True)
-    parsers["export"].add_argument("--version", type=int)
+    parsers["export"].add_argument("--version", type=int, help="the version to export (default: the latest)")
     parsers["import"].add_argument("file")
     parsers["import"].add_argument("--name", required=True)
-    for name in ("submit", "approve", "reject", "archive"):
-        parsers[name].add_argument("--note")
+    for name in REVIEWS:
+        parsers[name].add_argument("--version", type=int,
+                                   help="the version acted on; without it, the command shows the current version and "
+                                        "asks (on a terminal) or needs --yes")
+        parsers[name].add_argument("--sha256", dest="content_hash", metavar="HASH",
+                                   help="the content hash of the version acted on, as `cards show` prints it (default: "
+                                        "that of --version, read now)")
+        parsers[name].add_argument("--comment", "--note", dest="comment", help="the reviewer's comment, kept with the "
+                                                                                "version's history and its event")
+        parsers[name].add_argument("--yes", "-y", action="store_true",
+                                   help="act on the current version without asking (it is printed first)")
     parsers["webhooks"].add_argument("webhook_action", choices=("add", "list", "remove"))
     parsers["webhooks"].add_argument("url", nargs="?")
     return {"cards": run_cards}
@@ -142,7 +156,26 @@ def run_cards(args: argparse.Namespace) -> int:
     from fmeval.governance.store import CardStore
 
     with CardStore(args.store_url) as store:
-        return _run(store, args)
+        code = _run(store, args)
+        if args.cards_command not in ("show", "list", "versions", "diff", "export"):
+            _deliver(store.database)
+        return code
+
+
+def _deliver(database: Any) -> None:
+    """Deliver what this command committed (and anything left pending by an earlier one)."""
+    import logging
+
+    from sqlalchemy import func, select
+
+    from fmeval.store.outbox import PENDING, outbox_table, settle
+
+    settle(database, within_s=DELIVERY_WITHIN_S, timeout_s=5.0)
+    with database.reading() as connection:
+        left = connection.execute(select(func.count()).where(outbox_table.c.status == PENDING)).scalar_one()
+    if left:
+        logging.getLogger("fmeval").warning("%d webhook event(s) not delivered yet stay in the store's outbox; the next "
+                                            "fmeval command or the dashboard retries them", left)
 
 
 def _run(store: Any, args: argparse.Namespace) -> int:
@@ -167,8 +200,8 @@ def _run(store: Any, args: argparse.Namespace) -> int:
         else:
             stored = store.get(args.name)
             print(f"{args.name}: {stored.status}, version {version.version} of {stored.version}, by {version.author} at "
-                  f"{version.created_at}" + (f"; approved v{stored.approved_version} by {stored.approved_by}"
-                                             if stored.approved_by else ""))
+                  f"{version.created_at}, sha256 {version.content_hash}"
+                  + (f"; approved v{stored.approved_version} by {stored.approved_by}" if stored.approved_by else ""))
             print(json.dumps(version.card.to_sagemaker(), indent=2))
     elif action == "list":
         cards = store.list(status=args.status)
@@ -187,6 +220,9 @@ def _run(store: Any, args: argparse.Namespace) -> int:
             changed = sum(1 for line in version.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
             print(f"v{version.version}\t{version.created_at}\t{version.author}\t{changed} line(s) changed\t"
                   f"{version.note or ''}")
+            for review in version.reviews:
+                print(f"\t{review['time']}\t{review['actor']}\t{review['action']}"
+                      + (f"\t{review['comment']}" if review["comment"] else ""))
     elif action == "diff":
         print(store.diff(args.name, args.old, args.new) or "no difference", end="")
     elif action == "export":
@@ -206,11 +242,39 @@ def _run(store: Any, args: argparse.Namespace) -> int:
         elif not args.url:
             raise UserError(f"`fmeval cards webhooks {args.webhook_action}` needs a URL")
         elif args.webhook_action == "add":
-            store.add_webhook(args.url)
+            store.add_webhook(args.url, actor=actor)
         else:
-            store.remove_webhook(args.url)
+            store.remove_webhook(args.url, actor=actor)
     else:
-        status = {"submit": "PendingReview", "approve": "Approved", "reject": "Draft", "archive": "Archived"}[action]
-        card = store.transition(args.name, status, actor=actor, note=args.note)
-        print(f"model card {args.name}: {card.status} (version {card.version})")
+        version, content_hash = _reviewed_version(store, args)
+        card = getattr(store, action)(args.name, version=version, content_hash=content_hash, actor=actor,
+                                      comment=args.comment)
+        print(f"model card {args.name}: {card.status} (version {card.version}, sha256 {content_hash})")
     return EXIT_OK
+
+
+def _reviewed_version(store: Any, args: argparse.Namespace) -> tuple[int, str]:
+    """The version a review action names, and its content hash; without --version, the current
+    one, shown first and confirmed (a prompt on a terminal, else --yes)."""
+    import sys
+
+    from fmeval.errors import UserError
+
+    if args.version is not None:
+        return args.version, args.content_hash or store.version(args.name, args.version).content_hash
+    stored, version = store.get(args.name), store.version(args.name)
+    shown = (f"{args.cards_command} model card {args.name} version {version.version} ({stored.status}), sha256 "
+             f"{version.content_hash}, risk {version.card.intended_uses.risk_rating or 'Unknown'}, by {version.author} "
+             f"at {version.created_at}")
+    if args.content_hash and args.content_hash != version.content_hash:
+        raise UserError(f"{shown}: not the --sha256 {args.content_hash} given; name the version with --version N")
+    if args.yes:
+        print(shown, file=sys.stderr)
+    elif sys.stdin.isatty():
+        answer = input(f"{shown}\nProceed? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UserError("not confirmed: nothing changed")
+    else:
+        raise UserError(f"{shown}: name the version acted on with --version {version.version}, or confirm with --yes "
+                        "(no terminal to ask on)")
+    return version.version, version.content_hash

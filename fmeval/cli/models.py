@@ -34,19 +34,21 @@ def run_models(args: argparse.Namespace) -> int:
             print("no models: run an evaluation, or make a card or a monitor")
         for key in sorted(registry):
             entry = registry[key]
-            card = entry.card
             monitors = ", ".join(f"{kind} {health}" for kind, health in entry.monitor_health().items() if health != "missing")
-            print(f"{key}\trisk {entry.risk_rating}\tcard {card.label if card else 'none'}\t{len(entry.runs)} run(s)\t"
-                  f"{monitors or 'no monitors'}")
+            print(f"{key}\trisk {entry.risk_rating}\tcard {_governing(entry)}\t{len(entry.runs)} run(s)\t"
+                  f"{monitors or 'no monitors'}" + (f"\tpending: {_pending(entry)}" if entry.pending else ""))
         return EXIT_OK
     entry = registry.get(args.key)
     if entry is None:
         raise UserError(f"no model {args.key!r} in the registry; see `fmeval models list`")
     if args.json:
         print(json.dumps({**dataclasses.asdict(entry), "latest_scores": entry.latest_scores(),
-                          "monitor_health": entry.monitor_health()}, indent=2))
+                          "monitor_health": entry.monitor_health(), "risk_rating": entry.risk_rating,
+                          "governing_card": dataclasses.asdict(entry.card) if entry.card else None,
+                          "pending": [card.name for card in entry.pending]}, indent=2))
         return EXIT_OK
-    print(f"{entry.key}: risk {entry.risk_rating}")
+    print(f"{entry.key}: risk {entry.risk_rating}, governed by {_governing(entry)}"
+          + (f"; pending: {_pending(entry)}" if entry.pending else ""))
     for run in entry.runs:
         print(f"  run {run.run_id}  {run.created_at}  {run.evaluation} on {run.dataset}"
               f"{f' (sha256 {run.dataset_sha256})' if run.dataset_sha256 else ''}  {run.output_dir}")
@@ -57,3 +59,17 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"  monitor {monitor.name}  {monitor.kind}  {monitor.state}  {monitor.health}"
               f"{f'  last {monitor.last_window} {monitor.last_status}' if monitor.last_window else ''}")
     return EXIT_OK
+
+
+def _governing(entry: Any) -> str:
+    """The governing card: its approved version, by whom."""
+    card = entry.card
+    if card is None:
+        return "none approved"
+    return f"{card.name} v{card.approved_version} Approved by {card.approved_by}"
+
+
+def _pending(entry: Any) -> str:
+    """The drafts and versions under review, beside (never instead of) the governing card."""
+    return ", ".join(f"{card.name} v{card.version} {card.status} (risk {card.risk_rating or 'Unknown'})"
+                     for card in entry.pending)

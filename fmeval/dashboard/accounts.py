@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from fmeval.errors import UserError
 from fmeval.store import Database
+from fmeval.store.audit import MAX_USER, record
 from fmeval.store.schema import metadata
 
 ROLES = ("viewer", "editor", "approver", "admin")
 SESSION_HOURS = 12
 MIN_PASSWORD = 10
 ACCOUNT_FAILURES, CLIENT_FAILURES, LOCKOUT_MINUTES = 5, 20, 15
-USERNAME_LIMIT, TARGET_LIMIT = 100, 500  # the audit table's column sizes
 
 users_table = Table(
     "dashboard_users", metadata,
@@ -50,15 +49,6 @@ sessions_table = Table(
     Column("csrf", String(64), nullable=False),
     Column("expires_at", String(40), nullable=False),
 )
-audit_table = Table(
-    "dashboard_audit", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", String(40), nullable=False),
-    Column("username", String(100), nullable=False),
-    Column("action", String(100), nullable=False),
-    Column("target", String(500), nullable=False),
-    Column("detail", Text, nullable=False),
-)
 failures_table = Table(
     "dashboard_login_failures", metadata,
     Column("key", String(200), primary_key=True),  # "account:NAME" or "client:ADDRESS"
@@ -70,6 +60,10 @@ failures_table = Table(
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _sha(token: str) -> str:
@@ -256,27 +250,10 @@ class Accounts:
 
     # -- the audit log ------------------------------------------------------------------------------------
     def audit(self, username: str, action: str, target: str, detail: dict[str, Any]) -> None:
-        """One row; over-long names and targets (someone's input) are cut to the columns' sizes."""
+        """One row (`fmeval.store.audit`); a user name from a form is cut to the column's size."""
         with self.database.transaction() as connection:
-            connection.execute(audit_table.insert().values(
-                time=_now().isoformat(timespec="seconds"), username=username[:USERNAME_LIMIT], action=action[:100],
-                target=target[:TARGET_LIMIT], detail=json.dumps(detail)))
-
-    def audit_log(self, *, limit: int = 200, offset: int = 0, user: str | None = None,
-                  targets: list[str] | None = None, since: str | None = None,
-                  until: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; `targets`: any of these; `since` (inclusive) and `until` (exclusive): ISO times in UTC."""
-        query = select(audit_table).order_by(audit_table.c.id.desc()).limit(limit).offset(offset)
-        if user:
-            query = query.where(audit_table.c.username == user)
-        if targets is not None:
-            query = query.where(audit_table.c.target.in_(targets))
-        if since:
-            query = query.where(audit_table.c.time >= since)
-        if until:
-            query = query.where(audit_table.c.time < until)
-        with self.database.reading() as connection:
-            return [{**row._mapping, "detail": json.loads(row.detail)} for row in connection.execute(query)]
+            record(connection, actor=_printable(username)[:MAX_USER] or "(empty)", action=action, target=target,
+                   detail=detail)
 
 
 def password_from_environment(variable: str) -> str:

@@ -8,8 +8,11 @@ version with its reviews, any two versions diffed, any version viewed and export
 log (filtered, exported as CSV), and accounts (own password; roles and lockouts for admins).
 
 Review actions (submit, approve, reject, archive) name the version the reviewer saw and its
-content's SHA-256; an action on a card that changed since (a new version, another status) is
-refused with 409, naming who changed what.
+content hash (the store's `CardVersion.content_hash`); an action on a card that changed since is
+refused by the store (`CardConflict`) and answered 409, naming who changed what. Approve and
+reject take a comment. Card changes are audited by the store, in the change's transaction; their
+webhooks leave through the store's outbox, delivered by an `OutboxWorker` that runs for the app's
+lifetime, never inside a request.
 
 Pages are Jinja2 templates (`templates/`, on `fmeval.web`'s page shell) with autoescape: nothing
 from data becomes markup. Every page but the login needs a session; every form carries the
@@ -19,22 +22,23 @@ a PDF) stalls no one else. Inputs are bounded before the store sees them.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
 import urllib.parse
 from typing import Any, Callable
 
-from fmeval.dashboard.accounts import MIN_PASSWORD, ROLES, TARGET_LIMIT, USERNAME_LIMIT, Accounts, LockedOut, Session
+from fmeval.dashboard.accounts import MIN_PASSWORD, ROLES, Accounts, LockedOut, Session
 from fmeval.errors import NotFound, UserError
 from fmeval.store import Database
+from fmeval.store.audit import MAX_PAGE, MAX_TARGET, MAX_USER
 from fmeval.web import cookie_options, post_refusal, render, same_origin, security_headers, templates
 
 COOKIE = "fmeval_session"
 PAGE_SIZE = 50
-COMMENT_LIMIT = 2000
+COMMENT_LIMIT = 4000  # the store's MAX_TEXT
 TEXT_LIMIT = 20_000  # one form field
 RISKS = ("High", "Medium", "Low", "Unknown")
 CARD_FIELDS = [  # (section, field, how it is entered)
@@ -53,30 +57,14 @@ CARD_FIELDS = [  # (section, field, how it is entered)
 SECTION_TITLES = {"model_overview": "Model overview", "intended_uses": "Intended uses",
                   "business_details": "Business details", "training_details": "Training details",
                   "additional_information": "Additional information"}
-REVIEW_ACTIONS = {  # action: (role, the statuses it starts from, the status it leads to)
-    "submit": ("editor", ("Draft",), "PendingReview"), "approve": ("approver", ("PendingReview",), "Approved"),
-    "reject": ("approver", ("PendingReview",), "Draft"),
-    "archive": ("editor", ("Draft", "PendingReview", "Approved"), "Archived"),
-}
-EVENT_NAMES = {  # an event's kind: (what was done, the status it left the version in)
-    "card.created": ("created", "Draft"), "card.version": ("saved", "Draft"),
-    "card.pendingreview": ("submitted", "PendingReview"), "card.approved": ("approved", "Approved"),
-    "card.draft": ("rejected", "Draft"), "card.archived": ("archived", "Archived"),
-}
-REVIEW_EVENTS = ("card.pendingreview", "card.approved", "card.draft", "card.archived")
+PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "archive": "archived"}
+REVIEW_ROLES = {"submit": "editor", "approve": "approver", "reject": "approver", "archive": "editor"}
+REVIEW_FROM = {"submit": ("Draft",), "approve": ("PendingReview",), "reject": ("PendingReview",),
+               "archive": ("Draft", "PendingReview", "Approved")}
 
 
 class Forbidden(Exception):
     """A request the session may not make (wrong role, missing or wrong CSRF token, other origin)."""
-
-
-class Stale(UserError):
-    """A review action on a card that changed since the page it came from (409)."""
-
-
-def content_sha256(card: Any) -> str:
-    """The SHA-256 of a card version's content (its SageMaker JSON, keys sorted)."""
-    return hashlib.sha256(json.dumps(card.to_sagemaker(), sort_keys=True).encode()).hexdigest()
 
 
 def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> Any:
@@ -88,12 +76,14 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
     from starlette.responses import HTMLResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    from fmeval.governance.store import CardConflict, CardStore
+    from fmeval.governance.store import REVIEW_ACTIONS, CardConflict, CardStore
     from fmeval.monitoring.schedules import MonitorStore
     from fmeval.runs.store import RunStore
+    from fmeval.store.outbox import OutboxWorker
     from fmeval.web import ForwardedHeaders
 
     accounts, cards, monitors, runs = Accounts(database), CardStore(database), MonitorStore(database), RunStore(database)
+    outbox = OutboxWorker(database)
     environment = templates("fmeval.dashboard")
     environment.globals["trend"] = _trend
     Handler = Callable[[Request, Session, Any], Response]
@@ -134,14 +124,14 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
             return error(session, "Forbidden", str(exc), 403)
         except NotFound as exc:
             return error(session, "Not found", str(exc), 404)
-        except (CardConflict, Stale) as exc:
+        except CardConflict as exc:
             return error(session, "Changed since you opened it", str(exc), 409, _card_ways(request))
         except UserError as exc:
             return error(session, "Not done", str(exc), 400, _card_ways(request))
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            if len(request.url.path) > TARGET_LIMIT or len(request.url.query) > 4 * TARGET_LIMIT:
+            if len(request.url.path) > MAX_TARGET or len(request.url.query) > 4 * MAX_TARGET:
                 return await run_in_threadpool(too_long, request)
             form = await request.form() if request.method == "POST" else None
             return await run_in_threadpool(dispatch, request, form, role, handler)  # store work off the loop
@@ -149,7 +139,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
 
     def too_long(request: Request) -> Response:
         accounts.audit("(anonymous)", "refused.long_address", request.url.path, {"length": len(str(request.url))})
-        return error(None, "Address too long", f"An address here is at most {TARGET_LIMIT} characters.", 414)
+        return error(None, "Address too long", f"An address here is at most {MAX_TARGET} characters.", 414)
 
     # -- logging in ---------------------------------------------------------------------------------------
     def login_form(request: Request) -> Response:
@@ -160,11 +150,11 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         if not same_origin(request):
             return error(None, "Forbidden", "Cross-origin login refused.", 403)
         username, password = str(form.get("username", "")), str(form.get("password", ""))
-        if len(username) > USERNAME_LIMIT or len(password) > 1000:
-            accounts.audit(username[:USERNAME_LIMIT], "login.refused", username,
+        if len(username) > MAX_USER or len(password) > 1000:
+            accounts.audit(username[:MAX_USER], "login.refused", username,
                            {"client": client_of(request), "reason": "user name or password too long"})
             return page(None, "login.html", "Log in", 400, target=target,
-                        error=f"A user name is at most {USERNAME_LIMIT} characters, a password at most 1000.")
+                        error=f"A user name is at most {MAX_USER} characters, a password at most 1000.")
         try:
             token = accounts.log_in(username, password, client=client_of(request))
         except LockedOut as exc:
@@ -344,29 +334,22 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         if errors or not name:
             errors += [] if name else ["name: a card needs a name"]
             return card_form(session, "New model card", "/cards", content, errors, 400, run_id=run_id, name=name)
-        cards.create(name, card, author=session.user.username)
-        accounts.audit(session.user.username, "card.create", name, {"run": run_id or None})
+        cards.create(name, card, author=session.user.username, note=f"from run {run_id}" if run_id else None)
+        outbox.wake()
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
-
-    def review_state(name: str, version: Any) -> dict[str, Any]:
-        """What a review form says the reviewer saw: version, content hash, status, last event."""
-        stored = cards.get(name)
-        events = cards.events(name)
-        return {"version": version.version, "sha256": content_sha256(version.card), "status": stored.status,
-                "seen": events[-1]["id"] if events else 0}
 
     def card_page(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
         stored = cards.get(name)
         version = cards.version(name, _version_param(request.query_params.get("version")))
         latest = version.version == stored.version
-        actions = [action for action, (role, statuses, _) in REVIEW_ACTIONS.items()
-                   if session.user.can(role) and stored.status in statuses]
+        actions = [action for action, role in REVIEW_ROLES.items()
+                   if session.user.can(role) and stored.status in REVIEW_FROM[action]]
         missing = [(run_id, state) for run_id, state in _run_states(runs, version.card).items() if state != "ok"]
         title = f"Model card {name}" + ("" if latest else f", version {version.version}")
         return page(session, "card.html", title, name=name, stored=stored, latest=latest, actions=actions,
                     can_edit=session.user.can("editor") and stored.status in ("Draft", "Approved"),
-                    review=review_state(name, version), comment_limit=COMMENT_LIMIT, missing_runs=missing,
+                    review={"version": version.version, "content_hash": version.content_hash}, comment_limit=COMMENT_LIMIT, missing_runs=missing,
                     meta=_meta(stored, version), **_card_view(version.card))
 
     def card_edit_form(request: Request, session: Session, form: Any) -> Response:
@@ -390,36 +373,15 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         if errors:
             return card_form(session, f"Edit {name}", f"/cards/{_url(name)}/edit", content, errors, 400, **context)
         try:
-            version = cards.save(name, card, based_on=based_on, author=session.user.username, note=note)
+            cards.save(name, card, based_on=based_on, author=session.user.username, note=note)
         except CardConflict as exc:  # keep the user's text; show what changed since, and their edit against it
             current = cards.version(name)
             theirs = cards.diff(name, based_on, current.version)
             yours = card_diff(_json(current.card), _json(card), old=f"{name} v{current.version}", new="your edit")
             context.update(based_on=current.version, conflict=str(exc), theirs=theirs, yours=yours)
             return card_form(session, f"Edit {name}", f"/cards/{_url(name)}/edit", content, [], 409, **context)
-        accounts.audit(session.user.username, "card.edit", name, {"version": version.version})
+        outbox.wake()
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
-
-    def check_seen(name: str, form: Any) -> Any:
-        """The version the form names, if the card is still as the reviewer saw it; else Stale."""
-        version = _version_param(str(form.get("version", "")), field="version")
-        if version is None:
-            raise UserError("version: a review action names the version it is about; reload the card")
-        seen_sha = str(form.get("sha256", ""))
-        shown = cards.version(name, version)
-        current = cards.get(name)
-        try:
-            seen_event = int(str(form.get("seen", "0")))
-        except ValueError:
-            raise UserError("seen: not a number; reload the card") from None
-        changes = [e for e in cards.events(name) if e["id"] > seen_event]
-        if content_sha256(shown.card) != seen_sha or current.version != version or \
-                current.status != str(form.get("status", "")):
-            since = "; ".join(f"{e['actor']}: {e['kind']} (version {e['version']}) at {e['time']}" for e in changes)
-            raise Stale(f"model card {name!r} changed since you opened version {version} "
-                        f"({form.get('status')}): it is now version {current.version}, {current.status}"
-                        + (f"; since then {since}" if since else "") + ". Nothing was done: open the card again.")
-        return shown
 
     def card_action(request: Request, session: Session, form: Any) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
@@ -428,38 +390,33 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
                 raise Forbidden(f"clone needs the editor role; you are {session.user.role}")
             new_name = _text_field(form, "new_name", 200).strip()
             cards.create(new_name, cards.version(name).card, author=session.user.username, note=f"cloned from {name}")
-            accounts.audit(session.user.username, "card.clone", name, {"new_name": new_name})
+            outbox.wake()
             return RedirectResponse(f"/cards/{_url(new_name)}", status_code=303)
         if action not in REVIEW_ACTIONS:
             raise NotFound(f"no card action {action!r}")
-        role, _, status = REVIEW_ACTIONS[action]
-        if not session.user.can(role):
-            raise Forbidden(f"{action} needs the {role} role; you are {session.user.role}")
-        shown = check_seen(name, form)
-        comment = _text_field(form, "comment", COMMENT_LIMIT).strip() or None
+        if not session.user.can(REVIEW_ROLES[action]):
+            raise Forbidden(f"{action} needs the {REVIEW_ROLES[action]} role; you are {session.user.role}")
+        version = _version_param(str(form.get("version", "")), field="version")
+        if version is None:
+            raise UserError("version: a review action names the version it is about; open the card again")
+        seen = {"version": version, "content_hash": _text_field(form, "content_hash", 64)}
         if action == "archive" and form.get("confirm") != "yes":
             return page(session, "confirm.html", f"Archive {name}?", action=f"/cards/{_url(name)}/archive",
-                        review={key: form.get(key) for key in ("version", "sha256", "status", "seen")},
-                        question=f"Archive model card {name} (version {shown.version})? An archived card is final: it "
-                                 "is no longer edited, submitted or approved (clone it to go on).",
-                        button="Archive", cancel=f"/cards/{_url(name)}")
-        cards.transition(name, status, actor=session.user.username, based_on=shown.version, note=comment)
-        accounts.audit(session.user.username, f"card.{action}", name,
-                       {"status": status, "version": shown.version, "sha256": content_sha256(shown.card),
-                        "comment": comment})
+                        review=seen, button="Archive", cancel=f"/cards/{_url(name)}",
+                        question=f"Archive model card {name} (version {version})? An archived card is final: it "
+                                 "is no longer edited, submitted or approved (clone it to go on).")
+        comment = _text_field(form, "comment", COMMENT_LIMIT).strip() or None
+        getattr(cards, action)(name, **seen, actor=session.user.username, comment=comment)  # CardConflict when stale
+        outbox.wake()
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
     def history_page(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
-        stored, versions, events = cards.get(name), cards.versions(name), cards.events(name)
-        rows = []
-        for version in versions:
-            changes = [e for e in events if e["version"] == version.version and e["kind"] in EVENT_NAMES]
-            reviews = [{"time": e["time"], "actor": e["actor"], "action": EVENT_NAMES[e["kind"]][0],
-                        "comment": e["payload"].get("note")} for e in changes if e["kind"] in REVIEW_EVENTS]
-            rows.append({"version": version.version, "author": version.author, "created_at": version.created_at,
-                         "note": version.note or "", "reviews": reviews,
-                         "status": EVENT_NAMES[changes[-1]["kind"]][1] if changes else version.status})
+        stored = cards.get(name)
+        rows = [{"version": v.version, "author": v.author, "created_at": v.created_at, "note": v.note or "",
+                 "status": REVIEW_ACTIONS[v.reviews[-1]["action"]] if v.reviews else v.status,
+                 "reviews": [{**review, "action": PAST[review["action"]]} for review in v.reviews]}
+                for v in cards.versions(name)]
         return page(session, "history.html", f"History of {name}", name=name, stored=stored, versions=rows)
 
     def diff_page(request: Request, session: Session, form: Any) -> Response:
@@ -501,19 +458,14 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
 
     # -- the audit log ----------------------------------------------------------------------------------------
     def audit_rows(request: Request, *, limit: int, offset: int) -> list[dict[str, Any]]:
-        from fmeval.governance.registry import load_registry
+        from fmeval.store.audit import query_audit
 
         params = request.query_params
-        targets = None
-        if params.get("card", "").strip():
-            targets = [params["card"].strip()[:TARGET_LIMIT]]
-        if params.get("model", "").strip():
-            entry = load_registry(database).get(params["model"].strip())
-            owned = [params["model"].strip()] + ([c.name for c in entry.cards] if entry else [])
-            targets = owned if targets is None else [t for t in targets if t in owned]
-        return accounts.audit_log(limit=limit, offset=offset, user=params.get("user", "").strip()[:USERNAME_LIMIT] or None,
-                                  targets=targets, since=_time_param(params.get("since"), "since"),
-                                  until=_time_param(params.get("until"), "until", end=True))
+        return query_audit(database, user=params.get("user", "").strip()[:MAX_USER] or None,
+                           card=params.get("card", "").strip()[:MAX_TARGET] or None,
+                           model=params.get("model", "").strip()[:MAX_TARGET] or None,
+                           since=_time_param(params.get("since"), "since"),
+                           until=_time_param(params.get("until"), "until", end=True), limit=limit, offset=offset)
 
     def audit_page(request: Request, session: Session, form: Any) -> Response:
         number = _page_number(request)
@@ -526,16 +478,22 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
     def audit_csv(request: Request, session: Session, form: Any) -> Response:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["time", "user", "action", "target", "detail"])
-        for row in audit_rows(request, limit=1_000_000, offset=0):
-            writer.writerow([_cell(row["time"]), _cell(row["username"]), _cell(row["action"]), _cell(row["target"]),
-                             _cell(json.dumps(row["detail"]))])
+        writer.writerow(["time", "user", "action", "target", "model", "detail"])
+        offset = 0
+        while True:
+            rows = audit_rows(request, limit=MAX_PAGE, offset=offset)
+            for row in rows:
+                writer.writerow([_cell(str(row[key] or "")) for key in ("time", "username", "action", "target", "model")]
+                                + [_cell(json.dumps(row["detail"], sort_keys=True))])
+            if len(rows) < MAX_PAGE:
+                break
+            offset += MAX_PAGE
         accounts.audit(session.user.username, "audit.export", "audit.csv", {"filters": dict(request.query_params)})
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={**security_headers(), "Content-Disposition": 'attachment; filename="audit.csv"'})
 
     def not_found(request: Request, exc: Exception) -> Response:
-        if len(request.url.path) > TARGET_LIMIT:
+        if len(request.url.path) > MAX_TARGET:
             return too_long(request)
         return error(None, "Not found", "Nothing here.", 404)
 
@@ -561,7 +519,15 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         Route("/cards/{name}/{action}", guarded("viewer", card_action), methods=["POST"]),
         Route("/audit", guarded("admin", audit_page)), Route("/audit.csv", guarded("admin", audit_csv)),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found_endpoint})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        outbox.start()  # webhooks leave from here, never from a request
+        try:
+            yield
+        finally:
+            await run_in_threadpool(outbox.stop)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found_endpoint}, lifespan=lifespan)
     return ForwardedHeaders(app, forwarded_allow_ips)
 
 
@@ -687,7 +653,7 @@ def _cell(text: str) -> str:
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (never //other.host or a scheme)."""
     ok = target and target.startswith("/") and not target.startswith("//") and "\\" not in target
-    return target if ok and len(target) <= TARGET_LIMIT else "/"
+    return target if ok and len(target) <= MAX_TARGET else "/"
 
 
 def _url(text: str) -> str:

@@ -5,7 +5,14 @@ A model's key is its label in the run index (`runs.store.model_label` of the run
 A card belongs to the model of the runs its evaluation details name (`fmeval_run_id`), else to
 the model its `model_overview.model_name` names; a schedule to the model it was made for
 (`--model`). A card or monitor whose model was never evaluated here is an entry of its own.
-The registry is read from the store in a few queries, not stored twice.
+The registry is read from the store in a few queries, not stored twice; of a card it reads only
+what is shown (status, versions, risk ratings, runs), never the content.
+
+The governing card of a model, the one whose risk rating speaks for it, is its latest approved
+version across all its cards: of the cards with an approved version (archived cards excluded),
+the one approved last; on equal approval times, the card whose name sorts first. A newer draft
+or a version under review never governs: it is listed beside the governing card as pending. A
+model without an approved card has no governing card, and its risk rating is Unknown.
 """
 from __future__ import annotations
 
@@ -44,6 +51,17 @@ class CardEntry:
     run_ids: list[str]
     approved_version: int | None = None
     approved_risk_rating: str | None = None
+    approved_at: str | None = None
+
+    @property
+    def governs(self) -> bool:
+        """Whether this card may govern its model: it has an approved version and is not archived."""
+        return self.approved_version is not None and self.status != "Archived"
+
+    @property
+    def pending(self) -> bool:
+        """Whether the card's latest version is a draft or under review (not yet approved)."""
+        return self.status in ("Draft", "PendingReview")
 
     @property
     def label(self) -> str:
@@ -74,16 +92,21 @@ class ModelEntry:
 
     @property
     def card(self) -> CardEntry | None:
-        """The card that speaks for the model: the most recently updated one."""
-        return max(self.cards, key=lambda card: card.updated_at) if self.cards else None
+        """The governing card: the latest approved version across the model's cards (see the
+        module's docstring for the tie-break), or None when none is approved."""
+        candidates = sorted((card for card in self.cards if card.governs), key=lambda card: card.name)
+        return max(candidates, key=lambda card: card.approved_at or "", default=None)  # max keeps the first of equals
+
+    @property
+    def pending(self) -> list[CardEntry]:
+        """Cards whose latest version is a draft or under review: shown beside the governing card."""
+        return [card for card in self.cards if card.pending]
 
     @property
     def risk_rating(self) -> str:
-        """The reviewed rating: the approved version's, else the latest draft's."""
+        """The governing card's approved rating; Unknown without one."""
         card = self.card
-        if card is None:
-            return "Unknown"
-        return (card.approved_risk_rating if card.approved_version else card.risk_rating) or "Unknown"
+        return (card.approved_risk_rating if card else None) or "Unknown"
 
     def latest_scores(self) -> list[dict[str, Any]]:
         """Per evaluation and dataset: the newest run's first score, and the one before it (the trend)."""
@@ -118,15 +141,19 @@ def _headline(run: RunEntry) -> tuple[str, float | None]:
     return score.get("name", ""), score.get("value")
 
 
-def _card_rows(connection: Any) -> list[tuple[Any, dict[str, Any]]]:
+def _card_rows(connection: Any) -> list[Any]:
+    """Each card with its latest and approved versions' summaries (never their content)."""
     from fmeval.governance.store import cards_table, versions_table
 
     approved = versions_table.alias("approved")
-    query = select(cards_table, versions_table.c.content, approved.c.content.label("approved_content")).join(
+    query = select(cards_table.c.name, cards_table.c.status, cards_table.c.version, cards_table.c.approved_by,
+                   cards_table.c.updated_at, cards_table.c.approved_version, cards_table.c.approved_at,
+                   versions_table.c.risk_rating, versions_table.c.model_name, versions_table.c.run_ids,
+                   approved.c.risk_rating.label("approved_risk_rating")).join(
         versions_table, and_(versions_table.c.name == cards_table.c.name,
                              versions_table.c.version == cards_table.c.version)).outerjoin(
         approved, and_(approved.c.name == cards_table.c.name, approved.c.version == cards_table.c.approved_version))
-    return [(row, json.loads(row.content)) for row in connection.execute(query)]
+    return list(connection.execute(query))
 
 
 def _monitor_rows(connection: Any) -> list[MonitorEntry | Any]:
@@ -176,15 +203,14 @@ def load_registry(database: Database) -> dict[str, ModelEntry]:
             run_model[row.run_id] = row.model
         cards = _card_rows(connection)
         monitors = _monitor_rows(connection)
-    for row, content in cards:
-        run_ids = [job.get("metadata", {}).get("fmeval_run_id") for job in content.get("evaluation_details", [])]
-        run_ids = [run_id for run_id in run_ids if run_id]
-        owner = next((run_model[r] for r in run_ids if r in run_model), None)
-        owner = owner or content.get("model_overview", {}).get("model_name") or f"card:{row.name}"
-        approved = json.loads(row.approved_content) if row.approved_content else {}
+    from fmeval.governance.store import card_owner
+
+    for row in cards:
+        run_ids = json.loads(row.run_ids or "[]")
+        owner = card_owner(row.name, run_ids, row.model_name, run_model.get)
         models.setdefault(owner, ModelEntry(owner)).cards.append(CardEntry(
-            row.name, row.status, row.version, content.get("intended_uses", {}).get("risk_rating"), row.approved_by,
-            row.updated_at, run_ids, row.approved_version, approved.get("intended_uses", {}).get("risk_rating")))
+            row.name, row.status, row.version, row.risk_rating, row.approved_by, row.updated_at, run_ids,
+            row.approved_version, row.approved_risk_rating, row.approved_at))
     for model, monitor in monitors:
         key = model or f"monitor:{monitor.name}"
         models.setdefault(key, ModelEntry(key)).monitors.append(monitor)

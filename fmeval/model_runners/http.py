@@ -4,15 +4,13 @@ connections) and final ones. Error messages are redacted before they are cut."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import email.utils
 import ipaddress
 import re
 import urllib.parse
 from typing import Any, Callable, Sequence
 
 from fmeval.model_runners.base import ModelOutput
-from fmeval.retry import AdaptiveLimiter, RetryableError, RetryPolicy, run_with_retries
+from fmeval.retry import AdaptiveLimiter, RetryableError, RetryPolicy, retry_after_seconds, run_with_retries
 from fmeval.secrets import redact
 
 THROTTLING_STATUSES = (429, 503)
@@ -45,23 +43,6 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds (fractions accepted) or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is GMT
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 class HttpPoster:

@@ -4,7 +4,7 @@ An `Alarm` watches one metric of a monitor's executions (`accuracy`, `drifted_co
 with CloudWatch's semantics: a comparison with a threshold, "M out of N" datapoints, and a
 treatment of missing data. `evaluate_alarm` gives the state CloudWatch would set, `transitions`
 says whether actions fire (on a state change only), `alarm_payload` builds a CloudWatch-SNS-like
-message, `post_webhook` delivers it (retried, never raising), and `put_metrics` publishes the
+message, `post_webhook` (from `fmeval.webhooks`) delivers it (retried, never raising), and `put_metrics` publishes the
 metrics to CloudWatch so that real CloudWatch alarms can watch them too.
 
 Missing data follows "Configuring how CloudWatch alarms treat missing data" in the Amazon
@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import math
 import numbers
-import random
 import re
-import time
-import urllib.parse
 from typing import Any, Mapping, Sequence
 
 from fmeval.errors import UserError
-from fmeval.model_runners.http import retry_after_seconds
-from fmeval.secrets import MASK, register_secret
+from fmeval.webhooks import post_webhook  # noqa: F401  (the alarms' webhook poster, one level down)
 
 logger = logging.getLogger(__name__)
 
@@ -383,125 +378,6 @@ def alarm_payload(
         "Monitor": monitor,
         "Execution": _execution_fields(execution),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Webhooks
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    return value
-
-
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|signature|password|cookie|session", re.IGNORECASE)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without what may hold a secret (path, query, user info), for messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}/..." if parts.path not in ("", "/") or parts.query else f"{parts.scheme}://{host}"
-
-
-def post_webhook(
-    url: str,
-    payload: dict,
-    *,
-    attempts: int = 5,
-    backoff_s: float = 0.5,
-    timeout_s: float = 10.0,
-    headers: dict | None = None,
-    max_backoff_s: float = 60.0,
-) -> dict:
-    """POST `payload` as JSON to `url`; never raises on a failed delivery.
-
-    Connection errors, timeouts, 429 and 5xx are retried, up to `attempts` tries in all, after
-    `backoff_s * 2**k` seconds with jitter (half fixed, half random), or after the response's
-    Retry-After when that is longer; a Retry-After beyond `max_backoff_s` ends the tries. Other
-    statuses (2xx delivered; 3xx and other 4xx failed) are final. Returns
-    `{"delivered", "attempts", "status", "error"}`, where `status` is the last HTTP status (None
-    without a response). Header values (tokens) and the URL's path and query never appear in
-    the result or in log messages.
-    """
-    import httpx
-
-    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https") \
-            or not urllib.parse.urlsplit(url).hostname:
-        raise UserError(f"webhook URL must be an http:// or https:// URL, got {url!r}")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise UserError(f"attempts must be an integer >= 1, got {attempts!r}")
-    for label, value in (("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
-        if not isinstance(value, numbers.Real) or value < 0:
-            raise UserError(f"{label} must be a number >= 0, got {value!r}")
-    if not isinstance(timeout_s, numbers.Real) or timeout_s <= 0:
-        raise UserError(f"timeout_s must be a number > 0, got {timeout_s!r}")
-    headers = dict(headers or {})
-    secrets = sorted(
-        {str(value) for value in headers.values() if value is not None and len(str(value)) >= 4} | {url},
-        key=len, reverse=True,
-    )
-    for key, value in headers.items():
-        if value is not None and _SECRET_HEADER.search(str(key)):
-            register_secret(str(value))  # fmeval's other outputs mask it too
-    safe_url = _safe_url(url)
-
-    def redact(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, MASK if secret != url else safe_url)
-        return text
-
-    body = json.dumps(_jsonable(payload), default=str).encode()
-    request_headers = {"Content-Type": "application/json"}
-    request_headers.update({str(key): str(value) for key, value in headers.items() if value is not None})
-    rng = random.Random()
-    status: int | None = None
-    error: str | None = None
-    tried = 0
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        while tried < attempts:
-            tried += 1
-            retry_after = None
-            try:
-                response = client.post(url, content=body, headers=request_headers)
-            except httpx.TransportError as failure:  # connection refused, DNS, timeouts, dropped connections
-                status = None
-                error = redact(f"{type(failure).__name__}: {failure}".rstrip(": "))
-                retryable = True
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    logger.info("webhook %s delivered (HTTP %d, attempt %d)", safe_url, status, tried)
-                    return {"delivered": True, "attempts": tried, "status": status, "error": None}
-                snippet = " ".join(response.text[:200].split())
-                error = redact(f"HTTP {status}" + (f": {snippet}" if snippet else ""))
-                retryable = status == 429 or status >= 500
-                if retryable:
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            if not retryable:
-                break
-            if tried >= attempts:
-                break
-            delay = backoff_s * 2 ** (tried - 1)
-            delay = min(max_backoff_s, delay / 2 + rng.uniform(0, delay / 2))
-            if retry_after is not None:
-                if retry_after > max_backoff_s:
-                    error = f"{error} (Retry-After {retry_after:g}s exceeds max_backoff_s {max_backoff_s:g}s)"
-                    break
-                delay = max(delay, retry_after)
-            logger.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe_url, tried, error, delay)
-            time.sleep(delay)
-    logger.warning("webhook %s not delivered after %d attempt(s): %s", safe_url, tried, error)
-    return {"delivered": False, "attempts": tried, "status": status, "error": error}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,10 +32,12 @@ from sqlalchemy.exc import IntegrityError
 from fmeval.errors import NotFound, UserError
 from fmeval.monitoring.windows import UTC, Window
 from fmeval.store import OnStore
+from fmeval.store.outbox import deliver_pending, settle
 from fmeval.store.schema import metadata
 
 STATES = ("Scheduled", "Stopped")
 FINAL = ("Completed", "CompletedWithViolations", "NoData", "Failed")
+ALARM_DELIVERY_S = 10.0  # how long an execution waits for its alarm's webhook before leaving it to the outbox
 
 schedules_table = Table(
     "monitoring_schedules", metadata,
@@ -314,13 +316,23 @@ class MonitorStore(OnStore):
             row = connection.execute(select(alarm_states_table.c.state).where(key)).first()
         return row[0] if row else None
 
-    def set_alarm_state(self, schedule: str, alarm: str, state: str) -> None:
+    def set_alarm_state(self, schedule: str, alarm: str, state: str, *,
+                        notify: tuple[str, dict[str, Any]] | None = None) -> str | None:
+        """Record an alarm's new state; with `notify` (a webhook URL and its body), its notification
+        goes into the outbox in the same transaction, so neither is kept without the other. Returns
+        the notification's event id."""
+        from fmeval.store.outbox import enqueue
+
         key = (alarm_states_table.c.schedule == schedule) & (alarm_states_table.c.alarm == alarm)
         with self.database.transaction() as connection:
             if connection.execute(update(alarm_states_table).where(key).values(
                     state=state, updated_at=_iso(_now()))).rowcount == 0:
                 connection.execute(alarm_states_table.insert().values(schedule=schedule, alarm=alarm, state=state,
                                                                       updated_at=_iso(_now())))
+            if notify is not None:
+                url, payload = notify
+                return enqueue(connection, topic="alarm.state", payload=payload, urls=[url])
+        return None
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -374,13 +386,15 @@ def evaluate_alarms(store: MonitorStore, schedule: Schedule, execution: Executio
         state = alerts.evaluate_alarm(alarm, points, previous_state=previous)
         entry: dict[str, Any] = {"state": state, "previous": previous, "datapoints": points}
         if alerts.transitions(previous, state):
-            store.set_alarm_state(schedule.name, alarm.name, state)
+            notify = None
             if schedule.actions.get("webhook"):
-                payload = alerts.alarm_payload(alarm, state=state, previous_state=previous, monitor=schedule.name,
-                                               execution={"id": execution.id, "status": execution.status,
-                                                          "window": execution.window, "failure_reason": execution.reason},
-                                               datapoints=points)
-                entry["webhook"] = alerts.post_webhook(schedule.actions["webhook"], payload)
+                notify = (schedule.actions["webhook"], alerts.alarm_payload(
+                    alarm, state=state, previous_state=previous, monitor=schedule.name,
+                    execution={"id": execution.id, "status": execution.status, "window": execution.window,
+                               "failure_reason": execution.reason}, datapoints=points))
+            event_id = store.set_alarm_state(schedule.name, alarm.name, state, notify=notify)
+            if event_id is not None:  # delivered now (retried); what is left, the outbox delivers later
+                entry["webhook"] = settle(store.database, [event_id], within_s=ALARM_DELIVERY_S)[0]
         outcome[alarm.name] = entry
     namespace = schedule.actions.get("cloudwatch_namespace")
     if namespace and execution.metrics:
@@ -399,6 +413,7 @@ def run_due(store: MonitorStore, *, now: dt.datetime | None = None, names: Seque
     """Run every ended window of every started schedule that has no execution yet, oldest first."""
     now = now or _now()
     done = []
+    deliver_pending(store.database)  # notifications an earlier run left in the outbox
     for schedule in store.list():
         if schedule.state != "Scheduled" or (names and schedule.name not in names):
             continue

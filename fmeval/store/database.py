@@ -60,8 +60,9 @@ def _heads() -> set[str]:
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
                 values[node.targets[0].id] = ast.literal_eval(node.value)
         revisions.add(values["revision"])
-        down = values.get("down_revision")
-        parents.update(down if isinstance(down, tuple) else [down] if down else [])
+        for key in ("down_revision", "depends_on"):  # Alembic records neither as a head
+            before = values.get(key)
+            parents.update(before if isinstance(before, (tuple, list)) else [before] if before else [])
     return revisions - parents
 
 

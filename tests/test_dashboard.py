@@ -121,7 +121,7 @@ def test_from_a_run_to_an_approved_card_and_its_pdf(site, browser):
     body = page.inner_text("body")
     assert "Status Draft, version 1" in body and f"Answers questions {PAYLOAD}" in body
     assert f"factual_knowledge on shared (run {site['run'].run_id})" in body  # the run's evaluation, filled in
-    assert page.query_selector("text=Approve") is None  # an editor may not approve
+    assert page.query_selector("button:has-text('Approve')") is None  # an editor may not approve
     page.click("button:has-text('Submit')")
     assert "Status PendingReview" in page.inner_text("body")
     page.screenshot(path=str(ARTIFACTS / "dashboard-card.png"), full_page=True)

@@ -60,7 +60,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     parsers["diff"].add_argument("new", type=int)
     parsers["export"].add_argument("--format", required=True, choices=("json", "md", "html", "pdf"))
     parsers["export"].add_argument("--output", "-o", required=True)
-    parsers["export"].add_argument("--version", type=int, help="the version to export (default: the latest)")
+    parsers["export"].add_argument("--version", type=int, help="the version to export (default: the approved one, "
+                                                               "else the latest)")
     parsers["import"].add_argument("file")
     parsers["import"].add_argument("--name", required=True)
     for name in REVIEWS:
@@ -226,13 +227,10 @@ def _run(store: Any, args: argparse.Namespace) -> int:
     elif action == "diff":
         print(store.diff(args.name, args.old, args.new) or "no difference", end="")
     elif action == "export":
-        from fmeval.governance.export import export
+        from fmeval.governance.export import card_meta, export
 
-        stored, version = store.get(args.name), store.version(args.name, args.version)
-        meta = {"status": stored.status if args.version in (None, stored.version) else version.status,
-                "version": version.version, "approved_by": stored.approved_by,
-                "approved_version": stored.approved_version}
-        print(f"wrote {export(args.name, version.card, meta, args.format, args.output)}")
+        version, meta = card_meta(store, args.name, args.version)
+        print(f"wrote {export(args.name, version.card, meta, args.format, args.output)}: {meta['basis']}")
     elif action == "import":
         store.create(args.name, _validated(_read_json(args.file), args.file), author=actor, note=f"imported from {args.file}")
         print(f"model card {args.name}: imported from {args.file}, version 1, Draft")

@@ -261,7 +261,7 @@ class CardStore(OnStore):
     @staticmethod
     def _version(row: Any, reviews: list[dict[str, Any]]) -> CardVersion:
         values = {key: row._mapping[key] for key in ("name", "version", "status", "author", "created_at", "diff", "note")}
-        return CardVersion(**values, card=ModelCard.model_validate(json.loads(row.content)),
+        return CardVersion(**values, card=ModelCard.from_stored(json.loads(row.content)),
                            content_hash=content_sha256(row.content), reviews=reviews)
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -372,7 +372,7 @@ class CardStore(OnStore):
             connection.execute(update(cards_table).where(cards_table.c.name == name).values(**values))
             connection.execute(reviews_table.insert().values(name=name, version=version, action=action, actor=actor,
                                                              time=now, content_hash=seen, comment=comment))
-            card = ModelCard.model_validate(json.loads(row.content))
+            card = ModelCard.from_stored(json.loads(row.content))
             self._changed(connection, f"card.{action}", f"card.{status.lower()}", name, version, actor, card,
                           {"status": status, "from_status": current.status, "content_hash": seen, "comment": comment})
         return self.get(name)
@@ -384,7 +384,7 @@ class CardStore(OnStore):
             content = connection.execute(select(versions_table.c.content).where(
                 (versions_table.c.name == name) & (versions_table.c.version == current.version))).scalar_one()
             self._changed(connection, "card.delete", "card.deleted", name, current.version, actor,
-                          ModelCard.model_validate(json.loads(content)), {"status": current.status})
+                          ModelCard.from_stored(json.loads(content)), {"status": current.status})
             for table in (reviews_table, versions_table, cards_table):
                 connection.execute(delete(table).where(table.c.name == name))
         return StoredCard(**current._mapping)

@@ -54,9 +54,6 @@ CARD_FIELDS = [  # (section, field, how it is entered)
     ("additional_information", "ethical_considerations", "area"),
     ("additional_information", "caveats_and_recommendations", "area"),
 ]
-SECTION_TITLES = {"model_overview": "Model overview", "intended_uses": "Intended uses",
-                  "business_details": "Business details", "training_details": "Training details",
-                  "additional_information": "Additional information"}
 PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "archive": "archived"}
 REVIEW_ROLES = {"submit": "editor", "approve": "approver", "reject": "approver", "archive": "editor"}
 REVIEW_FROM = {"submit": ("Draft",), "approve": ("PendingReview",), "reject": ("PendingReview",),
@@ -76,6 +73,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
     from starlette.responses import HTMLResponse, RedirectResponse, Response
     from starlette.routing import Route
 
+    from fmeval.governance.export import card_meta
     from fmeval.governance.store import REVIEW_ACTIONS, CardConflict, CardStore
     from fmeval.monitoring.schedules import MonitorStore
     from fmeval.runs.store import RunStore
@@ -341,7 +339,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
     def card_page(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
         stored = cards.get(name)
-        version = cards.version(name, _version_param(request.query_params.get("version")))
+        version, meta = card_meta(cards, name, _version_param(request.query_params.get("version")) or stored.version)
         latest = version.version == stored.version
         actions = [action for action, role in REVIEW_ROLES.items()
                    if session.user.can(role) and stored.status in REVIEW_FROM[action]]
@@ -350,7 +348,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         return page(session, "card.html", title, name=name, stored=stored, latest=latest, actions=actions,
                     can_edit=session.user.can("editor") and stored.status in ("Draft", "Approved"),
                     review={"version": version.version, "content_hash": version.content_hash}, comment_limit=COMMENT_LIMIT, missing_runs=missing,
-                    meta=_meta(stored, version), **_card_view(version.card))
+                    meta=meta, view=_view(version.card))
 
     def card_edit_form(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
@@ -432,15 +430,13 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         import tempfile
         from pathlib import Path
 
-        from fmeval.governance.export import to_html, to_markdown, to_pdf
+        from fmeval.governance.export import FORMATS, to_html, to_markdown, to_pdf
 
         name, fmt = request.path_params["name"], request.path_params["fmt"]
-        if fmt not in ("html", "md", "json", "pdf"):
-            raise NotFound(f"no export format {fmt!r}: html, md, json or pdf")
-        stored = cards.get(name)
-        version = cards.version(name, _version_param(request.query_params.get("version")))
-        meta = _meta(stored, version)
-        suffix = "" if version.version == stored.version else f"-v{version.version}"
+        if fmt not in FORMATS:
+            raise NotFound(f"no export format {fmt!r}: {', '.join(FORMATS)}")
+        version, meta = card_meta(cards, name, _version_param(request.query_params.get("version")))  # approved first
+        suffix = f"-v{version.version}"
         attachment = {"Content-Disposition": f'attachment; filename="{_url(name)}{suffix}.{fmt}"'}
         if fmt == "html":
             return HTMLResponse(to_html(name, version.card, meta), headers=security_headers())
@@ -452,7 +448,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
                             headers={**security_headers(), **attachment})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "card.pdf"
-            to_pdf(to_html(name, version.card, meta), path)
+            to_pdf(to_html(name, version.card, meta), path, footer=f"Model card {name}, version {version.version} ({meta['status']})")
             data = path.read_bytes()
         return Response(data, media_type="application/pdf", headers={**security_headers(), **attachment})
 
@@ -552,55 +548,23 @@ def _run_states(runs: Any, card: Any) -> dict[str, str]:
     return states
 
 
-def _meta(stored: Any, version: Any) -> dict[str, Any]:
-    return {"status": stored.status if version.version == stored.version else f"{version.status} (superseded)",
-            "version": version.version, "approved_by": stored.approved_by, "approved_version": stored.approved_version}
-
-
 def _json(card: Any) -> str:
+    """A card's content as the store diffs it."""
     return json.dumps(card.to_sagemaker(), indent=2, sort_keys=True)
 
 
-def _shown(value: Any) -> str:
-    from fmeval.web import number
-
-    if isinstance(value, list):
-        return ", ".join(_shown(item) for item in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_shown(item)}" for key, item in value.items())
-    return number(value) if isinstance(value, float) else str(value)
-
-
-def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(value, dict):
-        return [pair for key, item in value.items() for pair in _flat(item, f"{prefix}{key}.")]
-    return [(prefix.rstrip("."), value)]
-
-
-def _card_view(card: Any) -> dict[str, Any]:
-    """The card's sections and evaluations as the card page shows them: numbers rounded."""
+def _view(card: Any) -> dict[str, Any]:
+    """The exports' view of a card's content (numbers rounded), its charts marked safe: `bar_chart`
+    escapes every label."""
     from markupsafe import Markup
 
-    from fmeval.html import bar_chart
+    from fmeval.governance.export import card_view
 
-    content = card.to_sagemaker()
-    sections = [(title, [(field.replace("_", " ").capitalize(), _shown(value)) for field, value in _flat(content[key])])
-                for key, title in SECTION_TITLES.items() if content.get(key)]
-    evaluations = []
-    for job in content.get("evaluation_details", []):
-        groups = []
-        for group in job.get("metric_groups", []):
-            metrics = group.get("metric_data", [])
-            numbers = [(m["name"], float(m["value"]), None, None, "#0969da") for m in metrics if m["type"] == "number"]
-            bars = [(str(x), float(v), None, None, "#0969da") for m in metrics if m["type"] == "bar_chart"
-                    for x, v in zip(m.get("x_axis_name") or [], m["value"])]
-            groups.append({"name": group["name"], "chart": Markup(bar_chart(group["name"], numbers or bars))
-                           if numbers or bars else "",  # bar_chart escapes every label
-                           "metrics": [{"name": m["name"], "value": _shown(m["value"]), "notes": m.get("notes", "")}
-                                       for m in metrics]})
-        evaluations.append({"name": job["name"], "observation": job.get("evaluation_observation"),
-                            "datasets": job.get("datasets") or [], "groups": groups})
-    return {"sections": sections, "evaluations": evaluations}
+    view = card_view(card)
+    for job in view["evaluations"]:
+        for group in job["groups"]:
+            group["charts"] = [Markup(chart) for chart in group["charts"]]
+    return view
 
 
 def _form_fields(content: dict[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -258,7 +258,13 @@ def client_for(url, user):
 
 
 def csrf_of(client):
-    return re.search(r'name="csrf" value="([^"]+)"', client.get("/account").text).group(1)
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/cards").text).group(1)
+
+
+def act(client, name, action, **fields):
+    """Post the card page's `action` form as a user would (what the page shows, plus `fields`)."""
+    return client.post(f"/cards/{name}/{action}", data={**review_form_of(client.get(f"/cards/{name}").text, action),
+                                                        **fields})
 
 
 def test_a_stale_approval_is_refused(site, browser):
@@ -267,17 +273,17 @@ def test_a_stale_approval_is_refused(site, browser):
     url, store = site["url"], site["store"]
     assert main(["cards", "create", "race", "--store", store, "--as", "alice",
                  "--set", "intended_uses.risk_rating=High"]) == 0
-    assert main(["cards", "submit", "race", "--store", store, "--as", "alice", "--yes"]) == 0
+    dave, alice = client_for(url, "dave"), client_for(url, "alice")
+    assert act(alice, "race", "submit").status_code == 200
     stale, _ = log_in(browser, url, "bob")
     stale.goto(f"{url}/cards/race")
     assert "High" in stale.inner_text("body")
-    dave, alice = client_for(url, "dave"), client_for(url, "alice")
     fields = review_form_of(dave.get("/cards/race").text, "reject")
     assert dave.post("/cards/race/reject", data={**fields, "comment": "too risky"}).status_code == 200
     edited = alice.post("/cards/race/edit", data={"csrf": csrf_of(alice), "based_on": "1",
                                                   "intended_uses.risk_rating": "Low"})
     assert edited.status_code == 200
-    assert main(["cards", "submit", "race", "--store", store, "--as", "alice", "--yes"]) == 0
+    assert act(alice, "race", "submit").status_code == 200
     with stale.expect_response(f"{url}/cards/race/approve") as answer:
         stale.click("button:has-text('Approve')")
     assert answer.value.status == 409
@@ -300,7 +306,7 @@ def test_a_reviewer_reads_the_history_diffs_two_versions_and_approves_with_a_com
                  "--set", "intended_uses.risk_rating=High"]) == 0
     assert main(["cards", "edit", "hist", "--store", store, "--as", "alice",
                  "--set", "intended_uses.purpose_of_model=Answers questions"]) == 0
-    assert main(["cards", "submit", "hist", "--store", store, "--as", "alice", "--yes"]) == 0
+    assert act(client_for(url, "alice"), "hist", "submit").status_code == 200
     page, _ = log_in(browser, url, "bob")
     page.goto(f"{url}/cards/hist")
     page.click("text=History")

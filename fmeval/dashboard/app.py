@@ -136,8 +136,10 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         return endpoint
 
     def too_long(request: Request) -> Response:
-        accounts.audit("(anonymous)", "refused.long_address", request.url.path, {"length": len(str(request.url))})
-        return error(None, "Address too long", f"An address here is at most {MAX_TARGET} characters.", 414)
+        session = accounts.session(request.cookies.get(COOKIE))
+        accounts.audit(session.user.username if session else "(anonymous)", "refused.long_address", request.url.path,
+                       {"length": len(str(request.url))})
+        return error(session, "Address too long", f"An address here is at most {MAX_TARGET} characters.", 414)
 
     # -- logging in ---------------------------------------------------------------------------------------
     def login_form(request: Request) -> Response:

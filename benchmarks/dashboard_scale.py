@@ -1,6 +1,8 @@
-"""The dashboard at scale: a store with 10,000 runs of 1,000 models (and 200 model cards), each page
-timed over real HTTP (a `fmeval dashboard` process, logged in), against one indexed SQLite query
-for the rows of the slowest page (the reference: what the page cannot go below).
+"""The dashboard at scale: a store with 10,000 runs of 1,000 models (and 200 model cards of 10
+versions each, every other one with an approved version under newer drafts, and a registered
+webhook that never answers, so 2,000 events wait in the outbox), each page timed over real HTTP
+(a `fmeval dashboard` process, logged in), against one indexed SQLite query for the rows of the
+slowest page (the reference: what the page cannot go below).
 
 Pages: models (first page, filtered, sorted by risk), one model, runs (first page, filtered,
 sorted, page 100), model cards. Every page must answer 200 and show what it lists.
@@ -30,11 +32,19 @@ from fmeval.governance.store import CardStore
 from fmeval.runs.store import runs_table
 from fmeval.store import Database
 
-RUNS, MODELS, CARDS, ROUNDS = 10_000, 1_000, 200, 7
+RUNS, MODELS, CARDS, VERSIONS, ROUNDS = 10_000, 1_000, 200, 10, 7
 PASSWORD = "benchmark password"
 
 
-def fill(store: Path) -> None:
+def silent_webhook() -> tuple[socket.socket, str]:
+    """A URL whose server accepts connections and never answers (the socket is never read)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+def fill(store: Path, webhook: str) -> None:
     database = Database(store)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     rows = []
@@ -49,17 +59,29 @@ def fill(store: Path) -> None:
     with database.transaction() as connection:
         connection.execute(runs_table.insert(), rows)
     with CardStore(database) as cards:
+        cards.add_webhook(webhook, actor="bench")
         for i in range(CARDS):
-            content = {"model_overview": {"model_name": f"model-{i:04d}"},
-                       "intended_uses": {"risk_rating": ("High", "Medium", "Low")[i % 3]}}
-            cards.create(f"card-{i:04d}", ModelCard.model_validate(content), author="bench")
+            name = f"card-{i:04d}"
+            for version in range(1, VERSIONS + 1):
+                content = {"model_overview": {"model_name": f"model-{i:04d}", "model_description": f"version {version}"},
+                           "intended_uses": {"risk_rating": ("High", "Medium", "Low")[(i + version) % 3]}}
+                card = ModelCard.model_validate(content)
+                if version == 1:
+                    cards.create(name, card, author="bench")
+                else:
+                    cards.save(name, card, based_on=version - 1, author="bench")
+                if i % 2 == 0 and version == VERSIONS // 2:  # an approved version under newer drafts
+                    digest = cards.version(name).content_hash
+                    cards.submit(name, version=version, content_hash=digest, actor="bench")
+                    cards.approve(name, version=version, content_hash=digest, actor="reviewer")
     database.close()
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store.sqlite"
-        fill(store)
+        listener, webhook = silent_webhook()
+        fill(store, webhook)
         env = {**os.environ, "FMEVAL_BENCH_PASSWORD": PASSWORD}
         fmeval = str(Path(sys.executable).parent / "fmeval")
         subprocess.run([fmeval, "users", "add", "viewer", "--role", "viewer", "--password-env", "FMEVAL_BENCH_PASSWORD",
@@ -82,7 +104,7 @@ def main() -> None:
                      "models by risk": ("/?sort=risk", "High"), "model": ("/models/model-0042", "run-009042"),
                      "runs": ("/runs", "run-009999"), "runs filtered": ("/runs?model=model-0007", "run-009007"),
                      "runs by model": ("/runs?sort=model", "model-0000"), "runs page 100": ("/runs?page=100", "run-005049"),
-                     "cards": ("/cards", "card-0000")}
+                     "cards": ("/cards", "card-0000"), "card": ("/cards/card-0000", "version 10")}
             medians = {}
             for name, (path, expected) in pages.items():
                 seconds = []
@@ -96,6 +118,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
+            listener.close()
         with sqlite3.connect(store) as connection:  # the rows the models page reads, by the created_at index
             times = []
             for _ in range(ROUNDS):

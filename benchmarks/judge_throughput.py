@@ -55,14 +55,15 @@ def main() -> None:
         url = server.stdout.readline().strip()
         importlib.import_module("aiohttp")  # once per process, before the timer (see above)
 
-        options = {"judge_model": "openai:judge", "judge_model_options": {
-            "base_url": url, "api_key_env": "", "max_concurrency": CONCURRENCY}}
+        options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": url, "api_key_env": ""},
+                   "judge_engine_options": {"max_concurrency": CONCURRENCY}}
         started = time.perf_counter()
         summary = evaluate(evaluation="model_graded", dataset=dataset, model=None, output=tmp / "run",
                            cache_dir=str(tmp / "cache"), progress=False, evaluation_options=options)
         ours = time.perf_counter() - started
         counters = json.loads(server.communicate("")[0].strip().splitlines()[-1])
     assert counters["requests"] == N, f"the judge must receive every request (no cache hits): got {counters}"
+    assert summary.engine["judges"][0]["requests"] == N and summary.engine["judges"][0]["cache_hits"] == 0
     # outputs "answer i % 8" against targets "answer i % 10": 5 of 40 match (graded 5), the rest graded 3
     assert summary.num_errors == 0 and abs(summary.score("correctness").value - 0.6) < 1e-9
     print(f"graded {N} outputs in {ours:.2f} s, peak {counters['peak_in_flight']} judge requests in flight, "

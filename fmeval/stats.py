@@ -61,3 +61,34 @@ def bootstrap_p_value(samples: np.ndarray) -> float:
         return 1.0
     below, above = np.mean(samples <= 0), np.mean(samples >= 0)
     return float(min(1.0, 2 * min(below, above)))
+
+
+def krippendorff_alpha(matrix: np.ndarray, level: str) -> float:
+    """Krippendorff's alpha of a raters x units matrix (NaN where a rater gave no value), at the
+    `nominal`, `ordinal` or `interval` level, over the values observed; NaN when undefined (no
+    unit with two values, or a single value throughout). Through the coincidence matrix, as in
+    Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability"."""
+    data = np.asarray(matrix, dtype=float)
+    data = data[:, (~np.isnan(data)).sum(axis=0) >= 2]  # pairable units only
+    values = np.unique(data[~np.isnan(data)])
+    if values.size < 2:
+        return float("nan")
+    counts = np.stack([(data == value).sum(axis=0) for value in values])  # values x units
+    pairable = counts.sum(axis=0)
+    coincidences = (counts / (pairable - 1)) @ counts.T - np.diag((counts / (pairable - 1)).sum(axis=1))
+    totals = coincidences.sum(axis=1)
+    if level == "nominal":
+        distances = 1.0 - np.eye(values.size)
+    elif level == "interval":
+        distances = (values[:, None] - values[None, :]) ** 2
+    elif level == "ordinal":
+        cumulative = np.cumsum(totals)
+        between = cumulative[None, :] - cumulative[:, None] + totals[:, None]  # sum of n_g for c <= g <= k
+        distances = np.triu(between - (totals[:, None] + totals[None, :]) / 2) ** 2
+        distances = distances + distances.T
+    else:
+        raise ValueError(f"level must be nominal, ordinal or interval, got {level!r}")
+    expected = totals @ distances @ totals
+    if expected == 0:
+        return float("nan")
+    return float(1 - (totals.sum() - 1) * (coincidences * distances).sum() / expected)

@@ -209,3 +209,138 @@ def test_ground_truth_is_merged_by_event_id_and_unknown_ids_are_reported(tmp_pat
     bad.write_text('{"label": 1}\n')
     with pytest.raises(Exception, match=r"bad.jsonl:1: each row needs an eventId"):
         add_ground_truth(bad, tmp_path / "truth")
+
+
+def held_upstream():
+    """A model server that holds each request until the test releases it (an event, not a sleep)."""
+    import threading
+
+    from aiohttp import web
+
+    arrived, release = threading.Event(), threading.Event()
+
+    async def answer(request):
+        arrived.set()
+        await asyncio.to_thread(release.wait, 30)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/invocations", answer)
+    return app, arrived, release
+
+
+def test_a_slow_upstream_is_said_to_have_timed_out_and_the_timeout_is_configurable(tmp_path):
+    import urllib.error
+
+    from fmeval.monitoring.proxy import build_proxy
+
+    app, arrived, release = held_upstream()
+    upstream, stop_upstream = serve_in_thread(app)
+    writer = CaptureWriter(tmp_path / "capture")
+    proxy, stop_proxy = serve_in_thread(build_proxy(upstream, writer, timeout_s=0.3))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            post(f"{proxy}/invocations", {"inputs": 1})
+        assert arrived.is_set()  # the upstream had the request and was still holding it
+        assert failed.value.code == 504
+        assert json.loads(failed.value.read()) == {"error": "upstream timed out after 0.3 s"}  # today: 502, unreachable
+    finally:
+        release.set()
+        stop_proxy()
+        stop_upstream()
+    with pytest.raises(Exception, match="must be a positive number of seconds"):
+        build_proxy(upstream, writer, timeout_s=0)
+
+
+def test_the_proxy_has_no_timeout_of_its_own_by_default(tmp_path):
+    """Held upstream, released only once the proxy's session is known to carry no total timeout."""
+    from fmeval.monitoring.proxy import build_proxy
+
+    app, arrived, release = held_upstream()
+    upstream, stop_upstream = serve_in_thread(app)
+    proxy_app = build_proxy(upstream, CaptureWriter(tmp_path / "capture"))
+    proxy, stop_proxy = serve_in_thread(proxy_app)
+    try:
+        import threading
+
+        answers = []
+        client = threading.Thread(target=lambda: answers.append(post(f"{proxy}/invocations", {"inputs": 1})))
+        client.start()
+        assert arrived.wait(10)
+        assert proxy_app["session"].timeout.total is None  # today: 300 s
+        release.set()
+        client.join(10)
+        assert answers and answers[0][0] == 200
+    finally:
+        release.set()
+        stop_proxy()
+        stop_upstream()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--output", "FILE"], "is a file (or inside one)"),
+    (["--upstream", "not-a-url"], "--upstream must be an http(s) URL"),
+    (["--max-file-mb", "-1"], "--max-file-mb and --rotate-seconds must be positive"),
+    (["--rotate-seconds", "0"], "--max-file-mb and --rotate-seconds must be positive"),
+])
+def test_capture_serve_refuses_bad_options_before_it_starts(tmp_path, capsys, flags, message):
+    (tmp_path / "FILE").write_text("not a directory")
+    with socket.socket() as taken:  # a port in use: a proxy that got as far as serving fails (exit 3), never hangs
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        options = {"--upstream": "http://127.0.0.1:9", "--output": str(tmp_path / "capture"),
+                   "--port": str(taken.getsockname()[1])}
+        for flag, value in zip(flags[::2], flags[1::2]):
+            options[flag] = str(tmp_path / value) if value == "FILE" else value
+        # today --output FILE starts, then answers every request 500; the others start as well
+        assert main(["capture", "serve", *[item for pair in options.items() for item in pair]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_capture_line_that_is_not_utf8_is_skipped_with_its_place(tmp_path):
+    writer = CaptureWriter(tmp_path)
+    for city in ("paris", "café"):
+        writer.write(request=encode_body(json.dumps({"city": city}, ensure_ascii=False).encode(), "application/json"),
+                     response=encode_body(b'{"ok": 1}', "application/json"), latency_ms=1.0)
+    writer.close()
+    (path,) = list(tmp_path.rglob("*.jsonl"))
+    data = path.read_bytes().replace("café".encode(), b"caf\xe9")  # Latin-1 bytes inside the second line
+    path.write_bytes(data)
+    stats = ReadStats()
+    events = list(read_events(tmp_path, stats))
+    assert [decoded(e["captureData"]["endpointInput"])["city"] for e in events] == ["paris"]  # today: also 'caf\ufffd'
+    assert stats.skipped == [f"{path}:2: not UTF-8 (byte 0xe9 at {data.splitlines()[1].index(b'caf') + 3})"]
+
+
+def test_a_stream_cut_by_the_upstream_timeout_ends_and_is_not_captured(tmp_path):
+    import threading
+
+    from aiohttp import web
+
+    from fmeval.monitoring.proxy import build_proxy
+
+    release = threading.Event()
+
+    async def stream(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: one\n\n")
+        await asyncio.to_thread(release.wait, 30)  # holds the rest until the test lets go
+        await response.write(b"data: two\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/stream", stream)
+    upstream, stop_upstream = serve_in_thread(app)
+    proxy, stop_proxy = serve_in_thread(build_proxy(upstream, CaptureWriter(tmp_path / "capture"), timeout_s=0.3))
+    try:
+        request = urllib.request.Request(f"{proxy}/stream", data=b"{}", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == b"data: one\n\n"  # the stream ends at the timeout
+    finally:
+        release.set()
+        stop_proxy()
+        stop_upstream()
+    assert list(read_events(tmp_path / "capture")) == []

@@ -208,7 +208,7 @@ def test_fmeval_refuses_exactly_what_sagemaker_refuses(sagemaker_schema, sdk_con
 
 
 def test_every_limit_refused_on_save_names_its_field(tmp_path, capsys):
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     bad = _mutated("evaluation_details.0.name", "x" * 64)
     bad["evaluation_details"][0]["metric_groups"][0]["metric_data"][4]["value"] = ["tall"]
     bad["training_details"]["training_job_details"]["training_metrics"][0]["value"] = math.inf
@@ -238,7 +238,7 @@ def test_model_package_details_import_and_export_unchanged(tmp_path, sagemaker_s
                                                                "model_data_url": "s3://b/m.tar.gz",
                                                                "nearest_model_name": "xgb"}]}}}
     (tmp_path / "package.json").write_text(json.dumps(content))
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     assert main(["cards", "import", str(tmp_path / "package.json"), "--name", "pkg", *store]) == 0
     assert main(["cards", "export", "pkg", "--format", "json", "-o", str(tmp_path / "out.json"), *store]) == 0
     exported = json.loads((tmp_path / "out.json").read_text())
@@ -261,7 +261,7 @@ def test_a_card_from_a_run_fits_sagemaker_names_and_never_writes_nan(tmp_path, s
     second = make_run(tmp_path, "model-b", [1, 1, 1, 0], dataset=long_dataset)
     names = [s.name for s in first.dataset_scores]
     _with_scores(tmp_path / "model-a", {names[0]: math.nan})
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     assert main(["cards", "create", "c", "--from-run", str(tmp_path / "model-a"), "--from-run",
                  str(tmp_path / "model-b"), *store]) == 0
     assert main(["cards", "export", "c", "--format", "json", "-o", str(tmp_path / "c.json"), *store]) == 0
@@ -305,7 +305,7 @@ def test_markdown_export_keeps_raw_html_inert_in_a_renderer_and_a_browser(tmp_pa
     from markdown_it import MarkdownIt  # markdown-it-py 4.3.0: CommonMark, raw HTML allowed, as GitHub-like viewers
 
     content = _payload_card(tmp_path)
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     assert main(["cards", "import", str(tmp_path / "payloads.json"), "--name", "xss", *store]) == 0
     for fmt in ("md", "html", "json"):
         assert main(["cards", "export", "xss", "--format", fmt, "-o", str(tmp_path / f"xss.{fmt}"), *store]) == 0
@@ -327,7 +327,7 @@ def test_markdown_export_keeps_raw_html_inert_in_a_renderer_and_a_browser(tmp_pa
 
 def _audited_card(tmp_path):
     """v1 by alice, submitted, approved by bob with a comment; then carol's v2 Draft (risk Low, unapproved)."""
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     summary = make_run(tmp_path, "model-a", [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # 11/12 right: 1/12 wrong
     content = copy.deepcopy(FULL)
     group = content["evaluation_details"][0]["metric_groups"][0]
@@ -469,7 +469,7 @@ def test_a_card_from_an_analysis_is_valid_sagemaker_content(tmp_path, sagemaker_
                         "value_or_threshold": ["retail-banking-premium-tier"]}],
              "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}, "post_training_bias": {"methods": ["DPPL"]}}},
             frame, tmp_path / "analysis")
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     assert main(["cards", "create", "scorer", "--from-analysis", str(tmp_path / "analysis"), *store]) == 0
     assert main(["cards", "export", "scorer", "--format", "json", "-o", str(tmp_path / "s.json"), *store]) == 0
     content = json.loads((tmp_path / "s.json").read_text())

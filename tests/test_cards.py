@@ -19,7 +19,7 @@ from tests.test_reports import make_run
 
 @pytest.fixture
 def cli(tmp_path):
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
 
     def run(*words):
         return main(["cards", *words, *store])

@@ -55,7 +55,8 @@ def start_dashboard(store: str, port: int) -> subprocess.Popen:
 def add_users(store: str, **roles: str) -> None:
     os.environ["FMEVAL_TEST_PASSWORD"] = PASSWORD
     for name, role in roles.items():
-        assert main(["users", "add", name, "--role", role, "--password-env", "FMEVAL_TEST_PASSWORD", "--store", store]) == 0
+        assert main(["users", "add", name, "--role", role, "--password-env", "FMEVAL_TEST_PASSWORD", "--store", store,
+                     "--create"]) == 0
 
 
 @pytest.fixture

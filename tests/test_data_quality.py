@@ -78,13 +78,16 @@ def test_planted_drift_is_detected_and_named(tmp_path):
 
 
 def test_small_windows_use_exact_tests_that_match_scipy():
+    """Evidently's mode: with a reference of at most 1,000 rows, its KS and chi-square tests."""
     reference, current = table(800, 4), table(600, 5, shift=1.5)
-    drift = dq.column_drift(dq.ColumnProfile.of(reference.income), dq.ColumnProfile.of(current.income))
+    drift = dq.column_drift(dq.ColumnProfile.of(reference.income), dq.ColumnProfile.of(current.income),
+                            method="evidently")
     expected = stats.ks_2samp(reference.income, current.income)
     assert drift["test"] == "ks" and drift["ks"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
     assert drift["drifted"] == (expected.pvalue < 0.05)
     assert drift["wasserstein"] == pytest.approx(stats.wasserstein_distance(reference.income, current.income))
-    colors = dq.column_drift(dq.ColumnProfile.of(reference.color), dq.ColumnProfile.of(current.color))
+    colors = dq.column_drift(dq.ColumnProfile.of(reference.color), dq.ColumnProfile.of(current.color),
+                             method="evidently")
     ref_counts = reference.color.value_counts().reindex(["blue", "green", "red"]).to_numpy(float)
     cur_counts = current.color.value_counts().reindex(["blue", "green", "red"]).to_numpy(float)
     chi = stats.chisquare(cur_counts, ref_counts * cur_counts.sum() / ref_counts.sum())

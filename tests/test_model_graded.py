@@ -95,7 +95,7 @@ def test_custom_template_and_sample(tmp_path):
     assert [(s.name, s.value) for s in scores] == [("concision", 1.0)]
     assert seen == ["Rubric: short is good. Is 'Paris.' concise for 'Capital of France?'? 1-3"]
     with pytest.raises(UserError, match=r"unknown or malformed placeholder\(s\) \$answer"):
-        ModelGraded(judge_model="smollm2", judge_template="$answer $model_output")
+        ModelGraded(judge_model=FunctionRunner(judge), judge_template="$answer $model_output")
     with pytest.raises(UserError, match="needs a judge"):
         ModelGraded(criterion="helpfulness")
 
@@ -149,7 +149,7 @@ def test_a_hosted_judge_is_concurrent_and_cached(tmp_path):
                          progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"), evaluation_options=options)
         assert server.answered == 3  # every judgement came from the cache
         assert again.score("faithfulness").value == summary.score("faithfulness").value
-        assert summary.config["evaluation"]["judge"]["type"] == "openai_compatible"
+        assert summary.config["evaluation"]["judges"][0]["type"] == "openai_compatible"
 
 
 def test_the_bundled_smollm2_judges_offline(tmp_path):
@@ -159,7 +159,7 @@ def test_the_bundled_smollm2_judges_offline(tmp_path):
     for line in lines(tmp_path / "run").values():
         judged = line["scores"]["correctness"]
         assert (judged is not None and 0.0 <= judged <= 1.0 and line["judgement"]) or "unparseable" in line["error"]
-    assert summary.config["evaluation"]["judge"]["type"] == "huggingface"
+    assert summary.config["evaluation"]["judges"][0]["type"] == "huggingface"
 
 
 def test_probability_weighted_grades_of_a_tiny_llama(tiny_llama_dir, tmp_path):
@@ -170,8 +170,8 @@ def test_probability_weighted_grades_of_a_tiny_llama(tiny_llama_dir, tmp_path):
                "judge_template": short}
     summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
                        progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
-    judge = ModelGraded(judge_model="unused", scale=3, judge_template=short)
     runner = load_runner(str(tiny_llama_dir))
+    judge = ModelGraded(judge_model=runner, scale=3, judge_template=short)
     record = lines(tmp_path / "run")["r1"]
     from fmeval.datasets.record import Record
 
@@ -180,4 +180,297 @@ def test_probability_weighted_grades_of_a_tiny_llama(tiny_llama_dir, tmp_path):
     logs = np.array([o.log_probability for o in runner.log_probability([f"{prompt} [[{g}]]" for g in (1, 2, 3)])])
     p = np.exp(logs - logs.max()) / np.exp(logs - logs.max()).sum()
     assert record["scores"]["correctness"] == pytest.approx((p @ [1, 2, 3] - 1) / 2, abs=1e-6)
+    assert list(record["grade_distribution"]) == ["1", "2", "3"]
+    assert list(record["grade_distribution"].values()) == pytest.approx(p, abs=1e-6)
+    assert record["judge_prompt"] == prompt
     assert summary.score("correctness").value is not None
+
+
+# -- issue 21: judges you can trust -----------------------------------------------------------------
+def test_two_different_grades_are_an_error_on_the_record_with_the_raw_answer(tmp_path):
+    with pytest.raises(ValueError, match=r"more than one grade \(4.0, 2.0\)"):
+        read_grade("[[4]] ... [[2]]", 5)
+    assert read_grade("[[4]], yes: [[4]]", 5) == 4  # the same grade twice is one grade
+
+    def undecided(prompt):
+        return "[[4]] or rather [[2]]" if "Japan" in prompt else "[[5]]"
+
+    summary = evaluate(evaluation=ModelGraded(judge_model=FunctionRunner(undecided)), dataset=data(tmp_path),
+                       model=None, output=tmp_path / "run", progress=False, n_bootstrap=50)
+    records = lines(tmp_path / "run")
+    assert records["r2"]["scores"]["correctness"] is None and "more than one grade" in records["r2"]["error"]
+    assert records["r2"]["judgement"] == "[[4]] or rather [[2]]"
+    assert records["r1"]["judge_prompt"].startswith("You are an impartial judge.")  # the judge's full prompt
+    assert "Question: Capital of France?\nReference answer: Paris\nResponse: It is Paris." in records["r1"]["judge_prompt"]
+    assert summary.num_errors == 1 and summary.score("correctness").value == 1.0
+
+
+def test_evaluations_import_runner_types_only():
+    """The run builds every model (the judges too); an evaluation never calls load_runner."""
+    import ast
+    from pathlib import Path
+
+    import fmeval.algorithms
+
+    for path in Path(fmeval.algorithms.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmeval.model_runners"):
+                assert node.module == "fmeval.model_runners.base", f"{path.name} imports {node.module}"
+
+
+def test_the_judge_has_its_own_engine_options_and_its_requests_are_counted_apart(tmp_path):
+    # Every request fails: the judge gets 1 + max_retries requests per record, from the run's engine
+    # options unless judge_engine_options says otherwise.
+    with FakeOpenAIServer(fault_rate=1.0, faults=("500",)) as server:
+        options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": server.url, "api_key_env": ""}}
+        summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                           progress=False, n_bootstrap=50, cache=False, evaluation_options=options,
+                           engine_options={"max_retries": 1, "retry_base_delay_s": 0.0})
+        assert server.requests == 3 * 2
+        (judge,) = summary.engine["judges"]
+        assert (judge["requests"], judge["retries"], judge["failed_requests"]) == (6, 3, 3)
+        assert summary.engine["requests"] == 0  # the model's: the outputs came with the dataset
+        assert summary.num_errors == 3 and all("the judge failed" in line["error"] for line in lines(tmp_path / "run").values())
+
+        options["judge_engine_options"] = {"max_retries": 0}
+        summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "own",
+                           progress=False, n_bootstrap=50, cache=False, evaluation_options=options,
+                           engine_options={"max_retries": 1, "retry_base_delay_s": 0.0})
+        assert server.requests == 6 + 3 and summary.engine["judges"][0]["requests"] == 3
+        assert summary.config["judge_engine"] == {"max_retries": 0}
+
+    with FakeOpenAIServer(responder=lambda prompt: "[[5]]") as server:  # the cache is counted too
+        options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": server.url, "api_key_env": ""}}
+        for name in ("first", "second"):
+            summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / name,
+                               progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"),
+                               evaluation_options=options)
+        assert server.requests == 3 and summary.engine["judges"][0]["cache_hits"] == 3
+
+
+def test_unknown_judge_model_options_are_errors_naming_the_valid_keys(tmp_path):
+    options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": "http://127.0.0.1:9/v1",
+                                                                      "timeout_s": 5}}
+    with pytest.raises(UserError, match=r"judge_model_options: .*unknown key\(s\) timeout_s; the keys are those of "
+                                        r"model_options: .*\btimeout\b"):
+        evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                 progress=False, evaluation_options=options)
+    assert not (tmp_path / "run").exists()
+    from fmeval.runs.config import build_config
+    from fmeval.runs.evaluate import _judge_options
+
+    config = build_config(options={"evaluation": "model_graded", "dataset": "x", "evaluation_options": {
+        "judge_model": "openai:judge", "judge_model_options": {"base_url": "http://127.0.0.1:9/v1", "timeout": 7.5}}})
+    (judge,) = _judge_options(config)["judge_model"]
+    assert judge.timeout_s == 7.5  # the key of model_options, mapped to the runner's
+
+
+def test_reason_then_grade_with_a_pattern_letter_grades_and_a_pass_threshold(tmp_path):
+    def reasons_first(prompt):
+        correct = re.search(r"Reference answer: (.*)", prompt).group(1) in re.search(r"Response: (.*)", prompt).group(1)
+        # a number in the reasoning must not be read as the grade
+        return (f"The response {'matches' if correct else 'contradicts'} the reference; a score of 2 would be unfair "
+                f"to say otherwise.\nGRADE: {5 if correct else 2}")
+
+    graded = ModelGraded(judge_model=FunctionRunner(reasons_first), judge_format="reason_then_grade",
+                         pass_threshold=0.5)
+    assert graded.template.endswith("Then end your answer with a last line of the form GRADE: 3, with your grade, "
+                                    "and nothing after it.")
+    summary = evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                       progress=False, n_bootstrap=50)
+    records = lines(tmp_path / "run")
+    assert [records[r]["scores"]["correctness"] for r in ("r1", "r2", "r3")] == [1.0, 0.25, 0.25]
+    assert [records[r]["scores"]["correctness_pass"] for r in ("r1", "r2", "r3")] == [1.0, 0.0, 0.0]
+    assert records["r1"]["judgement"].startswith("The response matches") and records["r1"]["grade"] == 5
+    assert summary.score("correctness_pass").value == pytest.approx(1 / 3)
+    assert summary.config["evaluation"]["pass_threshold"] == 0.5
+
+    def partial(prompt):
+        return {"Paris": "Close enough. GRADE: C", "Tokyo": "Half right. GRADE: p", "4": "Verdict pending"}[
+            re.search(r"Reference answer: (.*)", prompt).group(1)]
+
+    graded = ModelGraded(judge_model=FunctionRunner(partial), judge_format="reason_then_grade",
+                         grades={"C": 1.0, "P": 0.5, "I": 0.0}, pass_threshold=0.75)
+    assert "with one of C (credit 1), P (credit 0.5), I (credit 0)" in graded.template
+    evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "letters", progress=False,
+             n_bootstrap=50)
+    records = lines(tmp_path / "letters")
+    assert records["r1"]["scores"] == {"correctness": 1.0, "correctness_pass": 1.0} and records["r1"]["grade"] == "C"
+    assert records["r2"]["scores"] == {"correctness": 0.5, "correctness_pass": 0.0}
+    assert "no grade (C, P, I)" in records["r3"]["error"] and records["r3"]["judgement"] == "Verdict pending"
+
+    custom = ModelGraded(judge_model=FunctionRunner(lambda prompt: "Verdict: 4 of 5 (GRADE: 1 was a typo)"),
+                         grade_pattern=r"Verdict: (\d)")
+    assert [(s.name, s.value) for s in custom.evaluate_sample(model_output="Paris", target_output="Paris",
+                                                               model_input="Capital?")] == [("correctness", 0.75)]
+    with pytest.raises(UserError, match="needs a group"):
+        ModelGraded(judge_model=FunctionRunner(partial), grade_pattern=r"GRADE: \d")
+    with pytest.raises(UserError, match="cannot be combined with reason_then_grade"):
+        ModelGraded(judge_model=FunctionRunner(partial), judge_format="reason_then_grade", probability_weighted=True)
+
+
+PANEL_ROWS = [{"id": f"p{i}", "q": f"question {i}", "a": f"answer {i % 3}", "out": f"answer {i % 2}"} for i in range(8)]
+
+
+def _matches(prompt: str) -> bool:
+    return re.search(r"Reference answer: (.*)", prompt).group(1) == re.search(r"Response: (.*)", prompt).group(1)
+
+
+def panel_strict(prompt: str) -> str:
+    return "[[5]]" if _matches(prompt) else "[[1]]"
+
+
+def panel_mild(prompt: str) -> str:
+    """Agrees with the strict judge, a grade softer on wrong answers, except on question 5."""
+    return "[[5]]" if _matches(prompt) else "[[4]]" if "question 5" in prompt else "[[2]]"
+
+
+def panel_contrarian(prompt: str) -> str:
+    return "[[1]]" if _matches(prompt) else "[[5]]"
+
+
+def test_a_panel_of_judges_keeps_each_grade_aggregates_and_reports_their_agreement(tmp_path):
+    """Krippendorff's alpha between the judges against the krippendorff package (0.9.0, ordinal)."""
+    import krippendorff
+
+    from fmeval.cli import main
+
+    path = tmp_path / "panel.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in PANEL_ROWS))
+    fields = ["--model-input", "q", "--target-output", "a", "--model-output", "out", "--record-id", "id"]
+    judges = [arg for name in ("strict", "mild", "contrarian") for arg in ("--judge", f"function:{__name__}:panel_{name}")]
+    run = tmp_path / "run"
+    assert main(["run", "-e", "model_graded", "-d", str(path), *fields, *judges, "--judge-aggregate", "median",
+                 "-o", str(run), "--n-bootstrap", "50", "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    records = lines(run)
+    credit = {"[[1]]": 0.0, "[[2]]": 0.25, "[[4]]": 0.75, "[[5]]": 1.0}
+    table = np.array([[credit[judge(f"Question: {row['q']}\nReference answer: {row['a']}\nResponse: {row['out']}")]
+                       for judge in (panel_strict, panel_mild, panel_contrarian)] for row in PANEL_ROWS])
+    for row, expected in zip(PANEL_ROWS, table):
+        line = records[row["id"]]
+        assert [verdict["score"] for verdict in line["panel"]] == list(expected)
+        assert [verdict["judge"] for verdict in line["panel"]] == ["judge_1", "judge_2", "judge_3"]
+        assert line["scores"]["correctness"] == np.median(expected)
+        assert line["scores"]["correctness_judge_3"] == expected[2]
+    scores = {score["name"]: score["value"] for score in summary["dataset_scores"]}
+    reference = krippendorff.alpha(reliability_data=table.T, level_of_measurement="ordinal")
+    assert scores["judge_agreement"] == pytest.approx(reference, abs=1e-12) and reference < 0
+    without_contrarian = krippendorff.alpha(reliability_data=table.T[:2], level_of_measurement="ordinal")
+    assert scores["judge_agreement_without_3"] == pytest.approx(without_contrarian, abs=1e-12)
+    assert scores["judge_agreement_without_3"] > 0.5 > max(scores["judge_agreement_without_1"],
+                                                            scores["judge_agreement_without_2"])  # the odd one out
+    assert [judge["model"] for judge in summary["config"]["evaluation"]["judges"]] == [
+        f"function:{__name__}:panel_{name}" for name in ("strict", "mild", "contrarian")]
+    assert summary["config"]["evaluation"]["aggregate"] == "median"
+    assert [judge["requests"] for judge in summary["engine"]["judges"]] == [8, 8, 8]
+
+    # majority: a 1-1 split of two judges goes to the stricter grade, and says so
+    graded = ModelGraded(judge_model=[FunctionRunner(panel_strict), FunctionRunner(panel_mild)], aggregate="majority")
+    evaluate(evaluation=graded, dataset=DataConfig(dataset_name="panel", dataset_uri=str(path), model_input="q",
+                                                   target_output="a", model_output="out", record_id="id"),
+             model=None, output=tmp_path / "majority", progress=False, n_bootstrap=50)
+    majority = lines(tmp_path / "majority")
+    assert majority["p0"]["scores"]["correctness"] == 1.0  # both graded 5
+    assert majority["p2"]["scores"]["correctness"] == 0.0 and majority["p2"]["majority_tie"] == [0.0, 0.25]
+    assert majority["p5"]["scores"]["correctness"] == 0.0 and majority["p5"]["majority_tie"] == [0.0, 0.75]
+    unanimous = evaluate(evaluation=ModelGraded(judge_model=[FunctionRunner(lambda p: "[[5]]")] * 2),
+                         dataset=data(tmp_path), model=None, output=tmp_path / "unanimous", progress=False, n_bootstrap=50)
+    assert unanimous.score("judge_agreement").value is None  # alpha is undefined with one value throughout
+    assert "undefined" in unanimous.score("judge_agreement").error
+    with pytest.raises(UserError, match="aggregate must be one of mean, median, majority"):
+        ModelGraded(judge_model=[FunctionRunner(panel_strict)] * 2, aggregate="vote")
+
+
+def test_each_judge_of_a_panel_may_have_its_own_model_options(tmp_path):
+    with FakeOpenAIServer(responder=lambda prompt: "[[5]]") as five, FakeOpenAIServer(responder=lambda p: "[[1]]") as one:
+        options = {"judge_model": ["openai:a", "openai:b"], "judge_model_options": [
+            {"base_url": five.url, "api_key_env": ""}, {"base_url": one.url, "api_key_env": ""}]}
+        summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                           progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
+        assert (five.requests, one.requests) == (3, 3)
+    assert [v["score"] for v in lines(tmp_path / "run")["r1"]["panel"]] == [1.0, 0.0]
+    assert summary.score("correctness").value == 0.5
+    assert [judge["base_url"] for judge in summary.config["evaluation"]["judges"]] == [five.url, one.url]
+    options["judge_model_options"] = options["judge_model_options"][:1]
+    with pytest.raises(UserError, match="1 mappings for 2 judges; give one per judge, or one mapping for all"):
+        evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "bad",
+                 progress=False, evaluation_options=options)
+
+
+def test_a_cacheable_judge_does_not_put_an_uncacheable_models_answers_in_the_shared_cache(tmp_path):
+    rows = [{"id": row["id"], "q": row["q"], "a": row["a"]} for row in ROWS]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    dataset = DataConfig(dataset_name="questions", dataset_uri=str(path), model_input="q", target_output="a",
+                         record_id="id")
+    with FakeOpenAIServer(responder=lambda prompt: "[[5]]") as server:
+        options = {"judge_model": "openai:judge", "judge_model_options": {"base_url": server.url, "api_key_env": ""}}
+        for name, answer in (("before", "old answer"), ("after", "new answer")):  # same name, other code
+            evaluate(evaluation="model_graded", dataset=dataset, model=FunctionRunner(lambda p, a=answer: a, name="m"),
+                     output=tmp_path / name, progress=False, n_bootstrap=50, cache_dir=str(tmp_path / "cache"),
+                     evaluation_options=options)
+    assert {line["model_output"] for line in lines(tmp_path / "after").values()} == {"new answer"}
+
+
+def test_a_panel_scores_only_the_chosen_metrics(tmp_path):
+    graded = ModelGraded(judge_model=[FunctionRunner(panel_strict), FunctionRunner(panel_mild)], metrics=["correctness"])
+    summary = evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "run", progress=False,
+                       n_bootstrap=50)
+    assert [score.name for score in summary.dataset_scores] == ["correctness"]
+    assert set(lines(tmp_path / "run")["r1"]["scores"]) == {"correctness"}
+    assert [v["score"] for v in lines(tmp_path / "run")["r1"]["panel"]] == [0.0, 0.25]  # each grade still kept
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
+def test_krippendorffs_alpha_equals_the_krippendorff_package(level):
+    """fmeval.stats.krippendorff_alpha against krippendorff 0.9.0: missing grades, grades nobody gave
+    (1..5 with 3 unused), fractional values, and 2 to 4 judges."""
+    import krippendorff
+
+    from fmeval.stats import krippendorff_alpha
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        values = np.array([1.0, 2.0, 4.0, 5.0]) if trial % 2 else np.array([0.0, 0.25, 0.6, 1.0])
+        matrix = rng.choice(values, size=(rng.integers(2, 5), rng.integers(4, 15)))
+        matrix[rng.random(matrix.shape) < 0.25] = np.nan
+        pairable = matrix[:, (~np.isnan(matrix)).sum(axis=0) >= 2]
+        if len(np.unique(pairable[~np.isnan(pairable)])) < 2:
+            assert np.isnan(krippendorff_alpha(matrix, level))
+            continue
+        expected = krippendorff.alpha(reliability_data=pairable, level_of_measurement=level)
+        assert krippendorff_alpha(matrix, level) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(krippendorff_alpha(np.array([[3.0, 3.0], [3.0, 3.0]]), level))  # one value: undefined
+
+
+def test_a_probability_weighted_panel_agrees_at_the_interval_level(tmp_path):
+    """Expected grades are continuous: the judges' alpha is interval (krippendorff 0.9.0)."""
+    import krippendorff
+
+    def leaning(toward):  # log-probabilities of "[[g]]" that lean to grade `toward`, more so for Paris
+        def log_probabilities(texts):
+            return [-abs(int(t[-3]) - toward) * (2.0 if "Paris" in t.split("Response:")[-1] else 0.5) for t in texts]
+        return FunctionRunner(lambda p: "", log_probability_fn=log_probabilities)
+
+    graded = ModelGraded(judge_model=[leaning(5), leaning(1)], probability_weighted=True, scale=3)
+    summary = evaluate(evaluation=graded, dataset=data(tmp_path), model=None, output=tmp_path / "run", progress=False,
+                       n_bootstrap=50)
+    records = lines(tmp_path / "run")
+    table = np.array([[v["score"] for v in records[r]["panel"]] for r in ("r1", "r2", "r3")])
+    for r, row in zip(("r1", "r2", "r3"), table):
+        assert sum(records[r]["panel"][0]["grade_distribution"].values()) == pytest.approx(1.0)
+        assert records[r]["scores"]["correctness"] == pytest.approx(row.mean())
+    expected = krippendorff.alpha(reliability_data=table.T, level_of_measurement="interval")
+    assert summary.score("judge_agreement").value == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_judge_cut_short_before_its_grade_is_told_so(tiny_llama_dir, tmp_path):
+    """A real tiny Llama with 4 new tokens cannot reason and then grade: the error says why."""
+    options = {"judge_model": str(tiny_llama_dir), "judge_model_options": {"max_new_tokens": 4},
+               "judge_format": "reason_then_grade", "judge_template": "Grade '$model_output' for $model_input."}
+    summary = evaluate(evaluation="model_graded", dataset=data(tmp_path), model=None, output=tmp_path / "run",
+                       progress=False, n_bootstrap=50, cache=False, evaluation_options=options)
+    assert summary.num_errors == 3
+    for line in lines(tmp_path / "run").values():
+        assert "no grade (1, 2, 3, 4, 5)" in line["error"] and "cut at the judge's max_new_tokens" in line["error"]

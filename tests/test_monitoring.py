@@ -244,6 +244,78 @@ def test_bias_drift_finds_predictions_that_turn_against_a_group(tmp_path):
     assert drifted["metrics"]["post/gender=f/DPPL"] == pytest.approx(np.mean(men) - np.mean(women))
 
 
+def test_bias_drift_alarms_only_on_moves_away_from_the_ideal_and_names_them(tmp_path):
+    # a biased baseline (DI about 0.54), then a fairer window, a worse one, and one biased the other way
+    rows = [*loan_rows(400, 4, favour_men=0.5), *loan_rows(400, 5, favour_men=0), *loan_rows(400, 6, favour_men=1),
+            *loan_rows(400, 7, favour_men=-0.5)]
+    capture = tmp_path / "capture"
+    ids = capture_rows(capture, rows, start=hour(0), spacing_s=9)
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")])
+    config = {**BIAS_CONFIG, "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]}}, "thresholds": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["monitor", "bias-drift", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                 str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config",
+                 str(tmp_path / "config.json"), "-o", str(tmp_path / "base")]) == 0
+    constraints = json.loads((tmp_path / "base" / "constraints.json").read_text())["bias_constraints"]
+    assert 0.4 < constraints["post/gender=f/DI"]["baseline"] < 0.7 and constraints["post/gender=f/DI"]["ideal"] == 1
+
+    def check(k):
+        return check_window(tmp_path / "base", capture / "model", Window(hour(k), hour(k + 1)), tmp_path / f"w{k}",
+                            ground_truth=tmp_path / "gt")
+
+    fairer, worse, reversed_ = check(1), check(2), check(3)
+    # today: both metrics alarm on the fairer window too (outside baseline ± 0.1 either way)
+    assert abs(fairer["metrics"]["post/gender=f/DPPL"]) < 0.1 and fairer["violations"] == []
+    assert sorted(v["metric_name"] for v in worse["violations"]) == ["DI", "DPPL"]
+    di = next(v for v in worse["violations"] if v["metric_name"] == "DI")
+    assert (di["facet"], di["facet_value"], di["constraint_check_type"]) == ("gender", "f", "bias_drift_check")
+    assert "fell to" in di["description"] and "further from its ideal 1" in di["description"]
+    # biased the other way, further from the ideal than the baseline: DI rose, DPPL fell
+    directions = {v["metric_name"]: v["description"] for v in reversed_["violations"]}
+    assert "rose to" in directions["DI"] and "fell to" in directions["DPPL"]
+    written = json.loads((tmp_path / "w2" / "constraint_violations.json").read_text())
+    assert written["version"] == "1.0" and "feature_name" not in written["violations"][0]
+
+
+def test_bias_drift_needs_its_bootstrap_interval_past_the_baseline(tmp_path):
+    base, small = loan_rows(400, 11, favour_men=0.3), loan_rows(40, 17, favour_men=0.3)  # one population
+    capture = tmp_path / "capture"
+    ids = capture_rows(capture, base, start=hour(0), spacing_s=9) + capture_rows(capture, small, start=hour(1),
+                                                                                 spacing_s=60)
+    rows = base + small
+    (tmp_path / "labels.csv").write_text("eventId,label\n" + "".join(f"{e},{r['label']}\n" for e, r in zip(ids, rows)))
+    main(["monitor", "ground-truth", "add", str(tmp_path / "labels.csv"), "--ground-truth", str(tmp_path / "gt")])
+    config = {**BIAS_CONFIG, "label_type": "categorical", "methods": {"post_training_bias": {"methods": ["DPPL"]}},
+              "thresholds": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    baseline = ["monitor", "bias-drift", "baseline", "--data", str(capture / "model"), "--ground-truth",
+                str(tmp_path / "gt"), "--window", "2026-03-01T00:00Z/2026-03-01T01:00Z", "--config",
+                str(tmp_path / "config.json")]
+    assert main([*baseline, "-o", str(tmp_path / "base")]) == 0
+    assert main([*baseline, "--n-bootstrap", "0", "-o", str(tmp_path / "points")]) == 0
+
+    def dppl(window):
+        men = [r["prediction"] for r in window if r["gender"] == "m"]
+        women = [r["prediction"] for r in window if r["gender"] == "f"]
+        return np.mean(men) - np.mean(women) if men and women else None
+
+    key = "post/gender=f/DPPL"
+    assert dppl(small) > dppl(base) + 0.1  # the small window's value alone looks worse than the baseline ± 0.1
+    by_points = check_window(tmp_path / "points", capture / "model", Window(hour(1), hour(2)), tmp_path / "p",
+                             ground_truth=tmp_path / "gt")
+    assert [v["metric_name"] for v in by_points["violations"]] == ["DPPL"]  # today's rule: a false alarm
+    checked = check_window(tmp_path / "base", capture / "model", Window(hour(1), hour(2)), tmp_path / "c",
+                           ground_truth=tmp_path / "gt")
+    assert checked["violations"] == [] and checked["metrics"][key] == pytest.approx(dppl(small))
+    # the interval by hand: the same seeded resamples of the window's rows, DPPL computed directly
+    rng = np.random.default_rng(0)
+    resampled = [dppl([small[i] for i in rng.integers(0, len(small), len(small))]) for _ in range(200)]
+    low, high = np.percentile([v for v in resampled if v is not None], [2.5, 97.5])
+    assert checked["confidence_intervals"][key] == pytest.approx([low, high])
+    assert low < dppl(base) < high  # the baseline's value is inside: noise, not drift
+
+
 # -- feature-attribution drift ---------------------------------------------------------------------------------------
 def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     # Model Monitor's example: same order -> 1; the top two swapped -> below 1, by hand:
@@ -272,6 +344,7 @@ def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     drifted = check_window(tmp_path / "base", capture / "model", Window(hour(2), hour(3)), tmp_path / "drifted")
     assert steady["status"] == "Completed" and steady["metrics"]["ndcg"] >= 0.9
     assert drifted["status"] == "CompletedWithViolations" and drifted["metrics"]["ndcg"] < 0.9
+    assert drifted["violations"][0]["constraint_check_type"] == "feature_attribution_drift_check"
     current = next(iter(drifted["attributions"].values()))
     assert sorted(current, key=lambda name: -abs(current[name])) == ["x2", "x1", "x0"]  # the baseline's, reversed
 
@@ -346,7 +419,7 @@ def test_a_schedule_runs_missed_windows_once_across_restarts_and_alarms(tmp_path
     assert main(["monitor", "schedule", "create", "hourly", "--baseline", str(dq_baseline), "--capture",
                  str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(),
                  "--output", str(tmp_path / "executions"), "--alarm", "drifted_columns >= 1", "--webhook", url,
-                 "--store", str(store)]) == 0
+                 "--store", str(store), "--create"]) == 0
     env = {**os.environ, "FMEVAL_STORE": str(store)}
     first = subprocess.run([*FMEVAL, "monitor", "scheduler", "--once"], env=env, capture_output=True, text=True,
                            timeout=120)
@@ -465,6 +538,52 @@ def test_the_report_in_headless_chromium(tmp_path, dq_baseline, browser):
     page.screenshot(path=str(ARTIFACTS / "monitor-report.png"), full_page=True)
 
 
+def test_the_llm_report_draws_baselines_hides_paths_and_has_a_page_per_window(tmp_path, browser):
+    refusals = (0.02, 0.02, 0.1, 0.3)
+    traffic = [llm_traffic(60, k, refusals=rate) for k, rate in enumerate(refusals)]
+    for k, (answers, prompts) in enumerate(traffic):
+        chat_events(tmp_path / "capture", hour(k), answers, prompts)
+    assert main(["monitor", "llm-outputs", "baseline", "--data", str(tmp_path / "capture" / "llm"), "--window",
+                 "2026-03-01T00:00Z/2026-03-01T01:00Z", "-o", str(tmp_path / "base")]) == 0
+    with MonitorStore(tmp_path / "store.sqlite") as store:
+        store.create(Schedule(name="llm", kind="llm-outputs", baseline=str(tmp_path / "base"),
+                              capture=str(tmp_path / "capture" / "llm"), cron="0 * * * *",
+                              output=str(tmp_path / "out"), start=hour(1).isoformat()))
+        run_due(store, now=hour(4))
+    report_file = tmp_path / "reports" / "llm.html"
+    assert main(["monitor", "report", "llm", "--output", str(report_file), "--store", str(tmp_path / "store.sqlite")]) == 0
+
+    def refused(answers):
+        return sum(answer.startswith("I'm sorry") for answer in answers) / len(answers)
+
+    page, requests, dialogs = open_offline(browser, report_file)
+    header = page.inner_text("h1 + p")
+    assert str(tmp_path) not in page.content() and "capture ../capture/llm, baseline ../base" in header  # today: absolute
+    assert page.query_selector_all("script") == [] and dialogs == []
+    chart = page.query_selector('svg[aria-label="refusal"]')
+    baseline_line = chart.query_selector("line.baseline")  # today: none, each chart only its dots
+    assert baseline_line.text_content() == f"baseline {refused(traffic[0][0]):.4g}"
+    dots = [float(dot.text_content().split(": ")[1]) for dot in chart.query_selector_all("circle")]
+    assert dots == pytest.approx([refused(answers) for answers, _ in traffic[1:]], abs=1e-4)
+    # every window has its own page, linked from the executions (today: the latest window's distributions only)
+    links = page.query_selector_all("h2:has-text('Executions') + table a")
+    assert len(links) == 3
+    links[0].click()
+    page.wait_for_load_state("load")
+    assert page.url == (tmp_path / "reports" / "llm-windows" / "2026-03-01T010000Z_2026-03-01T020000Z.html").as_uri()
+    assert "window 2026-03-01T01:00:00Z/2026-03-01T02:00:00Z" in page.inner_text("h1")
+    shares = {bar.text_content() for bar in page.query_selector_all('svg[aria-label="refusal"] rect')}
+    assert f"refused: current {refused(traffic[1][0]):.1%}" in shares
+    assert f"refused: baseline {refused(traffic[0][0]):.1%}" in shares
+    assert page.query_selector_all("script") == [] and all(url.startswith("file://") for url in requests)
+    page.click("text=next window")
+    page.wait_for_load_state("load")
+    assert "window 2026-03-01T02:00:00Z/2026-03-01T03:00:00Z" in page.inner_text("h1")
+    page.click("text=the report")
+    page.wait_for_load_state("load")
+    assert page.url == report_file.as_uri()
+
+
 def test_executions_are_claimed_once_on_sqlite_and_postgresql(store_url, tmp_path, dq_baseline):
     (tmp_path / "capture").mkdir()
     with MonitorStore(store_url) as store:
@@ -510,7 +629,7 @@ def test_two_schedulers_at_once_run_each_window_once(tmp_path, dq_baseline):
 def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_baseline, capsys):
     start = hours_ago(2)
     three_hours(tmp_path / "capture", start - dt.timedelta(hours=1))
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     create = ["monitor", "schedule", "create", "life", "--baseline", str(dq_baseline), "--capture",
               str(tmp_path / "capture" / "model"), "--cron", "0 * * * *", "--start", start.isoformat(), "-o",
               str(tmp_path / "out"), *store]
@@ -540,7 +659,7 @@ def test_schedule_lifecycle_and_a_failed_execution_through_the_cli(tmp_path, dq_
 
 def test_schedules_refuse_bad_names_unknown_metrics_and_windows_not_ended(tmp_path, dq_baseline, capsys):
     (tmp_path / "capture").mkdir()
-    store = ["--store", str(tmp_path / "store.sqlite")]
+    store = ["--store", str(tmp_path / "store.sqlite"), "--create"]
     common = ["--baseline", str(dq_baseline), "--capture", str(tmp_path / "capture"), "--cron", "0 * * * *",
               "-o", str(tmp_path / "out"), *store]
     for name in ("", "a/../b", ".hidden"):
@@ -569,5 +688,6 @@ def test_bad_data_files_are_named_with_their_line_and_exit_2(tmp_path, dq_baseli
     assert main([*check, "--data", str(tmp_path / "reference.csv"), "--window", "2020-01-01T00:00Z/2020-01-01T01:00Z"]) == 2
     assert "--window selects captured events by their time" in capsys.readouterr().err
     (tmp_path / "card.json").write_bytes(b"\xff\xfe\x00bad")
-    assert main(["cards", "import", "--name", "x", str(tmp_path / "card.json"), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert main(["cards", "import", "--name", "x", str(tmp_path / "card.json"), "--store", str(tmp_path / "s.sqlite"),
+                 "--create"]) == 2
     assert "not valid UTF-8" in capsys.readouterr().err

@@ -207,3 +207,32 @@ def test_an_alarm_state_and_its_notification_survive_a_kill_together(tmp_path, r
         assert [d.status for d in deliver_pending(monitors.database)] == ["delivered"]
         assert deliver_pending(monitors.database) == []
     assert [body["NewStateValue"] for _, body in hook.posts] == ["ALARM"]
+
+
+def test_a_webhook_that_never_answers_holds_a_command_only_for_its_delivery_budget(tmp_path, monkeypatch, caplog):
+    """Five events wait for a URL that accepts connections and never answers: the next command
+    tries within its budget, one event at a time, and leaves the rest pending, saying so."""
+    import socket
+
+    from fmeval.cli import cards as cards_command
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # connections complete in the kernel; nothing ever reads them
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    store = str(tmp_path / "store.sqlite")
+    try:
+        with CardStore(store) as cards:
+            cards.add_webhook(url, actor="admin")
+            for i in range(4):
+                cards.create(f"c{i}", ModelCard(), author="ed")
+        monkeypatch.setattr(cards_command, "DELIVERY_WITHIN_S", 1.0)
+        monkeypatch.setattr(cards_command, "DELIVERY_TIMEOUT_S", 0.4)
+        assert main(["cards", "create", "c4", "--as", "ed", "--store", store]) == 0
+    finally:
+        listener.close()
+    rows = deliveries(Database(store))
+    assert len(rows) == 5 and all(row["status"] == "pending" for row in rows)
+    assert 1 <= sum(row["attempts"] for row in rows) <= 3  # within the budget, not one timeout per event
+    assert all("ReadTimeout" in row["last_error"] for row in rows if row["attempts"])
+    assert "webhook event(s) not delivered yet stay in the store's outbox" in caplog.text

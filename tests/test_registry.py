@@ -1,4 +1,5 @@
 """The model registry: runs, cards and monitors of each model, and its lineage."""
+import datetime as dt
 import json
 
 from fmeval.cli import main
@@ -14,6 +15,9 @@ def test_models_gather_their_runs_cards_and_monitors(tmp_path, capsys, monkeypat
     second = make_run(tmp_path, "second", [1, 1, 1, 1])
     with RunStore(store) as runs:
         key = runs.get(second.run_id).model
+        # run times have second precision: the first run an hour earlier, so that "newest" is one of them
+        first.created_at = (dt.datetime.fromisoformat(second.created_at) - dt.timedelta(hours=1)).isoformat()
+        runs.index(first, run_id=first.run_id)
     assert main(["cards", "create", "card-a", "--from-run", second.output_path, "--set",
                  "intended_uses.risk_rating=High"]) == 0
     assert main(["cards", "create", "by-hand", "--set", "model_overview.model_name=vendor-model"]) == 0
@@ -128,3 +132,19 @@ def test_the_registry_reads_no_card_content(tmp_path, monkeypatch):
         connection.execute(update(versions_table).values(content="not json"))
     entry = load_registry(database)["m"]
     assert (entry.risk_rating, entry.card.name, entry.card.approved_version) == ("High", "c", 1)
+
+
+def test_the_governing_cards_tie_break_and_what_never_governs():
+    from fmeval.governance.registry import CardEntry, ModelEntry
+
+    def card(name, status, approved_at, risk="Low"):
+        return CardEntry(name, status, 3, "High", "rev", "2026-01-01", [], approved_version=2 if approved_at else None,
+                         approved_risk_rating=risk, approved_at=approved_at)
+
+    same = "2026-02-01T00:00:00.000001+00:00"
+    entry = ModelEntry("m", cards=[card("b", "Approved", same, "Medium"), card("a", "Draft", same, "Low"),
+                                   card("z", "Archived", "2026-03-01T00:00:00+00:00", "High"),
+                                   card("new", "PendingReview", None)])
+    assert entry.card.name == "a" and entry.risk_rating == "Low"  # equal times: the name that sorts first
+    assert [c.name for c in entry.pending] == ["a", "new"]  # a's newer draft is pending beside its approval
+    assert ModelEntry("m", cards=[card("new", "Draft", None)]).risk_rating == "Unknown"

@@ -227,3 +227,57 @@ def test_report_command_formats(tmp_path, capsys):
     report = json.loads((tmp_path / "by-id.out").read_text())
     assert report["runs"][0]["run_id"] == run_id and report["groups"][0]["metrics"][0]["direction"] == "higher"
     assert main(["report", str(tmp_path / "one"), "-o", str(tmp_path / "x.html"), "--labels", "a,b"]) == 2
+
+
+# -- runs graded by judges ---------------------------------------------------------------------------
+def strict_judge(prompt):
+    return "[[5]]" if "Response: target" in prompt else "[[1]]"
+
+
+def lenient_judge(prompt):
+    return "[[5]]" if "Response: target" in prompt else "[[4]]"
+
+
+def test_compare_refuses_runs_graded_by_different_judges(tmp_path, capsys):
+    """One model's outputs graded by two judges: the change of judge must not read as a regression."""
+    path = tmp_path / "outputs.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "q": f"question {i}", "a": "target",
+                                        "out": "target" if i % 2 else "miss"}) + "\n" for i in range(40)))
+    fields = ["--model-input", "q", "--target-output", "a", "--model-output", "out", "--record-id", "id"]
+
+    def graded(name, judge, *extra):
+        assert main(["run", "-e", "model_graded", "-d", str(path), *fields, "--judge-model",
+                     f"function:{__name__}:{judge}", *extra, "-o", str(tmp_path / name), "--n-bootstrap", "50",
+                     "--no-progress"]) == 0
+        return str(tmp_path / name)
+
+    lenient, strict = graded("judged-fn", "lenient_judge"), graded("judged", "strict_judge")
+    identity = json.loads((tmp_path / "judged" / "run.json").read_text())["identity"]["evaluation_config"]
+    assert identity["judges"][0]["model"] == f"function:{__name__}:strict_judge" and identity["scale"] == 5
+    # the judge is part of the run's identity: resuming the run with another judge is refused
+    assert main(["run", "-e", "model_graded", "-d", str(path), *fields, "--judge-model",
+                 f"function:{__name__}:lenient_judge", "-o", strict, "--no-progress"]) == 2
+    again = graded("judged-again", "lenient_judge")
+    capsys.readouterr()
+    assert main(["compare", lenient, strict, "--max-drop", "correctness=0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "graded differently" in err and "--allow-different-judges" in err
+    assert f"judges.0.model: 'function:{__name__}:lenient_judge' vs 'function:{__name__}:strict_judge'" in err
+    assert "worse" not in err
+
+    markdown = tmp_path / "pr.md"
+    assert main(["compare", lenient, strict, "--max-drop", "correctness=0.05", "--allow-different-judges",
+                 "--markdown", str(markdown)]) == 1  # compared anyway: the gate is the user's call
+    captured = capsys.readouterr()
+    assert "the runs were graded by different judges: judges.0.model" in captured.err
+    text = markdown.read_text()
+    assert "**Graded by different judges** (compared with --allow-different-judges)" in text
+    assert f"- judges.0.model: 'function:{__name__}:lenient_judge'" in text
+    comparison = compare_runs(load_run(lenient), load_run(strict), allow_different_judges=True)
+    assert comparison.to_dict()["judges_differ"] == comparison.judges_differ and len(comparison.judges_differ) == 1
+
+    assert main(["compare", lenient, again, "--max-drop", "correctness=0.05"]) == 0  # same judge: comparable
+    assert "different judges" not in capsys.readouterr().out
+    rubric = graded("judged-rubric", "lenient_judge", "--judge-rubric", "5: says target")
+    with pytest.raises(IncomparableRuns, match=r"rubric: '1: wrong .*\.\.\. vs '5: says target'"):
+        compare_runs(load_run(lenient), load_run(rubric))

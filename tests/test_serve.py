@@ -55,3 +55,26 @@ def test_streaming_bad_requests_and_model_errors(served):
     models = httpx.get(f"{served}/models").json()
     assert [m["id"] for m in models["data"]] == ["shout"]
     assert json.loads(httpx.post(f"{served}/chat/completions", json=chat).text)["choices"][0]["message"]["content"] == "HI!"
+
+
+def test_an_answer_cut_at_max_new_tokens_finishes_with_length(tiny_llama_dir):
+    """A real forward pass of a tiny Llama: with 3 new tokens its answer is cut (it goes on with
+    more room), and the API says "length", as OpenAI's does; a function's answer ends with "stop"."""
+    from fmeval.model_runners import load_runner
+
+    prompt = {"model": "tiny", "prompt": "the cat sat on"}
+    longer = load_runner(str(tiny_llama_dir), max_new_tokens=12).predict([prompt["prompt"]])[0]
+    url, stop = serve_in_thread(build_app(load_runner(str(tiny_llama_dir), max_new_tokens=3), model_name="tiny"))
+    try:
+        (choice,) = httpx.post(f"{url}/v1/completions", json=prompt).json()["choices"]
+        assert choice["finish_reason"] == "length" and longer.finish_reason == "length"
+        assert len(longer.output) > len(choice["text"]) and longer.output.startswith(choice["text"])
+        streamed = httpx.post(f"{url}/v1/completions", json={**prompt, "stream": True}).text
+        assert json.loads(streamed.split("data: ")[1])["choices"][0]["finish_reason"] == "length"
+    finally:
+        stop()
+    url, stop = serve_in_thread(build_app(FunctionRunner(lambda p: "done"), model_name="fn"))
+    try:
+        assert httpx.post(f"{url}/v1/completions", json=prompt).json()["choices"][0]["finish_reason"] == "stop"
+    finally:
+        stop()

@@ -129,7 +129,7 @@ def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path, capsys):
     assert "cannot open the store postgresql+psycopg://fmeval:***@127.0.0.1:1/nowhere" in err and "s3cret" not in err
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert main(["runs", "--store-url", str(blocker / "store.sqlite"), "list"]) == 2
+    assert main(["runs", "--store-url", str(blocker / "store.sqlite"), "--create", "list"]) == 2
     assert "cannot open the store" in capsys.readouterr().err
 
 
@@ -155,3 +155,53 @@ def test_a_store_made_before_a_migration_is_upgraded_with_its_rows(store_url):
         rows = list(connection.execute(text("SELECT name, model FROM monitoring_schedules")))
         applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
     assert rows == [("old", None)] and "monitoring_0002" in applied
+
+
+def test_cards_and_audit_rows_made_before_the_outbox_and_reviews_are_upgraded(store_url):
+    """governance_0002 reads each version's summary (risk, model, runs) from its content, and
+    outbox_0001 keeps the dashboard's audit rows: a store at governance_0001 and dashboard_0001
+    keeps its approved card as its model's governing card."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from fmeval.governance.registry import load_registry
+    from fmeval.store.audit import query_audit
+    from fmeval.store.database import MIGRATIONS, database_url
+
+    engine = create_engine(database_url(store_url))
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"], config.attributes["version_table"] = connection, VERSION_TABLE
+        command.upgrade(config, "governance_0001")
+        command.upgrade(config, "dashboard_0001")
+        content = json.dumps({"model_overview": {"model_name": "old-model"}, "intended_uses": {"risk_rating": "High"}})
+        connection.execute(text("INSERT INTO governance_cards (name, status, version, created_at, updated_at, "
+                                "approved_version, approved_by) VALUES ('old', 'Approved', 1, '2026-01-01T00:00:00+00:00', "
+                                "'2026-01-02T00:00:00+00:00', 1, 'rev')"))
+        connection.execute(text("INSERT INTO governance_card_versions (name, version, status, content, author, created_at, "
+                                "diff) VALUES ('old', 1, 'Draft', :content, 'ed', '2026-01-01T00:00:00+00:00', '')"),
+                           {"content": content})
+        connection.execute(text("INSERT INTO dashboard_audit (time, username, action, target, detail) VALUES "
+                                "('2026-01-02T00:00:00+00:00', 'rev', 'card.approve', 'old', '{}')"))
+    engine.dispose()
+    with Database(store_url) as db:
+        entry = load_registry(db)["old-model"]
+        assert (entry.risk_rating, entry.card.name, entry.card.approved_at) == ("High", "old", "2026-01-02T00:00:00+00:00")
+        assert [(r["username"], r["action"], r["model"]) for r in query_audit(db, card="old")] == [
+            ("rev", "card.approve", None)]
+
+
+def test_a_mistyped_store_path_is_an_error_not_a_new_empty_store(tmp_path, capsys, monkeypatch):
+    real = tmp_path / "store.sqlite"
+    typo = tmp_path / "stroe.sqlite"
+    assert main(["cards", "create", "c", "--as", "ed", "--store", str(real), "--create"]) == 0
+    for words in (["cards", "list"], ["models", "list"], ["runs", "list"]):
+        assert main([*words[:1], "--store", str(typo), *words[1:]] if words[0] == "runs"
+                    else [*words, "--store", str(typo)]) == 2
+        assert f"--store {typo}: no such store file" in capsys.readouterr().err
+    assert not typo.exists()
+    assert main(["cards", "list", "--store", str(real)]) == 0 and "c\tDraft" in capsys.readouterr().out
+    monkeypatch.setenv("FMEVAL_STORE", str(tmp_path / "default" / "fmeval.sqlite"))  # the default store: made
+    assert main(["cards", "list"]) == 0 and (tmp_path / "default" / "fmeval.sqlite").exists()

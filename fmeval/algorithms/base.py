@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 from fmeval.datasets.record import Record
 from fmeval.engine import Engine, Request
 from fmeval.errors import UserError
-from fmeval.model_runners.base import ModelOutput, RequestKind
+from fmeval.model_runners.base import ModelOutput, ModelRunner, RequestKind
 from fmeval.prompt import PromptTemplate
 from fmeval.scores import EvalScore, MetricSpec
 
@@ -61,6 +61,8 @@ class Algorithm(ABC):
     """What this evaluation asks the model for: the run's model identity is the one for this kind."""
     needs_model_with_outputs: ClassVar[bool] = False
     """Whether a model is needed even when the dataset carries model outputs (e.g. for perturbed prompts)."""
+    judges: Sequence[ModelRunner] = ()
+    """Models that grade outputs, beyond the model under evaluation; the caller gives each an engine (`open`)."""
 
     def __init__(self, *, metrics: Sequence[str] | None = None):
         available = self.available_metrics
@@ -106,13 +108,10 @@ class Algorithm(ABC):
     def prepare(self, records: Iterable[Record]) -> None:
         """Look at the records before scoring (e.g. to learn the label set); default: nothing."""
 
-    def open(self, store: Any) -> None:
-        """Start what scoring needs beyond the model under evaluation (a judge model's engine),
-        given the run's response store, so that its answers are cached and a resumed run pays
-        nothing twice. Default: nothing."""
-
-    def close(self) -> None:
-        """Release what `open` started."""
+    def open(self, engines: Sequence[Engine]) -> None:
+        """Take one engine per judge (`judges`), which the caller built (a run: with the judges'
+        engine options and its response store, so that a resumed run pays nothing twice) and
+        closes. Default: nothing."""
 
     def calibrate(self, records: Sequence[Record], engine: Engine, template: PromptTemplate | None) -> None:
         """Learn what requests will be needed from the first records (e.g. whether the model is
@@ -190,11 +189,14 @@ class GenerationAlgorithm(Algorithm):
             model_output=model_output, context=context,
         )
         self.prepare([record])
+        judge_engines = [Engine(judge) for judge in self.judges]
         try:
+            self.open(judge_engines)
             with Engine(None) as engine:
                 (result,) = [result for batch in self.evaluate([record], engine) for result in batch]
         finally:
-            self.close()
+            for judge_engine in judge_engines:
+                judge_engine.close()
         if result.error is not None:
             raise UserError(f"{self.name}: {result.error}")
         return [EvalScore(name=name, value=value) for name, value in result.scores.items()]

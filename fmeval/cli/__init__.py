@@ -32,7 +32,33 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Name
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
     for module in COMMANDS:
         handlers.update(module.add_parsers(commands))
+    _add_create_flags(top)
     return top, handlers
+
+
+def _add_create_flags(parser: argparse.ArgumentParser) -> None:
+    """`--create` beside every `--store`: a store file that does not exist is made only when asked
+    for (a mistyped path is an error, not a new empty store)."""
+    if any(action.dest == "store_url" for action in parser._actions):
+        parser.add_argument("--create", dest="create_store", action="store_true",
+                            help="make the --store file if it does not exist (without it, a missing file is an error)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_create_flags(child)
+
+
+def _check_store(args: argparse.Namespace) -> None:
+    """A --store path must exist unless --create is given (the default store is made when needed)."""
+    from pathlib import Path
+
+    from fmeval.errors import UserError
+
+    location = getattr(args, "store_url", None)
+    if location and "://" not in location and not getattr(args, "create_store", False) \
+            and not Path(location).expanduser().exists():
+        raise UserError(f"--store {location}: no such store file; check the path, or add --create to make a new store "
+                        "there")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _show_warnings()
     try:
+        _check_store(args)
         code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return code

@@ -28,6 +28,7 @@ ACTIONS = {
 
 REVIEWS = ("submit", "approve", "reject", "archive")
 DELIVERY_WITHIN_S = 10.0  # how long a command waits for its events' webhooks before leaving them to the outbox
+DELIVERY_TIMEOUT_S = 5.0  # one POST's timeout
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -171,7 +172,7 @@ def _deliver(database: Any) -> None:
 
     from fmeval.store.outbox import PENDING, outbox_table, settle
 
-    settle(database, within_s=DELIVERY_WITHIN_S, timeout_s=5.0)
+    settle(database, within_s=DELIVERY_WITHIN_S, timeout_s=DELIVERY_TIMEOUT_S)
     with database.reading() as connection:
         left = connection.execute(select(func.count()).where(outbox_table.c.status == PENDING)).scalar_one()
     if left:

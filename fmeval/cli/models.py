@@ -28,7 +28,7 @@ def run_models(args: argparse.Namespace) -> int:
     from fmeval.store import Database
 
     with Database(args.store_url) as database:
-        registry = load_registry(database)
+        registry = load_registry(database, model=None if args.models_command == "list" else args.key)
     if args.models_command == "list":
         if not registry:
             print("no models: run an evaluation, or make a card or a monitor")
@@ -42,7 +42,8 @@ def run_models(args: argparse.Namespace) -> int:
     if entry is None:
         raise UserError(f"no model {args.key!r} in the registry; see `fmeval models list`")
     if args.json:
-        print(json.dumps({**dataclasses.asdict(entry), "latest_scores": entry.latest_scores(),
+        print(json.dumps({**dataclasses.asdict(entry), "runs": [run.as_dict() for run in entry.runs],
+                          "latest_scores": entry.latest_scores(),
                           "monitor_health": entry.monitor_health(), "risk_rating": entry.risk_rating,
                           "governing_card": dataclasses.asdict(entry.card) if entry.card else None,
                           "pending": [card.name for card in entry.pending]}, indent=2))

@@ -4,15 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS
+from fmeval.cli.common import EXIT_FAILURE, EXIT_OK, STORE_FLAGS, STORE_OPTIONS, csv_list
 from fmeval.monitoring import MONITOR_KINDS
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be within (0, 1], got {text}")
-    return value
+from fmeval.monitoring.options import LABEL, OPTIONS
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -35,6 +29,9 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     serve.add_argument("--redact-header", action="append", default=[], help="a header never written; repeatable")
     serve.add_argument("--attribute-header", action="append", default=[],
                        help="a request header recorded as a custom attribute; repeatable")
+    serve.add_argument("--upstream-timeout", type=float, metavar="SECONDS",
+                       help="answer 504 'upstream timed out' when the upstream takes longer than this to its last "
+                            "byte (default: no limit of the proxy's own; the client's timeout applies)")
 
     monitor = commands.add_parser("monitor", help="monitoring of captured traffic: baselines, checks, schedules, alarms")
     monitor_actions = monitor.add_subparsers(dest="monitor_command", metavar="ACTION", required=True)
@@ -70,40 +67,45 @@ def _add_kind(actions: Any, name: str, help_text: str) -> None:
     check.add_argument("--baseline", required=True, help="the baseline's directory")
     check.add_argument("--fail-on-violations", action="store_true", help="exit 1 when there are violations")
     if name == "data-quality":
-        for command in (baseline, check):
-            command.add_argument("--backend", choices=("local", "ray"),
-                                 help="ray: one Ray Data job over the files (default: local, or the baseline's)")
-        baseline.add_argument("--part", choices=("input", "output"), default="input",
-                              help="for a capture: the requests (input, default) or the responses (output)")
-        baseline.add_argument("--comparison-threshold", type=_share, default=0.1,
-                              help="the L-infinity distance (0 to 1) that counts as baseline drift (default 0.1)")
-    elif name == "model-quality":
-        baseline.add_argument("--problem-type", required=True, choices=("binary", "multiclass", "regression"),
-                              help="binary: accuracy, precision, recall, F1, AUC; multiclass: accuracy, weighted "
-                                   "F1; regression: MAE, MSE, RMSE, R2")
-        baseline.add_argument("--label", default="label", help="the ground-truth column (default: label)")
-        baseline.add_argument("--prediction", default="prediction", help="the predicted column (default: prediction)")
-        baseline.add_argument("--probability", help="binary: the positive class's score column (for AUC)")
-        baseline.add_argument("--positive-label", help="binary: the positive label (default: the larger value)")
-        baseline.add_argument("--tolerance", type=float, default=0.05,
-                              help="how far a metric may fall below its baseline value before it is a violation "
-                                   "(default 0.05; for MAE, MSE and RMSE a share of the baseline's value)")
-    elif name in ("bias-drift", "attribution-drift"):
+        check.add_argument("--backend", choices=("local", "ray"), help="ray: one Ray Data job over the files "
+                                                                       "(default: the baseline's)")
+    if name in ("bias-drift", "attribution-drift"):
         baseline.add_argument("--config", required=True, help=(
             "a Clarify analysis config (YAML or JSON) as for `fmeval analyze`, with its bias methods and the ranges "
             "of its `thresholds` (e.g. DPPL: [-0.1, 0.1])" if name == "bias-drift" else
             "a Clarify analysis config (YAML or JSON) as for `fmeval analyze`, with methods.shap and a predictor"))
-        baseline.add_argument("--trust-model", action="store_true", help="allow loading a pickled/joblib predictor")
-        if name == "attribution-drift":
-            baseline.add_argument("--ndcg-threshold", type=float, default=0.9, help="drift below this NDCG (default 0.9)")
-    else:
-        baseline.add_argument("--detector", choices=("detoxify", "toxigen"), help="score toxicity with this detector")
-        baseline.add_argument("--detector-model", help="the detector's model (name or local path)")
-        baseline.add_argument("--detector-checkpoint", help="a local Detoxify checkpoint")
-        baseline.add_argument("--max-change", action="append", default=[], metavar="METRIC=VALUE",
-                              help="the largest significant change of a metric that is not a violation; repeatable "
-                                   "(defaults: refusal=0.05, toxicity=0.05, f1=0.05, exact_match=0.05, and 0.25 of "
-                                   "the baseline for response_words, response_chars and prompt_words)")
+    baseline.add_argument("--options", metavar="FILE", help=f"a YAML or JSON file of {name} options, keyed as the "
+                          "flags below (e.g. comparison_threshold); flags win; the baseline keeps them in monitor.json")
+    _add_option_flags(baseline.add_argument_group(f"{name} options (kept in monitor.json)"), OPTIONS[name])
+
+
+def _add_option_flags(group: Any, model: Any) -> None:
+    """One flag per field of the kind's options model (the model's docstrings are the help)."""
+    from fmeval.cli.run import _kind
+
+    for field_name, info in model.model_fields.items():
+        extra = info.json_schema_extra or {}
+        if extra.get("cli") is False:
+            continue
+        flag = extra.get("flag") or "--" + field_name.replace("_", "-")
+        default = info.get_default(call_default_factory=True)
+        shown = f" (default: {default})" if default not in (None, {}, []) and not extra.get("required") else ""
+        options: dict[str, Any] = {"dest": field_name, "default": argparse.SUPPRESS,
+                                   "help": ((info.description or "") + shown).replace("%", "%%")}
+        if extra.get("required"):
+            options["required"] = True
+        if "pairs" in extra:
+            options.update(action="append", metavar=extra["metavar"])
+        else:
+            kind, choices = _kind(info.annotation) if info.annotation != LABEL else (str, None)
+            if kind is bool:
+                options["action"] = argparse.BooleanOptionalAction if default else "store_true"
+            else:
+                options["type"] = csv_list if kind is list else kind
+                options["metavar"] = "A,B" if kind is list else field_name.split("_")[-1].upper()
+                if choices:
+                    options["choices"], options["metavar"] = choices, None
+        group.add_argument(flag, **options)
 
 
 def _add_schedules(actions: Any) -> None:
@@ -159,13 +161,18 @@ def _add_schedules(actions: Any) -> None:
 
 
 def run_capture(args: argparse.Namespace) -> int:
+    from fmeval.errors import UserError
     from fmeval.monitoring.data_capture import CaptureWriter
-    from fmeval.monitoring.proxy import serve
+    from fmeval.monitoring.proxy import check_upstream, serve
 
+    check_upstream(args.upstream)
+    if not args.max_file_mb > 0 or not args.rotate_seconds > 0:
+        raise UserError(f"--max-file-mb and --rotate-seconds must be positive, got {args.max_file_mb:g} and "
+                        f"{args.rotate_seconds:g}")
     writer = CaptureWriter(args.output, name=args.name, sampling_percentage=args.sampling_percentage, seed=args.seed,
                            max_file_bytes=int(args.max_file_mb * (1 << 20)), max_file_seconds=args.rotate_seconds)
     serve(args.upstream, writer, host=args.host, port=args.port, redact_headers=args.redact_header,
-          attribute_headers=args.attribute_header)
+          attribute_headers=args.attribute_header, timeout_s=args.upstream_timeout)
     return EXIT_OK
 
 
@@ -178,32 +185,36 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def _kind_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The baseline's options from its flags (they are kept in monitor.json for every later check)."""
-    from fmeval.errors import UserError
+    """The baseline's options: the --options file, then the flags (they are kept in monitor.json for every
+    later check, and checked against the kind's model there)."""
+    from fmeval.monitoring.options import PAIRS
 
-    if args.monitor_command == "data-quality":
-        return {"part": args.part, "comparison_threshold": args.comparison_threshold, "backend": args.backend or "local"}
-    if args.monitor_command == "model-quality":
-        return {"problem_type": args.problem_type, "label": args.label, "prediction": args.prediction,
-                "probability": args.probability, "positive_label": args.positive_label, "tolerance": args.tolerance}
-    if args.monitor_command in ("bias-drift", "attribution-drift"):
+    kind = args.monitor_command
+    options = _options_file(args.options) if args.options else {}
+    for name, info in OPTIONS[kind].model_fields.items():
+        if name not in vars(args):
+            continue
+        value = getattr(args, name)
+        pairs = (info.json_schema_extra or {}).get("pairs")
+        if pairs == "column":
+            columns = {column: dict(entry) for column, entry in (options.get(name) or {}).items()}
+            for column, entry in PAIRS[pairs](value).items():
+                columns[column] = {**columns.get(column, {}), **entry}
+            value = columns
+        elif pairs:
+            value = {**(options.get(name) or {}), **PAIRS[pairs](value)}
+        options[name] = value
+    if kind in ("bias-drift", "attribution-drift"):
         from fmeval.bias.analyze import load_config
 
-        options: dict[str, Any] = {"analysis_config": load_config(args.config), "trust_model": args.trust_model}
-        if args.monitor_command == "attribution-drift":
-            options["ndcg_threshold"] = args.ndcg_threshold
-        return options
-    max_change = {}
-    for item in args.max_change:
-        metric, separator, value = item.partition("=")
-        try:
-            max_change[metric.strip()] = float(value)
-        except ValueError:
-            separator = ""
-        if not separator:
-            raise UserError(f"--max-change {item!r}: expected METRIC=NUMBER, e.g. refusal=0.05")
-    return {"detector": args.detector, "detector_model": args.detector_model,
-            "detector_checkpoint": args.detector_checkpoint, "max_change": max_change or None}
+        options["analysis_config"] = load_config(args.config)
+    return options
+
+
+def _options_file(path: str) -> dict[str, Any]:
+    from fmeval.cli.run import _load_yaml  # YAML reads JSON too
+
+    return _load_yaml(path)
 
 
 def _window(text: str | None) -> Any:
@@ -248,10 +259,15 @@ def _print_result(result: dict[str, Any], where: Any) -> None:
     if result["status"] == "NoData":
         print(f"NoData: {result.get('reason', 'no data')}")
         return
-    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(result["metrics"].items())[:6])
+    from fmeval.monitoring.monitors import violation_subject
+
+    metrics = result["metrics"]
+    moved = sorted((name for name in metrics if name.startswith("feature_baseline_drift_")), key=lambda name: -metrics[name])
+    picked = [name for name in metrics if not name.startswith("feature_baseline_drift_")][:4] + moved[:2]
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}" for k in picked)
     print(f"{result['status']}: {len(result['violations'])} violation(s); {shown}; {where}")
     for violation in result["violations"][:20]:
-        subject = violation.get("feature_name") or violation.get("metric_name")
+        subject = violation_subject(violation)
         print(f"  {subject}: {violation['constraint_check_type']}: {violation['description']}")
 
 
@@ -365,13 +381,18 @@ def _report(store: Any, args: argparse.Namespace) -> int:
 
     from fmeval.cli.common import write_output
     from fmeval.monitoring.data_quality import dumps
-    from fmeval.monitoring.report import build_report, render_report
+    from fmeval.monitoring.report import build_report, render_report, render_window_pages
 
-    report = build_report(store, args.name)
-    write_output(args.output, render_report(report), "report")
-    json_path = Path(args.output).with_suffix(".json")
+    target = Path(args.output)
+    report = build_report(store, args.name, relative_to=target.parent)
+    pages = f"{target.stem}-windows"  # each window's own page, beside the report
+    write_output(args.output, render_report(report, pages=pages), "report")
+    for name, page in render_window_pages(report, report_file=target.name).items():
+        write_output(str(target.parent / pages / name), page, "report")
+    json_path = target.with_suffix(".json")
     write_output(str(json_path), dumps(report), "report")
-    print(f"report of {args.name}: {args.output} and {json_path}")
+    print(f"report of {args.name}: {args.output} ({len(report['windows'])} window page(s) in "
+          f"{target.parent / pages}) and {json_path}")
     return EXIT_OK
 
 

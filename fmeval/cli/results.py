@@ -48,6 +48,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
                          help="fail when the metric is worse than the baseline's by more than AMOUNT; repeatable")
     compare.add_argument("--require-significant", action="store_true",
                          help="count a drop only when its 95%% CI excludes 0")
+    compare.add_argument("--allow-different-judges", action="store_true",
+                         help="compare runs graded by different judges (refused by default: exit 2); the output says so")
     compare.add_argument("--markdown", help="also write the summary as Markdown to this file (for a PR comment)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--n-bootstrap", type=int, default=2000)
@@ -102,7 +104,11 @@ def run_compare(args: argparse.Namespace) -> int:
 
     gates = parse_gates(args.fail_if, args.max_drop)
     baseline, candidate = load_runs([args.baseline, args.candidate], store=args.store_url)
-    comparison = compare_runs(baseline, candidate, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    comparison = compare_runs(baseline, candidate, n_bootstrap=args.n_bootstrap, seed=args.seed,
+                              allow_different_judges=args.allow_different_judges)
+    if comparison.judges_differ:
+        print(f"fmeval: the runs were graded by different judges: {'; '.join(comparison.judges_differ)}",
+              file=sys.stderr)
     apply_gates(comparison, gates, require_significant=args.require_significant)
     markdown = to_markdown(comparison)
     if args.markdown:

@@ -50,7 +50,7 @@ def _add_fields(parser: Any, model: Any, prefix: str) -> None:
         extra = info.json_schema_extra or {}
         if name in GROUPS or extra.get("cli") is False:
             continue
-        flags = [extra.get("flag") or "--" + name.replace("_", "-")]
+        flags = [extra.get("flag") or "--" + name.replace("_", "-"), *([extra["alias"]] if "alias" in extra else [])]
         if "short" in extra:
             flags.insert(0, extra["short"])
         options: dict[str, Any] = {"dest": prefix + name, "default": argparse.SUPPRESS,
@@ -58,6 +58,8 @@ def _add_fields(parser: Any, model: Any, prefix: str) -> None:
         kind, choices = _kind(info.annotation)
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
+        elif extra.get("action") == "append":  # a flag given once per value (e.g. one judge each)
+            options.update(action="append", metavar=extra.get("metavar") or name.split("_")[-1].upper())
         else:
             options["type"] = csv_list if kind is list else kind
             options["metavar"] = extra.get("metavar") or ("A,B" if kind is list else name.split("_")[-1].upper())

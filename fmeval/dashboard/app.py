@@ -237,12 +237,12 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
         from fmeval.monitoring.report import build_report, line_chart
 
         key = request.path_params["key"]
-        entry = load_registry(database).get(key)
+        entry = load_registry(database, model=key).get(key)
         if entry is None:
             raise NotFound(f"no model {key!r}")
         shown = []
         for monitor in entry.monitors:
-            report = build_report(monitors, monitor.name)
+            report = build_report(monitors, monitor.name, distributions=False)  # the charts only: no run is read
             charts = "".join(line_chart(metric, [(p["window_end"], p["value"]) for p in points], [])
                              for metric, points in list(report["series"].items())[:4])
             shown.append({"name": monitor.name, "kind": monitor.kind, "health": monitor.health,

@@ -16,6 +16,8 @@ model without an approved card has no governing card, and its risk rating is Unk
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +37,17 @@ class RunEntry:
     evaluation: str
     dataset: str
     dataset_sha256: str | None
-    scores: list[dict[str, Any]]
-    num_records: int
-    output_dir: str
+    scores_json: str = field(repr=False)  # parsed when asked for: a models page shows a few runs of each model
+    num_records: int = 0
+    output_dir: str = ""
+
+    @functools.cached_property
+    def scores(self) -> list[dict[str, Any]]:
+        return json.loads(self.scores_json)
+
+    def as_dict(self) -> dict[str, Any]:
+        values = {key: value for key, value in dataclasses.asdict(self).items() if key != "scores_json"}
+        return {**values, "scores": self.scores}
 
 
 @dataclass
@@ -186,21 +196,28 @@ def _monitor_rows(connection: Any) -> list[MonitorEntry | Any]:
     return entries
 
 
-def load_registry(database: Database) -> dict[str, ModelEntry]:
-    """Every model, keyed by its label, with its runs (newest first), cards and monitors."""
+def load_registry(database: Database, *, model: str | None = None) -> dict[str, ModelEntry]:
+    """Every model, keyed by its label, with its runs (newest first), cards and monitors; only
+    `model`'s entry when given (the runs of other models are then read but not kept: the one
+    order of runs, ties included, is the same on every page)."""
     from fmeval.runs.store import runs_table
 
     models: dict[str, ModelEntry] = {}
     run_model: dict[str, str] = {}
+    query = select(runs_table.c.run_id, runs_table.c.created_at, runs_table.c.evaluation, runs_table.c.dataset,
+                   runs_table.c.dataset_sha256, runs_table.c.model, runs_table.c.runner_identity, runs_table.c.scores,
+                   runs_table.c.num_records, runs_table.c.output_dir).order_by(runs_table.c.created_at.desc())
     with database.reading() as connection:
-        for row in connection.execute(select(
-                runs_table.c.run_id, runs_table.c.created_at, runs_table.c.evaluation, runs_table.c.dataset,
-                runs_table.c.dataset_sha256, runs_table.c.model, runs_table.c.runner_identity, runs_table.c.scores,
-                runs_table.c.num_records, runs_table.c.output_dir).order_by(runs_table.c.created_at.desc())):
-            entry = models.setdefault(row.model, ModelEntry(row.model, json.loads(row.runner_identity)))
-            entry.runs.append(RunEntry(row.run_id, row.created_at, row.evaluation, row.dataset, row.dataset_sha256,
-                                       json.loads(row.scores), row.num_records, row.output_dir))
-            run_model[row.run_id] = row.model
+        # unpacked rows: at 10,000 runs, named access to each column costs more than the query
+        for run_id, created, evaluation, dataset, sha256, label, identity, scores, records, output in \
+                connection.execute(query):
+            run_model[run_id] = label
+            if model is not None and label != model:
+                continue
+            entry = models.get(label)
+            if entry is None:  # the identity is parsed once per model, from its newest run
+                entry = models[label] = ModelEntry(label, json.loads(identity))
+            entry.runs.append(RunEntry(run_id, created, evaluation, dataset, sha256, scores, records, output))
         cards = _card_rows(connection)
         monitors = _monitor_rows(connection)
     from fmeval.governance.store import card_owner
@@ -211,7 +228,7 @@ def load_registry(database: Database) -> dict[str, ModelEntry]:
         models.setdefault(owner, ModelEntry(owner)).cards.append(CardEntry(
             row.name, row.status, row.version, row.risk_rating, row.approved_by, row.updated_at, run_ids,
             row.approved_version, row.approved_risk_rating, row.approved_at))
-    for model, monitor in monitors:
-        key = model or f"monitor:{monitor.name}"
+    for watched, monitor in monitors:
+        key = watched or f"monitor:{monitor.name}"
         models.setdefault(key, ModelEntry(key)).monitors.append(monitor)
-    return models
+    return models if model is None else {model: models[model]} if model in models else {}

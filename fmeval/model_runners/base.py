@@ -21,6 +21,8 @@ class ModelOutput:
     error: str | None = None
     retryable: bool = False
     """The error may go away if the request is sent again later (throttling, 5xx, timeouts, network)."""
+    finish_reason: str | None = None
+    """Why a generation ended, where the runner knows: "stop" (the model ended it) or "length" (cut at max_new_tokens)."""
 
 
 @dataclass(frozen=True)

@@ -234,16 +234,17 @@ class HuggingFaceRunner:
         for positions in length_sorted_batches([token_ids[i] for i in fitting], self.capabilities.batch_size):
             batch = [fitting[p] for p in positions]
             try:
-                texts = self._generate([token_ids[i] for i in batch], torch)
-                for index, text in zip(batch, texts):
-                    outputs[index] = ModelOutput(output=text)
+                answers = self._generate([token_ids[i] for i in batch], torch)
+                for index, (text, finish_reason) in zip(batch, answers):
+                    outputs[index] = ModelOutput(output=text, finish_reason=finish_reason)
             except Exception as exc:  # e.g. out of memory: recorded on these records, the run goes on
                 logger.warning("generation failed for a batch of %d prompts: %s", len(batch), exc)
                 for index in batch:
                     outputs[index] = ModelOutput(output=None, error=f"{type(exc).__name__}: {exc}")
         return outputs  # type: ignore[return-value]
 
-    def _generate(self, batch_ids: list[list[int]], torch: Any) -> list[str]:
+    def _generate(self, batch_ids: list[list[int]], torch: Any) -> list[tuple[str, str]]:
+        """Each prompt's generated text, and whether the model ended it ("stop") or max_new_tokens did ("length")."""
         self._tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
         padded = self._tokenizer.pad({"input_ids": batch_ids}, padding=True, return_tensors="pt").to(self._device)
         sampling = self.temperature > 0
@@ -261,7 +262,10 @@ class HuggingFaceRunner:
                 **options,
             )
         new_tokens = generated[:, padded["input_ids"].shape[1] :]
-        return self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        ends = self._model.generation_config.eos_token_id
+        ends = set(ends if isinstance(ends, list) else [ends if ends is not None else self._tokenizer.eos_token_id])
+        reasons = ["stop" if ends & set(row.tolist()) or len(row) < self.max_new_tokens else "length" for row in new_tokens]
+        return list(zip(self._tokenizer.batch_decode(new_tokens, skip_special_tokens=True), reasons))
 
     # -- scoring -------------------------------------------------------------------------
     def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:

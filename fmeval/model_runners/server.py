@@ -99,7 +99,8 @@ def build_app(runner: Any, *, model_name: str, batch_window_ms: float = 10.0) ->
         if answer.error is not None:
             return web.json_response({"error": {"message": answer.error, "type": "model_error"}}, status=500)
         identity = {"id": f"fmeval-{uuid.uuid4().hex[:12]}", "created": int(time.time()), "model": model_name}
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        # "length" when the answer was cut at the runner's max_new_tokens, as OpenAI's API says
+        choice: dict[str, Any] = {"index": 0, "finish_reason": answer.finish_reason or "stop"}
         if body.get("stream"):
             delta = {"role": "assistant", "content": answer.output} if chat else None
             chunk = {**identity, "object": "chat.completion.chunk" if chat else "text_completion",

@@ -4,8 +4,10 @@ An `Alarm` watches one metric of a monitor's executions (`accuracy`, `drifted_co
 with CloudWatch's semantics: a comparison with a threshold, "M out of N" datapoints, and a
 treatment of missing data. `evaluate_alarm` gives the state CloudWatch would set, `transitions`
 says whether actions fire (on a state change only), `alarm_payload` builds a CloudWatch-SNS-like
-message, `post_webhook` (from `fmeval.webhooks`) delivers it (retried, never raising), and `put_metrics` publishes the
-metrics to CloudWatch so that real CloudWatch alarms can watch them too.
+message, and `put_metrics` publishes the metrics to CloudWatch so that real CloudWatch alarms can
+watch them too. A schedule's alarm notification goes into the store's outbox in the transaction
+that records the alarm's new state (`schedules.MonitorStore.set_alarm_state`), and is delivered
+from there; `post_webhook` (from `fmeval.webhooks`) POSTs one payload with retries, never raising.
 
 Missing data follows "Configuring how CloudWatch alarms treat missing data" in the Amazon
 CloudWatch User Guide (section "How alarm state is evaluated when data is missing"):

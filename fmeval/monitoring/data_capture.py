@@ -64,7 +64,16 @@ class CaptureWriter:
             raise UserError(f"sampling_percentage must be within 0..100, got {sampling_percentage}")
         if not name or "/" in name or name.startswith("."):
             raise UserError(f"a capture name must be a plain folder name, got {name!r}")
+        if max_file_bytes <= 0 or max_file_seconds <= 0:
+            raise UserError(f"a capture file's size and age limits must be positive, got {max_file_bytes} bytes "
+                            f"and {max_file_seconds} s")
         self.root = Path(directory) / name
+        try:  # now, not at the first event: a directory that cannot be made is refused before any traffic
+            self.root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"the capture directory {directory} is a file (or inside one); give a directory") from None
+        except OSError as exc:
+            raise UserError(f"cannot make the capture directory {self.root}: {exc.strerror}") from None
         self.sampling = sampling_percentage / 100.0
         self.max_file_bytes, self.max_file_seconds, self.fsync_every = max_file_bytes, max_file_seconds, fsync_every
         self._rng = random.Random(seed)
@@ -164,8 +173,13 @@ def read_files(paths: Sequence[Path], stats: ReadStats | None = None) -> Iterato
     """The capture events of these files, in order; bad lines are skipped and counted in `stats`."""
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:  # never read with replacement characters: 'caf\ufffd' is no category
+                    stats.skipped.append(f"{path}:{number}: not UTF-8 (byte {raw[exc.start]:#04x} at {exc.start})")
+                    continue
                 if not line.strip():
                     continue
                 try:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fmeval.errors import DataError, UserError
+from fmeval.monitoring.options import DataQualityOptions
 from fmeval.monitoring.windows import is_capture
 
 
@@ -43,6 +44,13 @@ MAX_CATEGORIES = 10_000
 EXACT_LIMIT = 100_000
 SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
 BUCKETS = 10
+KLL_C = 2 / 3  # DataSketches' compactor shrink factor
+KLL_M = 8  # DataSketches' smallest compactor
+KLL_FAMILY = 15  # DataSketches' family id of KLL sketches
+SAGEMAKER_CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
+                    "extra_column_check", "categorical_values_check")
+FEW_VALUES = 20  # Evidently compares numbers by their value counts up to this many distinct values
+INTEGER_CARDINALITY_LIMIT = 10  # Evidently: an integer column with at most this many distinct values is categorical
 OTHER = "__other__"
 
 
@@ -61,9 +69,13 @@ class ColumnProfile:
     sketch: Any = None  # a KLL sketch of the numbers
     counts: dict[str, int] = field(default_factory=dict)  # strings: value -> count (OTHER: the rest)
     exact: np.ndarray | None = None  # numbers: the values themselves, while there are at most EXACT_LIMIT
+    integer_dtype: bool = False  # numbers: every block held integers (not floats): how Evidently types columns
+    fractional: int = 0  # numbers: how many are not whole (an Integral baseline's data type check)
+    values: dict[float, int] | None = None  # numbers: value -> count, while there are at most FEW_VALUES distinct
 
     def __getstate__(self) -> dict[str, Any]:  # pickled (to and from Ray workers) with the sketch as bytes
-        return {**self.__dict__, "sketch": self.sketch.serialize() if self.sketch is not None else None}
+        state = {key: value for key, value in self.__dict__.items() if key != "_sorted_exact"}
+        return {**state, "sketch": self.sketch.serialize() if self.sketch is not None else None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if state["sketch"] is not None:
@@ -78,8 +90,10 @@ class ColumnProfile:
         missing = len(values) - len(present)
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             numbers = present.to_numpy(dtype=float)
-            integral = bool(np.all(numbers == np.round(numbers))) if len(numbers) else True
-            profile = cls("Integral" if integral else "Fractional", len(numbers), missing)
+            fractional = int(np.count_nonzero(numbers != np.round(numbers)))
+            profile = cls("Integral" if fractional == 0 else "Fractional", len(numbers), missing,
+                          integer_dtype=pd.api.types.is_integer_dtype(values), fractional=fractional)
+            profile.values = _few_values(numbers)
             if len(numbers):
                 from datasketches import kll_doubles_sketch
 
@@ -103,7 +117,14 @@ class ColumnProfile:
             kinds.discard(other.kind)
         kind = kinds.pop() if len(kinds) == 1 else ("Fractional" if kinds == {"Integral", "Fractional"} else
                                                     self.kind if not kinds else "String")
-        merged = ColumnProfile(kind, self.present + other.present, self.missing + other.missing)
+        merged = ColumnProfile(kind, self.present + other.present, self.missing + other.missing,
+                               integer_dtype=all(side.integer_dtype for side in (self, other) if side.present),
+                               fractional=self.fractional + other.fractional)
+        if self.values is not None and other.values is not None:
+            few = dict(self.values)
+            for value, count in other.values.items():
+                few[value] = few.get(value, 0) + count
+            merged.values = few if len(few) <= FEW_VALUES else None
         if merged.present:
             delta = other.mean - self.mean
             merged.mean = self.mean + delta * other.present / merged.present
@@ -138,6 +159,14 @@ class ColumnProfile:
     def completeness(self) -> float:
         total = self.present + self.missing
         return self.present / total if total else 0.0
+
+
+def _few_values(numbers: np.ndarray) -> dict[float, int] | None:
+    """Value counts of numbers with at most FEW_VALUES distinct values (flags, small codes), else None."""
+    if len(pd.unique(numbers[:1000])) > FEW_VALUES:  # most columns tell at once
+        return None
+    values, counts = np.unique(numbers, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist())) if len(values) <= FEW_VALUES else None
 
 
 def _capped(counts: dict[str, int]) -> dict[str, int]:
@@ -186,14 +215,17 @@ def merged(profiles: Iterable[Profile]) -> Profile:
 
 
 def profile_source(source: str | Path, *, part: str = "input", window: Any = None, stats: Any = None,
-                   backend: str = "local") -> Profile:
+                   backend: str = "local", preprocess: Any = None) -> Profile:
     """The profile of a capture (its `window`) or of CSV, Parquet or JSON Lines files, read here
     block by block, or (`backend="ray"`) as one Ray Data job whose blocks are profiled where they
-    are read and merged here: a month of capture files, or a folder of Parquet files."""
+    are read and merged here: a month of capture files, or a folder of Parquet files. `preprocess`
+    (see `preprocessor`) turns each captured event into its rows."""
     if backend == "local":
-        return profile(blocks(source, part=part, window=window, stats=stats))
+        return profile(blocks(source, part=part, window=window, stats=stats, preprocess=preprocess))
     if backend != "ray":
         raise UserError(f"backend must be local or ray, got {backend!r}")
+    if preprocess is not None:
+        raise UserError("a record preprocessor runs with the local backend only (--backend local)")
     path = Path(source)
     if is_capture(path):
         return _capture_profile_on_ray(path, part, window, stats)
@@ -272,7 +304,7 @@ def statistics_json(result: Profile) -> dict[str, Any]:
                     "buckets": [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
                                  "count": float((cumulative[i + 1] - cumulative[i]) * column.present)}
                                 for i in range(buckets)],
-                    "sketch": {"parameters": {"k": KLL_K}, "serialized": column.sketch.serialize().hex()}}}
+                    "sketch": kll_json(column.sketch)}}
             features.append({"name": name, "inferred_type": column.kind, "numerical_statistics": stats})
         else:
             top = sorted(column.counts.items(), key=lambda item: -item[1])
@@ -280,6 +312,108 @@ def statistics_json(result: Profile) -> dict[str, Any]:
                 "common": common, "distinct_count": len(column.counts),
                 "distribution": {"categorical": {"buckets": [{"value": v, "count": c} for v, c in top]}}}})
     return {"version": 0.0, "dataset": {"item_count": result.rows}, "features": features}
+
+
+def kll_json(sketch: Any) -> dict[str, Any]:
+    """A KLL sketch as SageMaker's statistics.json holds it: its parameters and its compactor levels,
+    lowest first (an item of level h stands for 2**h values), read from DataSketches' compact serial
+    format (the binding's item iterator gives a merged sketch's items weight 1). DataSketches'
+    compactors shrink by 2/3 a level (Deequ's, behind SageMaker, by 0.64)."""
+    import struct
+
+    data = sketch.serialize()
+    parameters = {"c": KLL_C, "k": float(sketch.k)}
+    if sketch.n <= 1:
+        return {"parameters": parameters, "data": [[float(sketch.get_min_value())]] if sketch.n else []}
+    depth = data[18]
+    offsets = [*struct.unpack_from(f"<{depth}I", data, 20), _capacity(sketch.k, depth)]
+    items = struct.unpack_from(f"<{offsets[-1] - offsets[0]}d", data, 20 + 4 * depth + 16)
+    start = offsets[0]
+    return {"parameters": parameters, "data": [list(items[offsets[h] - start:offsets[h + 1] - start])
+                                               for h in range(depth)]}
+
+
+def _capacity(k: int, depth: int) -> int:
+    """The items a DataSketches KLL sketch of `depth` levels has room for."""
+    return sum(max(KLL_M, _level_capacity(k, depth - h - 1)) for h in range(depth))
+
+
+def _level_capacity(k: int, depth: int) -> int:
+    """DataSketches' capacity of a compactor `depth` levels below the top: k (2/3)**depth, rounded."""
+    if depth > 30:  # as DataSketches computes it, in two steps past 30 levels
+        return _level_capacity(_level_capacity(k, depth // 2), depth - depth // 2)
+    return (((2 * k) << depth) // 3 ** depth + 1) >> 1
+
+
+def kll_from_json(sketch: dict[str, Any], minimum: float, maximum: float) -> Any:
+    """A DataSketches KLL sketch holding exactly the items and weights of SageMaker's form (see
+    `kll_json`), built in DataSketches' compact serial format (preamble, levels, min, max, items)."""
+    import struct
+
+    from datasketches import kll_doubles_sketch
+
+    # DataSketches keeps every level above the first sorted; Deequ's levels may hold several sorted runs
+    levels = [[float(item) for item in (sorted(level) if h else level)] for h, level in enumerate(sketch.get("data") or [])]
+    k = min(0xFFFF, max(KLL_M, int(float(sketch.get("parameters", {}).get("k", KLL_K)))))
+    n = sum(len(level) << h for h, level in enumerate(levels))
+    if n == 0:
+        return kll_doubles_sketch(k)
+    if n == 1:
+        (item,) = (item for level in levels for item in level)
+        return kll_doubles_sketch.deserialize(struct.pack("<BBBBHBBd", 2, 2, KLL_FAMILY, 4, k, KLL_M, 0, item))
+    depth = len(levels)
+    capacity = _capacity(k, depth)
+    retained = sum(len(level) for level in levels)
+    offsets, offset = [], capacity - retained
+    for level in levels:
+        offsets.append(offset)
+        offset += len(level)
+    items = [item for level in levels for item in level]
+    return kll_doubles_sketch.deserialize(
+        struct.pack(f"<BBBBHBBQHBB{depth}Idd{retained}d", 5, 1, KLL_FAMILY, 0, k, KLL_M, 0, n, k, depth, 0,
+                    *offsets, float(minimum), float(maximum), *items))
+
+
+def profile_from_statistics(statistics: dict[str, Any]) -> Profile:
+    """A baseline's profile from a statistics.json (SageMaker's or fmeval's), for checks against a
+    baseline SageMaker made: counts, moments, extremes, the KLL sketch and the categories' counts."""
+    columns = {}
+    for number, feature in enumerate(statistics.get("features", [])):
+        try:
+            columns[feature["name"]] = _statistics_column(feature)
+        except (KeyError, TypeError, ValueError) as exc:
+            name = feature.get("name", f"#{number + 1}") if isinstance(feature, dict) else f"#{number + 1}"
+            raise UserError(f"statistics.json: feature {name}: not in Model Monitor's layout "
+                            f"({type(exc).__name__}: {exc})") from None
+    return Profile(int(statistics.get("dataset", {}).get("item_count", 0)), columns)
+
+
+def _statistics_column(feature: dict[str, Any]) -> ColumnProfile:
+    """One feature of a statistics.json as a column's profile."""
+    numeric = feature.get("numerical_statistics")
+    stats = numeric or feature.get("string_statistics") or {}
+    common = stats.get("common", {})
+    present, missing = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+    if numeric is None:
+        column = ColumnProfile("String", present, missing)
+        buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
+        column.counts = {str(bucket["value"]): int(bucket["count"]) for bucket in buckets}
+        return column
+    kind = feature.get("inferred_type")
+    column = ColumnProfile(kind if kind in ("Integral", "Fractional") else "Fractional", present, missing)
+    if present:
+        column.mean, column.total = float(numeric["mean"]), float(numeric["sum"])
+        column.m2 = float(numeric["std_dev"]) ** 2 * present
+        column.minimum, column.maximum = float(numeric["min"]), float(numeric["max"])
+        column.sketch = kll_from_json(numeric["distribution"]["kll"]["sketch"], column.minimum, column.maximum)
+    return column
+
+
+def violations_json(violations: list[dict[str, Any]]) -> dict[str, Any]:
+    """constraint_violations.json: a check SageMaker does not have carries `"extension": "fmeval"`,
+    so that SageMaker's readers can skip it knowingly."""
+    return {"violations": [violation if violation["constraint_check_type"] in SAGEMAKER_CHECKS
+                           else {**violation, "extension": "fmeval"} for violation in violations]}
 
 
 def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> dict[str, Any]:
@@ -293,7 +427,7 @@ def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> d
             entry["string_constraints"] = {"domains": sorted(column.counts)}
         features.append(entry)
     return {"version": 0.0, "features": features, "monitoring_config": {
-        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 1.0,
+        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 0.1,
         "domain_content_threshold": 1.0, "distribution_constraints": {
             "perform_comparison": "Enabled", "comparison_threshold": comparison_threshold,
             "comparison_method": "Robust", "categorical_comparison_threshold": comparison_threshold,
@@ -301,16 +435,24 @@ def constraints_json(result: Profile, *, comparison_threshold: float = 0.1) -> d
 
 
 # -- drift ------------------------------------------------------------------------------------------------
+def _sorted(column: ColumnProfile) -> np.ndarray:
+    """The exact values, sorted once per profile (every quantile and CDF of a check reads them)."""
+    if getattr(column, "_sorted_exact", None) is None or len(column._sorted_exact) != len(column.exact):
+        column._sorted_exact = np.sort(column.exact)
+    return column._sorted_exact
+
+
 def _quantiles(column: ColumnProfile, points: np.ndarray) -> np.ndarray:
-    if column.exact is not None:
-        return np.quantile(column.exact, points)
+    if column.exact is not None:  # NumPy's default (linear) quantiles, from the sorted values
+        values = _sorted(column)
+        return np.interp(points * (len(values) - 1), np.arange(len(values)), values)
     return np.asarray(column.sketch.get_quantiles(points.tolist()), dtype=float)
 
 
 def _cdf(column: ColumnProfile, at: np.ndarray) -> np.ndarray:
     """P(X <= a) for each a of `at` (ascending)."""
     if column.exact is not None:
-        values = np.sort(column.exact)
+        values = _sorted(column)
         return np.searchsorted(values, at, side="right") / len(values)
     points = np.unique(at)  # the sketch wants strictly increasing split points
     if points.size == 0:
@@ -319,78 +461,301 @@ def _cdf(column: ColumnProfile, at: np.ndarray) -> np.ndarray:
     return cdf[np.searchsorted(points, at)]
 
 
-def _frequencies(reference: ColumnProfile, current: ColumnProfile) -> tuple[list[str], np.ndarray, np.ndarray]:
-    keys = sorted(set(reference.counts) | set(current.counts))
-    ref = np.array([reference.counts.get(k, 0) for k in keys], dtype=float)
-    cur = np.array([current.counts.get(k, 0) for k in keys], dtype=float)
+def _frequencies(reference: ColumnProfile, current: ColumnProfile) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Both sides' counts over the union of their values (strings' values, or numbers' few values)."""
+    ref_counts = reference.values if reference.numeric else reference.counts
+    cur_counts = current.values if current.numeric else current.counts
+    keys = sorted(set(ref_counts) | set(cur_counts))
+    ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=float)
+    cur = np.array([cur_counts.get(k, 0) for k in keys], dtype=float)
     return keys, ref, cur
 
 
 def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
-    ref_share = np.clip(ref / ref.sum(), 1e-4, None)  # Evidently's floor for empty bins
-    cur_share = np.clip(cur / cur.sum(), 1e-4, None)
-    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+    return float(_psi_rows(ref[None] / ref.sum(), cur[None] / cur.sum())[0])
 
 
-def column_drift(reference: ColumnProfile, current: ColumnProfile) -> dict[str, Any]:
-    """Drift statistics of one column, and the decision of Evidently's default test."""
+def _psi_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """PSI of each row pair of shares (Evidently's floor of 0.0001 for empty bins)."""
+    ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
+    return np.sum((cur - ref) * np.log(cur / ref), axis=1)
+
+
+def _js_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (natural log, as SciPy's) of each row pair of shares."""
+    middle = (ref + cur) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(ref > 0, ref * np.log(ref / middle), 0.0).sum(axis=1)
+        right = np.where(cur > 0, cur * np.log(cur / middle), 0.0).sum(axis=1)
+    return np.sqrt(np.clip((left + right) / 2, 0.0, None))
+
+
+def is_categorical(reference: ColumnProfile, current: ColumnProfile, *, method: str) -> bool:
+    """Strings, and integer columns with at most INTEGER_CARDINALITY_LIMIT distinct values (a 0/1 flag), as
+    Evidently infers a column's type: from the current window with `evidently`, from the baseline (the same for
+    every window) when calibrated. Numbers whose counts were not kept stay numerical."""
+    if not reference.numeric:
+        return True
+    typed = current if method == "evidently" else reference
+    return (typed.integer_dtype and typed.values is not None and len(typed.values) <= INTEGER_CARDINALITY_LIMIT
+            and reference.values is not None and current.values is not None)
+
+
+EVIDENTLY_THRESHOLDS = {"ks": 0.05, "chi_square": 0.05, "z": 0.05, "psi": 0.1, "jensen_shannon": 0.1,
+                        "wasserstein": 0.1, "linf": 0.1}
+"""Evidently's default thresholds: p-values for the tests, distances for the others."""
+P_VALUE_TESTS = {"ks", "chi_square", "z"}
+
+
+def column_drift(reference: ColumnProfile, current: ColumnProfile, *, method: str = "calibrated",
+                 alpha: float = 0.01, test: str | None = None, threshold: float | None = None) -> dict[str, Any]:
+    """Drift statistics of one column and its test's decision.
+
+    `evidently`: Evidently's DataDriftPreset defaults (its type inference, its test by the reference's size
+    and the number of distinct values, its fixed thresholds). `calibrated`: the column's `test` (default: the
+    normed Wasserstein distance for numbers, Jensen-Shannon for categories) with a p-value at both sides' sizes:
+    an exact test where there is one (KS, chi-square), else a parametric bootstrap of the distance (see
+    `_calibrated`). `drifted` is the column's own decision at `alpha` (or `threshold`); `check` corrects it
+    across columns."""
     from scipy import stats
     from scipy.spatial import distance
 
-    small = reference.present <= SMALL_REFERENCE
-    out: dict[str, Any] = {"type": "numerical" if reference.numeric else "categorical"}
-    if reference.numeric:
-        grid = np.unique(np.concatenate([_quantiles(reference, np.linspace(0, 1, 201)),
-                                         _quantiles(current, np.linspace(0, 1, 201))]))
-        out["linf"] = float(np.max(np.abs(_cdf(reference, grid) - _cdf(current, grid))))
-        if reference.exact is not None and current.exact is not None:
-            ks = stats.ks_2samp(reference.exact, current.exact)
-            out["ks"] = {"statistic": float(ks.statistic), "p_value": float(ks.pvalue)}
-            wasserstein = float(stats.wasserstein_distance(reference.exact, current.exact))
-        else:
-            points = (np.arange(4000) + 0.5) / 4000
-            gap = np.abs(_quantiles(reference, points) - _quantiles(current, points))
-            wasserstein = float(gap.mean())
-            d = out["linf"]
-            n, m = reference.present, current.present
-            effective = n * m / (n + m)
-            # Kolmogorov's limit distribution: the exact one costs a tenth of a second per column at a million rows
-            p_value = stats.kstwobign.sf(d * math.sqrt(effective)) if effective > 10_000 else stats.kstwo.sf(d, round(effective))
-            out["ks"] = {"statistic": d, "p_value": float(p_value)}
-        out["wasserstein"] = wasserstein
-        out["wasserstein_normed"] = wasserstein / reference.std if reference.std > 0 else math.inf * (wasserstein > 0)
-        # bins closed on the right at the reference's deciles; with few distinct values (0/1 flags) the
-        # deciles collapse onto those values, and each value keeps a bin of its own
-        edges = np.unique(_quantiles(reference, np.linspace(0, 1, BUCKETS + 1)))[:-1]
-        ref_bins = np.diff(np.concatenate([[0.0], _cdf(reference, edges), [1.0]]))
-        cur_bins = np.diff(np.concatenate([[0.0], _cdf(current, edges), [1.0]]))
-        out["psi"] = _psi(ref_bins, cur_bins)
-        if small:
-            out.update(test="ks", score=out["ks"]["p_value"], threshold=0.05, drifted=out["ks"]["p_value"] < 0.05)
-        else:
-            out.update(test="wasserstein_normed", score=out["wasserstein_normed"], threshold=0.1,
-                       drifted=out["wasserstein_normed"] >= 0.1)
-        return out
-    keys, ref, cur = _frequencies(reference, current)
-    out["linf"] = float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
-    out["psi"] = _psi(ref, cur)
-    out["jensen_shannon"] = float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
-    expected = ref * cur.sum() / ref.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chi = stats.chisquare(cur, expected) if np.all(expected > 0) else None
-    out["chi_square"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue)} if chi else {
-        "statistic": math.inf, "p_value": 0.0}
-    if small and len(keys) <= 2:
-        p = _z_test(ref, cur)
-        out["z"] = {"p_value": p}
-        out.update(test="z", score=p, threshold=0.05, drifted=p < 0.05)
-    elif small:
-        out.update(test="chi_square", score=out["chi_square"]["p_value"], threshold=0.05,
-                   drifted=out["chi_square"]["p_value"] < 0.05)
+    categorical = is_categorical(reference, current, method=method)
+    out: dict[str, Any] = {"type": "categorical" if categorical else "numerical"}
+    if categorical:
+        keys, ref, cur = _frequencies(reference, current)
+        out["linf"] = float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
+        out["psi"] = _psi(ref, cur)
+        out["jensen_shannon"] = float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
+        expected = ref * cur.sum() / ref.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chi = stats.chisquare(cur, expected) if np.all(expected > 0) else None
+        out["chi_square"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue)} if chi else {
+            "statistic": math.inf, "p_value": 0.0}
     else:
-        out.update(test="jensen_shannon", score=out["jensen_shannon"], threshold=0.1,
-                   drifted=out["jensen_shannon"] >= 0.1)
+        _numeric_distances(reference, current, out)
+    distinct = len(keys) if categorical else (len(set(reference.values) | set(current.values))
+                                              if reference.values is not None and current.values is not None
+                                              else FEW_VALUES + 1)
+    if method == "evidently":
+        chosen = test or _evidently_test(reference.present <= SMALL_REFERENCE, categorical, distinct)
+        if chosen == "jensen_shannon" and not categorical:  # few numbers: Evidently compares their value counts
+            keys, ref, cur = _frequencies(reference, current)
+            out["jensen_shannon"] = float(distance.jensenshannon(ref / ref.sum(), cur / cur.sum()))
+        if chosen in ("chi_square", "z") and not categorical:
+            keys, ref, cur = _frequencies(reference, current)
+            expected = ref * cur.sum() / ref.sum()
+            chi = stats.chisquare(cur, expected)
+            out["chi_square"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue)}
+        if chosen == "z":
+            out["z"] = {"p_value": _z_test(ref, cur)}
+        score = _score(out, chosen)
+        limit = EVIDENTLY_THRESHOLDS[chosen] if threshold is None else threshold
+        drifted = score < limit if chosen in P_VALUE_TESTS else score >= limit
+        out.update(test=_TEST_NAMES.get(chosen, chosen), score=score, threshold=limit, drifted=bool(drifted))
+        return out
+    chosen = test or ("jensen_shannon" if categorical else "wasserstein")
+    decision = _calibrated(reference, current, chosen, categorical, alpha, out)
+    if threshold is not None:  # a fixed threshold of the user's: decided alone, outside the correction
+        decision["drifted"] = bool(decision["p_value"] < threshold if chosen in P_VALUE_TESTS
+                                   else decision["statistic"] >= threshold)
+        decision["threshold"] = threshold
+    out.update(test=_TEST_NAMES.get(chosen, chosen), score=decision["statistic"], **decision)
     return out
+
+
+_TEST_NAMES = {"wasserstein": "wasserstein_normed"}
+"""How the tests are named in drift.json (Evidently's names)."""
+
+
+def _score(out: dict[str, Any], test: str) -> float:
+    if test in P_VALUE_TESTS:
+        return float(out[test]["p_value"])
+    return float(out["wasserstein_normed" if test == "wasserstein" else test])
+
+
+def _evidently_test(small: bool, categorical: bool, distinct: int) -> str:
+    """Evidently's default test (`_get_default_stattest`): by the reference's size and the distinct values."""
+    if categorical or distinct <= 5:
+        if small:
+            return "chi_square" if distinct > 2 else "z"
+        return "jensen_shannon"
+    return "ks" if small else "wasserstein"
+
+
+def _numeric_distances(reference: ColumnProfile, current: ColumnProfile, out: dict[str, Any]) -> None:
+    """L-infinity, KS, Wasserstein (and normed) and PSI of two numeric columns: exact from the values while
+    both sides keep them, else from the KLL sketches."""
+    from scipy import stats
+
+    grid = np.unique(np.concatenate([_quantiles(reference, np.linspace(0, 1, 201)),
+                                     _quantiles(current, np.linspace(0, 1, 201))]))
+    out["linf"] = float(np.max(np.abs(_cdf(reference, grid) - _cdf(current, grid))))
+    if reference.exact is not None and current.exact is not None:
+        ks = stats.ks_2samp(reference.exact, current.exact)
+        out["ks"] = {"statistic": float(ks.statistic), "p_value": float(ks.pvalue)}
+        wasserstein = float(stats.wasserstein_distance(reference.exact, current.exact))
+    else:
+        points = (np.arange(4000) + 0.5) / 4000
+        gap = np.abs(_quantiles(reference, points) - _quantiles(current, points))
+        wasserstein = float(gap.mean())
+        d = out["linf"]
+        effective = reference.present * current.present / (reference.present + current.present)
+        # Kolmogorov's limit distribution: the exact one costs a tenth of a second per column at a million rows
+        p_value = stats.kstwobign.sf(d * math.sqrt(effective)) if effective > 10_000 else stats.kstwo.sf(d, round(effective))
+        out["ks"] = {"statistic": d, "p_value": float(p_value)}
+    out["wasserstein"] = wasserstein
+    out["wasserstein_normed"] = wasserstein / reference.std if reference.std > 0 else math.inf * (wasserstein > 0)
+    ref_bins, cur_bins = _decile_shares(reference, current)
+    out["psi"] = float(_psi_rows(ref_bins[None], cur_bins[None])[0])
+
+
+def _decile_shares(reference: ColumnProfile, current: ColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' shares in bins closed on the right at the reference's deciles; with few distinct values (0/1
+    flags) the deciles collapse onto those values, and each value keeps a bin of its own."""
+    edges = np.unique(_quantiles(reference, np.linspace(0, 1, BUCKETS + 1)))[:-1]
+    return (np.diff(np.concatenate([[0.0], _cdf(reference, edges), [1.0]])),
+            np.diff(np.concatenate([[0.0], _cdf(current, edges), [1.0]])))
+
+
+# -- calibrated decisions ------------------------------------------------------------------------------------
+NULL_DRAWS = 1000  # bootstrap draws of a distance's null distribution: p-values down to 1/1001, a gamma tail below
+GRID = 100  # the reference's quantile bins (1% each) on which the numeric distances are tested
+_NULLS: dict[bytes, np.ndarray] = {}  # null draws by (test, sizes, reference shares): the same for every window
+_NULLS_KEPT = 512
+
+
+def _calibrated(reference: ColumnProfile, current: ColumnProfile, test: str, categorical: bool, alpha: float,
+                out: dict[str, Any]) -> dict[str, Any]:
+    """The column's `test` with its p-value at the reference's and the window's sizes (n, m).
+
+    KS and chi-square are exact tests (the chi-square one of homogeneity, so the reference's own sampling
+    error counts). For a distance (PSI, Jensen-Shannon, normed Wasserstein, L-infinity) the null is a
+    parametric bootstrap: both samples drawn again, n and m values, from the reference's shares on the test's
+    bins (categories; for numbers the reference's deciles (PSI) or its GRID quantile bins), the distance
+    computed on the same bins for each draw and for the data. The p-value is the share of NULL_DRAWS draws at
+    least as far as the data's (plus one, over NULL_DRAWS + 1); beyond the farthest draw, the tail of a gamma
+    distribution fitted to the draws. The null depends only on the reference and the two sizes, so it is
+    drawn once per (column, n, m) and kept in memory."""
+    from scipy import stats
+
+    n, m = reference.present, current.present
+    if test == "ks":
+        if categorical:
+            raise UserError("the ks test is for numeric columns")
+        d, p_value = out["ks"]["statistic"], out["ks"]["p_value"]
+        effective = max(1, round(n * m / (n + m)))
+        return {"statistic": d, "p_value": p_value, "null_quantile": float(stats.kstwo.isf(alpha, effective)),
+                "drifted": bool(p_value < alpha)}
+    ref_counts, cur_counts, widths = _binned(reference, current, test, categorical)
+    if test == "chi_square":
+        used = (ref_counts + cur_counts) > 0
+        table = np.vstack([ref_counts[used], cur_counts[used]])
+        if table.shape[1] < 2:
+            return {"statistic": 0.0, "p_value": 1.0, "null_quantile": 0.0, "drifted": False}
+        chi = stats.chi2_contingency(table, correction=False)
+        out["chi_square_homogeneity"] = {"statistic": float(chi.statistic), "p_value": float(chi.pvalue),
+                                         "dof": int(chi.dof)}
+        return {"statistic": float(chi.statistic), "p_value": float(chi.pvalue),
+                "null_quantile": float(stats.chi2.isf(alpha, chi.dof)), "drifted": bool(chi.pvalue < alpha)}
+    shares = ref_counts / ref_counts.sum()
+    statistic = _statistic(test, widths / (reference.std or 1.0) if widths is not None else None)
+    observed = float(statistic(shares[None], (cur_counts / cur_counts.sum())[None])[0])
+    if widths is not None:  # numbers beyond the reference's range move the Wasserstein distance there too
+        observed += _beyond_range(reference, current, test, cur_counts / cur_counts.sum())
+    null = _null(test, shares, n, m, statistic, widths)
+    farther = int(np.count_nonzero(null >= observed * (1 - 1e-9) - 1e-15))
+    p_value = (farther + 1) / (len(null) + 1)
+    if farther == 0:
+        p_value = _gamma_tail(null, observed, test)
+    return {"statistic": observed, "p_value": float(p_value), "null_quantile": float(np.quantile(null, 1 - alpha)),
+            "drifted": bool(p_value < alpha)}
+
+
+def _binned(reference: ColumnProfile, current: ColumnProfile, test: str,
+            categorical: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Both sides' counts on the test's bins, and for the Wasserstein distance the bins' widths."""
+    if categorical:
+        if test == "wasserstein":
+            raise UserError("the wasserstein test is for numeric columns; use jensen_shannon, psi, linf or chi_square")
+        _, ref, cur = _frequencies(reference, current)
+        return ref, cur, None
+    if test in ("psi", "chi_square"):
+        ref_shares, cur_shares = _decile_shares(reference, current)
+        return ref_shares * reference.present, cur_shares * current.present, None
+    edges = np.unique(_quantiles(reference, np.linspace(0, 1, GRID + 1)))
+    ref_shares = np.diff(np.concatenate([[0.0], _cdf(reference, edges), [1.0]]))
+    cur_shares = np.diff(np.concatenate([[0.0], _cdf(current, edges), [1.0]]))
+    return ref_shares * reference.present, cur_shares * current.present, np.diff(edges)
+
+
+def _statistic(test: str, widths: np.ndarray | None) -> Any:
+    """The distance of row pairs of shares on the test's bins."""
+    if test == "psi":
+        return _psi_rows
+    if test == "jensen_shannon":
+        return _js_rows
+    if widths is None:  # categories
+        return lambda ref, cur: np.max(np.abs(ref - cur), axis=1)
+    if test == "linf":
+        return lambda ref, cur: np.max(np.abs(np.cumsum(ref, axis=1) - np.cumsum(cur, axis=1)), axis=1)
+    # Wasserstein-1: the area between the CDFs, which are steps at the bins' edges
+    return lambda ref, cur: np.abs(np.cumsum(ref, axis=1) - np.cumsum(cur, axis=1))[:, :len(widths)] @ widths
+
+
+def _beyond_range(reference: ColumnProfile, current: ColumnProfile, test: str, cur_shares: np.ndarray) -> float:
+    if test != "wasserstein" or not current.present:
+        return 0.0
+    low, high = reference.minimum - min(current.minimum, reference.minimum), \
+        max(current.maximum, reference.maximum) - reference.maximum
+    return float((cur_shares[0] * low + cur_shares[-1] * high) / 2 / (reference.std or 1.0))
+
+
+def _null(test: str, shares: np.ndarray, n: int, m: int, statistic: Any, widths: np.ndarray | None) -> np.ndarray:
+    import hashlib
+
+    digest = hashlib.blake2b(f"{test}/{n}/{m}/{NULL_DRAWS}".encode() + shares.tobytes()
+                             + (widths.tobytes() if widths is not None else b""), digest_size=16).digest()
+    if digest in _NULLS:
+        return _NULLS[digest]
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))  # seeded by the inputs: reproducible
+    used = shares > 0
+    probabilities = shares[used] / shares[used].sum()
+
+    def draw(size: int) -> np.ndarray:
+        counts = np.zeros((NULL_DRAWS, len(shares)))
+        counts[:, used] = rng.multinomial(size, probabilities, size=NULL_DRAWS)
+        return counts / size
+
+    null = statistic(draw(n), draw(m))
+    if len(_NULLS) >= _NULLS_KEPT:
+        _NULLS.pop(next(iter(_NULLS)))
+    _NULLS[digest] = null
+    return null
+
+
+def _gamma_tail(null: np.ndarray, observed: float, test: str) -> float:
+    """P(null >= observed) beyond the farthest draw, from a gamma distribution moment-fitted to the draws on a
+    divergence's scale (squared distances; PSI is one already)."""
+    from scipy import stats
+
+    scale = (lambda value: value) if test == "psi" else np.square
+    values, at = scale(null), float(scale(np.asarray(observed)))
+    mean, variance = float(values.mean()), float(values.var())
+    if variance <= 0 or mean <= 0:
+        return 0.0
+    return float(min(1 / (len(null) + 1), stats.gamma.sf(at, mean ** 2 / variance, scale=variance / mean)))
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values: a column drifts when its adjusted p-value is below alpha, so that
+    an undrifted window marks any column drifted with probability at most alpha."""
+    order = sorted(p_values, key=p_values.get)
+    adjusted, running = {}, 0.0
+    for rank, name in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p_values[name]))
+        adjusted[name] = running
+    return adjusted
 
 
 def distributions(reference: Profile, current: Profile, *, bins: int = 20, top: int = 10) -> dict[str, Any]:
@@ -430,39 +795,97 @@ def _z_test(ref: np.ndarray, cur: np.ndarray) -> float:
 
 
 # -- the check ---------------------------------------------------------------------------------------------
-def check(baseline: Profile, constraints: dict[str, Any], current: Profile) -> dict[str, Any]:
-    """Violations (Model Monitor's layout) and drift of `current` against the baseline."""
+def completeness_p_value(present: int, total: int, baseline: float, *, tolerance: float) -> float:
+    """One-sided binomial test that the window's completeness is at least the baseline's less `tolerance`
+    (H0), against less: P(X <= present) for X ~ Binomial(total, baseline - tolerance)."""
+    from scipy import stats
+
+    floor = baseline - tolerance
+    if floor <= 0 or total == 0:
+        return 1.0
+    return float(stats.binom.cdf(present, total, min(floor, 1.0)))
+
+
+def type_mismatch(baseline_type: str, column: ColumnProfile) -> float:
+    """The share of a column's values that are not of the baseline's type: text that is not a number in a
+    numeric column, fractional numbers in an Integral one, and numbers where the baseline had strings."""
+    if not column.present:
+        return 0.0
+    if baseline_type == "String":
+        return 0.0 if column.kind == "String" else 1.0
+    if column.kind == "String":
+        def numeric(value: str) -> bool:
+            try:
+                float(value)
+            except ValueError:
+                return False
+            return value != OTHER
+        return sum(count for value, count in column.counts.items() if not numeric(value)) / column.present
+    return column.fractional / column.present if baseline_type == "Integral" else 0.0
+
+
+def feature_overrides(feature: dict[str, Any]) -> dict[str, Any]:
+    """A constraints.json feature's own monitoring settings: `monitoringConfigOverrides` as SageMaker's
+    documentation spells it, or `monitoring_config_overrides` as the SageMaker SDK's
+    `Constraints.set_monitoring` writes it."""
+    return {**(feature.get("monitoringConfigOverrides") or {}), **(feature.get("monitoring_config_overrides") or {})}
+
+
+def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
+          options: DataQualityOptions | None = None) -> dict[str, Any]:
+    """Violations (Model Monitor's layout) and drift of `current` against the baseline, honouring
+    constraints.json's monitoring_config (and each feature's monitoringConfigOverrides) and the monitor's
+    `options` (drift method, alpha, completeness tolerance, per-column tests, columns left out)."""
+    options = options or DataQualityOptions()
     if current.rows == 0:
         return {"status": "NoData", "violations": [], "drift": {}}
     config = constraints.get("monitoring_config", {})
-    distribution = config.get("distribution_constraints", {})
-    threshold = float(distribution.get("comparison_threshold", 0.1))
-    domain_threshold = float(config.get("domain_content_threshold", 1.0))
+    evaluate = config.get("evaluate_constraints", "Enabled") == "Enabled"
     violations: list[dict[str, str]] = []
+    overrides = {f["name"]: feature_overrides(f) for f in constraints.get("features", [])}
 
     def violate(feature: str, kind: str, description: str) -> None:
-        violations.append({"feature_name": feature, "constraint_check_type": kind, "description": description})
+        if evaluate and overrides.get(feature, {}).get("evaluate_constraints", "Enabled") == "Enabled":
+            violations.append({"feature_name": feature, "constraint_check_type": kind, "description": description})
 
-    declared = {f["name"]: f for f in constraints.get("features", [])}
+    def checked(name: str) -> bool:
+        column = options.columns.get(name)
+        return (options.include is None or name in options.include) and not (column and column.exclude)
+
+    declared = {f["name"]: f for f in constraints.get("features", []) if checked(f["name"])}
     for name in sorted(set(declared) - set(current.columns)):
         violate(name, "missing_column_check", f"Column {name} is in the baseline but not in the current data")
-    for name in sorted(set(current.columns) - set(declared)):
-        violate(name, "extra_column_check", f"Column {name} is in the current data but not in the baseline")
+    for name in sorted(set(current.columns) - set(declared) - {f["name"] for f in constraints.get("features", [])}):
+        if checked(name):
+            violate(name, "extra_column_check", f"Column {name} is in the current data but not in the baseline")
     drift: dict[str, Any] = {}
+    comparisons: dict[str, dict[str, Any]] = {}
     for name, rule in declared.items():
         column = current.columns.get(name)
-        if column is None or column.present == 0:
+        if column is None or column.present + column.missing == 0:
             continue
-        if column.kind != rule["inferred_type"] and not {column.kind, rule["inferred_type"]} <= {"Integral", "Fractional"}:
-            violate(name, "data_type_check", f"Data type changed: baseline {rule['inferred_type']}, current {column.kind}")
+        settings = {**config, **config.get("distribution_constraints", {}), **overrides[name]}
+        mismatch = type_mismatch(rule["inferred_type"], column)
+        type_threshold = float(settings.get("datatype_check_threshold", 0.1))
+        if mismatch > type_threshold:
+            violate(name, "data_type_check", f"Data type changed: baseline {rule['inferred_type']}, current "
+                                             f"{column.kind} ({mismatch:.2%} of values are not {rule['inferred_type']}, "
+                                             f"above datatype_check_threshold {type_threshold})")
             continue
-        if column.completeness < float(rule.get("completeness", 0.0)):
-            violate(name, "completeness_check", f"Completeness {column.completeness:.4f} is below the baseline's "
-                                                f"{float(rule['completeness']):.4f}")
+        total = column.present + column.missing
+        expected = float(rule.get("completeness", 0.0))
+        p_value = completeness_p_value(column.present, total, expected, tolerance=options.completeness_tolerance)
+        if p_value < options.alpha:
+            violate(name, "completeness_check", f"Completeness {column.completeness:.4f} ({column.present} of {total}) "
+                    f"is below the baseline's {expected:.4f} by more than {options.completeness_tolerance}: one-sided "
+                    f"binomial test p = {p_value:.2g} < alpha {options.alpha}")
+        if column.present == 0:
+            continue
         if rule.get("num_constraints", {}).get("is_non_negative") and column.numeric and column.minimum < 0:
             violate(name, "negative_values_check", f"Negative values (min {column.minimum}) in a non-negative column")
         domains = rule.get("string_constraints", {}).get("domains")
         if domains is not None and not column.numeric:
+            domain_threshold = float(settings.get("domain_content_threshold", 1.0))
             inside = sum(count for value, count in column.counts.items() if value in set(domains)) / column.present
             if inside < domain_threshold:
                 new = sorted(v for v in column.counts if v not in set(domains))[:5]
@@ -471,16 +894,59 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile) -> d
         reference = baseline.columns.get(name)
         if reference is None or reference.present == 0 or reference.numeric != column.numeric:
             continue
-        drift[name] = column_drift(reference, column)
-        if distribution.get("perform_comparison", "Enabled") == "Enabled" and drift[name]["linf"] > threshold:
-            violate(name, "baseline_drift_check", f"Baseline drift distance {drift[name]['linf']:.4f} exceeds "
-                                                  f"threshold {threshold}")
+        own = options.columns.get(name)
+        try:
+            drift[name] = column_drift(reference, column, method=options.drift_method, alpha=options.alpha,
+                                       test=own.test if own else None, threshold=own.threshold if own else None)
+        except UserError as exc:
+            raise UserError(f"column {name!r}: {exc}") from None
+        comparisons[name] = settings
+    corrected = {name: entry["p_value"] for name, entry in drift.items()
+                 if options.drift_method == "calibrated" and not (options.columns.get(name)
+                                                                   and options.columns[name].threshold is not None)}
+    for name, adjusted in holm(corrected).items():
+        drift[name]["p_adjusted"] = adjusted
+        drift[name]["drifted"] = adjusted < options.alpha
+    for name, entry in drift.items():
+        settings = comparisons[name]
+        if settings.get("perform_comparison", "Enabled") != "Enabled":
+            continue
+        categorical = not baseline.columns[name].numeric
+        threshold = float(settings.get("categorical_comparison_threshold", settings.get("comparison_threshold", 0.1))
+                          if categorical else settings.get("comparison_threshold", 0.1))
+        if categorical and settings.get("categorical_drift_method") == "ChiSquared":
+            basis, beyond = f"chi-square p-value {entry['chi_square']['p_value']:.4g}", entry["chi_square"]["p_value"] < threshold
+            where = f"is below threshold {threshold}"
+        else:
+            basis, beyond = f"L-infinity distance {entry['linf']:.4f}", entry["linf"] > threshold
+            where = f"exceeds threshold {threshold}"
+        robust = settings.get("comparison_method", "Robust") == "Robust"
+        if beyond and (entry["drifted"] or not robust):
+            significance = (f"; and the column drifted: {_basis(entry, options)}" if robust else " (comparison_method Simple)")
+            violate(name, "baseline_drift_check", f"Baseline drift: {basis} {where}{significance}")
     drifted = sum(1 for entry in drift.values() if entry["drifted"])
-    summary = {"columns": len(drift), "drifted_columns": drifted,
-               "share": drifted / len(drift) if drift else 0.0,
-               "dataset_drift": bool(drift) and drifted / len(drift) >= 0.5}
+    share = drifted / len(drift) if drift else 0.0
+    summary = {"columns": len(drift), "drifted_columns": drifted, "share": share, "method": options.drift_method,
+               "dataset_drift": bool(drift) and (drifted >= 1 if options.drift_method == "calibrated" else share >= 0.5),
+               "basis": (f"a column drifts when its Holm-adjusted p-value is below alpha {options.alpha} (so an "
+                         f"undrifted window marks any column with probability at most {options.alpha}); the dataset "
+                         f"drifts when any column does" if options.drift_method == "calibrated" else
+                         "Evidently 0.7.23's DataDriftPreset: each column's default test at its fixed threshold; "
+                         "the dataset drifts when at least half of its columns do")}
     return {"status": "CompletedWithViolations" if violations else "Completed", "violations": violations,
-            "drift": {"columns": drift, "dataset": summary}}
+            "drift": {"columns": drift, "dataset": summary},
+            "emit_metrics": config.get("emit_metrics", "Enabled") == "Enabled"}
+
+
+def _basis(entry: dict[str, Any], options: DataQualityOptions) -> str:
+    """A column's drift decision in words."""
+    if options.drift_method == "evidently":
+        relation = "below" if entry["test"] in P_VALUE_TESTS else "at or above"
+        return f"{entry['test']} {entry['score']:.4g} {relation} Evidently's threshold {entry['threshold']}"
+    if "p_adjusted" not in entry:
+        return f"{entry['test']} {entry['score']:.4g} against the column's own threshold {entry['threshold']}"
+    return (f"{entry['test']} {entry['score']:.4g}, p = {entry['p_value']:.2g} (Holm-adjusted {entry['p_adjusted']:.2g}) "
+            f"< alpha {options.alpha}")
 
 
 def dumps(value: Any) -> str:
@@ -505,7 +971,8 @@ def profile_to_json(result: Profile) -> dict[str, Any]:
         "kind": c.kind, "present": c.present, "missing": c.missing, "mean": c.mean, "m2": c.m2, "total": c.total,
         "minimum": c.minimum if c.present else None, "maximum": c.maximum if c.present else None,
         "sketch": c.sketch.serialize().hex() if c.sketch is not None else None, "counts": c.counts,
-        "exact": c.exact.tolist() if c.exact is not None else None}
+        "exact": c.exact.tolist() if c.exact is not None else None, "integer_dtype": c.integer_dtype,
+        "fractional": c.fractional, "values": list(c.values.items()) if c.values is not None else None}
         for name, c in result.columns.items()}}
 
 
@@ -520,21 +987,25 @@ def profile_from_json(data: dict[str, Any]) -> Profile:
         column.sketch = kll_doubles_sketch.deserialize(bytes.fromhex(c["sketch"])) if c["sketch"] else None
         column.counts = c["counts"]
         column.exact = np.asarray(c["exact"], dtype=float) if c.get("exact") is not None else None
+        column.integer_dtype, column.fractional = bool(c.get("integer_dtype", False)), int(c.get("fractional", 0))
+        column.values = {float(v): int(n) for v, n in c["values"]} if c.get("values") is not None else None
         columns[name] = column
     return Profile(data["rows"], columns)
 
 
 # -- where the rows come from ------------------------------------------------------------------------------
 def blocks(source: str | Path, *, part: str = "input", block_rows: int = 100_000, window: Any = None,
-           stats: Any = None) -> Iterator[pd.DataFrame]:
+           stats: Any = None, preprocess: Any = None) -> Iterator[pd.DataFrame]:
     """Blocks of rows from a capture directory (each event's input or output: a JSON object is a
     row, a JSON list or CSV line its values c0, c1, ...; only the events of `window`, a
     `windows.Window`, when given), or from CSV, Parquet or JSON Lines files (a file, a folder or
     a glob)."""
     path = Path(source)
     if is_capture(path):
-        yield from _capture_blocks(path, part, block_rows, window, stats)
+        yield from _capture_blocks(path, part, block_rows, window, stats, preprocess)
         return
+    if preprocess is not None:
+        raise UserError(f"a record preprocessor reads captured events; {source} is not a capture directory")
     if window is not None:
         raise UserError(f"--window selects captured events by their time; {source} is not a capture directory")
     import pyarrow as pa
@@ -586,12 +1057,16 @@ def _file_blocks(name: str, block_rows: int) -> Iterator[pd.DataFrame]:
             yield pd.DataFrame(rows)
 
 
-def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any) -> Iterator[pd.DataFrame]:
+def _capture_blocks(path: Path, part: str, block_rows: int, window: Any, stats: Any,
+                    preprocess: Any = None) -> Iterator[pd.DataFrame]:
     from fmeval.monitoring.windows import event_row, window_events
 
     rows: list[dict[str, Any]] = []
     for event in window_events(path, window, stats):
-        rows.append(event_row(event, part))
+        if preprocess is not None:
+            rows.extend(preprocess(event))
+        else:
+            rows.append(event_row(event, part))
         if len(rows) >= block_rows:
             yield pd.DataFrame(rows)
             rows = []

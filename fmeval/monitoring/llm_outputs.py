@@ -353,14 +353,15 @@ def _read(run: LoadedRun) -> tuple[set[str], dict[str, dict[str, int]], int]:
 
 
 def _language_drift(reference: dict[str, int], current: dict[str, int], threshold: float) -> dict[str, Any] | None:
-    """data_quality's categorical drift of two languages' counts; Jensen-Shannon decides against
-    `threshold` where data_quality would use a distance (baselines over its SMALL_REFERENCE)."""
+    """data_quality's categorical drift of two languages' counts, by Evidently's rules (as documented
+    in `check_llm_outputs`); Jensen-Shannon decides against `threshold` where they use a distance
+    (baselines over SMALL_REFERENCE)."""
     from fmeval.monitoring.data_quality import ColumnProfile, column_drift
 
     if not reference or not current:
         return None
     drift = column_drift(ColumnProfile("String", sum(reference.values()), counts=dict(reference)),
-                         ColumnProfile("String", sum(current.values()), counts=dict(current)))
+                         ColumnProfile("String", sum(current.values()), counts=dict(current)), method="evidently")
     if drift["test"] == "jensen_shannon":
         drift.update(threshold=threshold, drifted=drift["jensen_shannon"] >= threshold)
     drift["drifted"] = bool(drift["drifted"]) and drift["linf"] >= MIN_LANGUAGE_SHIFT
@@ -461,3 +462,34 @@ def check_llm_outputs(baseline: LoadedRun | str | os.PathLike[str], window: Load
                 f"{_shares(drift['baseline'])}; window {_shares(drift['window'])}")})
     return {"status": "CompletedWithViolations" if violations else "Completed", "violations": violations,
             "metrics": metrics, "comparison": comparison.to_dict(), "languages": languages, **counts}
+
+
+# -- for reports ---------------------------------------------------------------------------------------
+def score_distributions(baseline: LoadedRun, window: LoadedRun, *, bins: int = 10) -> dict[str, Any]:
+    """Each per-record score's baseline and window shares on the same bins, in data quality's
+    layout (`data_quality.distributions`), for reports: refusal as refused or answered, the
+    others on equal-width bins over both ranges. Error records have no scores, and are left out."""
+    import numpy as np
+
+    def values(run: LoadedRun) -> dict[str, np.ndarray]:
+        names = [spec.name for spec in run.summary.metrics] or sorted(
+            {name for line in run.records() for name in line["scores"]})
+        _, arrays = run.score_arrays(names)
+        return {name: array[~np.isnan(array)] for name, array in arrays.items()}
+
+    reference, current = values(baseline), values(window)
+    shown: dict[str, Any] = {}
+    for name, ref in reference.items():
+        cur = current.get(name)
+        if cur is None or not len(ref) or not len(cur):
+            continue
+        if name == REFUSAL:
+            shares = [[float(np.mean(side == 1)), float(np.mean(side != 1))] for side in (ref, cur)]
+            shown[name] = {"type": "categorical", "values": ["refused", "answered"], "baseline": shares[0],
+                           "current": shares[1]}
+            continue
+        low, high = float(min(ref.min(), cur.min())), float(max(ref.max(), cur.max()))
+        edges = np.linspace(low, high, bins + 1) if high > low else np.array([low - 0.5, low + 0.5])
+        shares = [(np.histogram(side, bins=edges)[0] / len(side)).tolist() for side in (ref, cur)]
+        shown[name] = {"type": "numerical", "edges": edges.tolist(), "baseline": shares[0], "current": shares[1]}
+    return shown

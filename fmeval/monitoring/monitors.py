@@ -3,7 +3,8 @@
 Every kind writes its baseline into a directory with `monitor.json` (the kind and its options,
 so that a schedule needs only the baseline and the capture), and every check returns the same
 shape: a status (Completed, CompletedWithViolations or NoData), Model Monitor's violations
-(`feature_name` or `metric_name`, `constraint_check_type`, `description`), flat `metrics` for
+(`feature_name` or `metric_name`; `facet` and `facet_value` for bias drift; `label` for attribution
+drift; `constraint_check_type`, `description`), flat `metrics` for
 alarms, time series and CloudWatch, and the files it wrote.
 
 - data-quality: statistics, constraints and drift per column (`data_quality`);
@@ -25,12 +26,13 @@ import pandas as pd
 from fmeval.errors import UserError
 from fmeval.monitoring import MONITOR_KINDS
 from fmeval.monitoring.data_capture import ReadStats
+from fmeval.monitoring.options import default, parse_options
 from fmeval.monitoring.windows import Window, is_capture, window_frame
 
 MONITOR_FILE = "monitor.json"
 SCHEMA_VERSION = 1
-NDCG_THRESHOLD = 0.90  # Model Monitor's feature-attribution drift threshold
-BIAS_TOLERANCE = 0.1  # a bias metric without a range in the config may move this far from its baseline value
+NDCG_THRESHOLD = default("attribution-drift", "ndcg_threshold")  # Model Monitor's feature-attribution drift threshold
+BIAS_IDEAL = {"DI": 1.0}  # Clarify's ideal value of each bias metric: 0 for all the others
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,22 @@ def _read(path: Path) -> Any:
 
 
 def read_monitor(baseline: str | Path) -> dict[str, Any]:
-    """The baseline's kind and options."""
-    description = _read(Path(baseline) / MONITOR_FILE)
-    if description.get("kind") not in KINDS:
-        raise UserError(f"{baseline}/{MONITOR_FILE}: unknown monitor kind {description.get('kind')!r}")
-    return description
+    """The baseline's kind and options (checked against the kind's options model, every default filled in).
+    A folder of SageMaker's data-quality baseline (statistics.json and constraints.json, no monitor.json)
+    is a data-quality baseline of requests with the default options."""
+    where = Path(baseline) / MONITOR_FILE
+    if not where.exists() and all((Path(baseline) / name).is_file() for name in ("statistics.json", "constraints.json")):
+        description = {"schema_version": SCHEMA_VERSION, "kind": "data-quality", "options": {}}
+    else:
+        description = _read(where)
+    if not isinstance(description, dict) or description.get("kind") not in KINDS:
+        kind = description.get("kind") if isinstance(description, dict) else None
+        raise UserError(f"{where}: unknown monitor kind {kind!r}")
+    options = description.get("options", {})
+    if not isinstance(options, dict):
+        raise UserError(f"{where}: options must be a mapping of option names to values")
+    typed = parse_options(description["kind"], options, source=f"{where}: options")
+    return {**description, "options": typed.model_dump()}
 
 
 def _result(violations: list[dict[str, Any]], metrics: dict[str, Any], files: list[str],
@@ -68,17 +81,31 @@ def _result(violations: list[dict[str, Any]], metrics: dict[str, Any], files: li
     return {"status": status, "violations": violations, "metrics": metrics, "files": files, **details}
 
 
+def violation_subject(violation: dict[str, Any]) -> str:
+    """What a violation is about, in any of Model Monitor's shapes: a feature, a facet's group
+    (bias drift), a label (attribution drift) or a metric."""
+    if violation.get("facet") is not None:
+        return f"{violation['facet']}={violation.get('facet_value')} {violation.get('metric_name', '')}".strip()
+    if violation.get("label") is not None:
+        return f"{violation['label']} {violation.get('metric_name', '')}".strip()
+    return str(violation.get("feature_name") or violation.get("metric_name"))
+
+
 def _no_data(window: Window | None, source: Any) -> dict[str, Any]:
     where = f"window {window}" if window else str(source)
     return {"status": "NoData", "violations": [], "metrics": {}, "files": [], "reason": f"no data in {where}"}
 
 
 def load_frame(source: str | Path, *, window: Window | None = None, ground_truth: str | Path | None = None,
-               stats: ReadStats | None = None) -> pd.DataFrame:
+               stats: ReadStats | None = None, analysis_config: dict[str, Any] | None = None) -> pd.DataFrame:
     """Rows from a capture (the window's events, merged with ground truth) or from a CSV, Parquet
-    or JSON Lines file."""
+    or JSON Lines file. A Clarify `analysis_config`'s `headers` and `features` say how a captured
+    request holds the model's features."""
     if is_capture(source):
-        return window_frame(source, window, ground_truth=ground_truth, stats=stats)
+        config = analysis_config or {}
+        label = config.get("label") if isinstance(config.get("label"), str) else None
+        return window_frame(source, window, ground_truth=ground_truth, stats=stats, headers=config.get("headers"),
+                            features=config.get("features"), label=label)
     from fmeval.monitoring.data_quality import blocks
 
     if ground_truth is not None:
@@ -87,10 +114,17 @@ def load_frame(source: str | Path, *, window: Window | None = None, ground_truth
     return pd.concat(list(blocks(source, window=window)) or [pd.DataFrame()], ignore_index=True)
 
 
+def _request_shape(options: dict[str, Any]) -> dict[str, Any] | None:
+    """The analysis config, with the monitor's own `headers` and `features` (which win)."""
+    if "analysis_config" not in options:
+        return None
+    return {**options["analysis_config"], **{key: options[key] for key in ("headers", "features") if options.get(key)}}
+
+
 def _baseline_frame(options: dict[str, Any], stats: ReadStats, needs: str) -> pd.DataFrame:
     """The baseline's rows (its data, window and ground truth); none is an error saying what is needed."""
     frame = load_frame(options["data"], window=options.get("window"), ground_truth=options.get("ground_truth"),
-                       stats=stats)
+                       stats=stats, analysis_config=_request_shape(options))
     if frame.empty:
         raise UserError(f"no rows in {options['data']}{' with ground truth' if options.get('ground_truth') else ''}: "
                         f"a baseline needs {needs}")
@@ -103,17 +137,40 @@ def _column(frame: pd.DataFrame, name: str, option: str) -> pd.Series:
     return frame[name]
 
 
-# -- data quality ----------------------------------------------------------------------------------------
+# -- data quality ---------------------------------------------------------------------------------------
+def _data_quality_options(options: dict[str, Any], columns: Any) -> Any:
+    """The typed options, their column options checked against the baseline's columns."""
+    from fmeval.monitoring.options import DataQualityOptions
+
+    typed = DataQualityOptions.model_validate({k: v for k, v in options.items() if k not in ("data", "window")})
+    named = set(typed.columns) | set(typed.include or ())
+    unknown = sorted(named - set(columns))
+    if unknown:
+        raise UserError(f"column option for {', '.join(map(repr, unknown))}, which the baseline does not have "
+                        f"(columns: {', '.join(map(str, columns))})")
+    return typed
+
+
+def _preprocess(options: dict[str, Any]) -> Any:
+    if not options.get("preprocessor"):
+        return None
+    from fmeval.monitoring.preprocessor import load_preprocessor
+
+    return load_preprocessor(options["preprocessor"], trusted=options["trust_code"],
+                             sha256=options.get("preprocessor_sha256"))
+
+
 def _data_quality_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    profile = dq.profile_source(options["data"], part=options.get("part", "input"), window=options.get("window"),
-                                stats=stats, backend=options.get("backend", "local"))
+    profile = dq.profile_source(options["data"], part=options["part"], window=options.get("window"),
+                                stats=stats, backend=options["backend"], preprocess=_preprocess(options))
     if profile.rows == 0:
         raise UserError(f"no data in {options['data']}: a baseline needs rows")
+    _data_quality_options(options, profile.columns)  # a column option naming no column fails now, not at a check
     _write(output / "statistics.json", dq.statistics_json(profile))
     _write(output / "constraints.json", dq.constraints_json(
-        profile, comparison_threshold=float(options.get("comparison_threshold", 0.1))))
+        profile, comparison_threshold=options["comparison_threshold"]))
     (output / "profile.json").write_text(json.dumps(dq.profile_to_json(profile)), encoding="utf-8")
     return {"rows": profile.rows, "columns": len(profile.columns)}
 
@@ -122,21 +179,24 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
                         ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
     from fmeval.monitoring import data_quality as dq
 
-    current = dq.profile_source(data, part=options.get("part", "input"), window=window, stats=stats,
-                                backend=options.get("backend", "local"))
+    current = dq.profile_source(data, part=options["part"], window=window, stats=stats, backend=options["backend"],
+                                preprocess=_preprocess(options))
     if current.rows == 0:
         return _no_data(window, data)
-    reference = dq.profile_from_json(_read(baseline / "profile.json"))
-    result = dq.check(reference, _read(baseline / "constraints.json"), current)
+    reference = (dq.profile_from_json(_read(baseline / "profile.json")) if (baseline / "profile.json").exists()
+                 else dq.profile_from_statistics(_read(baseline / "statistics.json")))  # a baseline SageMaker made
+    result = dq.check(reference, _read(baseline / "constraints.json"), current,
+                      options=_data_quality_options(options, reference.columns))
     _write(output / "statistics.json", dq.statistics_json(current))
-    _write(output / "constraint_violations.json", {"violations": result["violations"]})
+    _write(output / "constraint_violations.json", dq.violations_json(result["violations"]))
     _write(output / "drift.json", result["drift"])
     _write(output / "distributions.json", dq.distributions(reference, current))
     dataset = result["drift"]["dataset"]
     metrics: dict[str, Any] = {"rows": current.rows, "drifted_columns": dataset["drifted_columns"],
                                "drift_share": dataset["share"], "violations": len(result["violations"])}
-    for name, column in result["drift"]["columns"].items():
-        metrics[f"feature_baseline_drift_{name}"] = column["linf"]
+    if result["emit_metrics"]:  # constraints.json's monitoring_config.emit_metrics
+        for name, column in result["drift"]["columns"].items():
+            metrics[f"feature_baseline_drift_{name}"] = column["linf"]
     return _result(result["violations"], metrics,
                    ["statistics.json", "constraint_violations.json", "drift.json", "distributions.json"])
 
@@ -144,8 +204,8 @@ def _data_quality_check(options: dict[str, Any], baseline: Path, data: Any, wind
 # -- model quality ---------------------------------------------------------------------------------------
 def _quality_inputs(options: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
     inputs = {"problem_type": options["problem_type"],
-              "labels": _column(frame, options.get("label", "label"), "--label").to_numpy(),
-              "predictions": _column(frame, options.get("prediction", "prediction"), "--prediction").to_numpy()}
+              "labels": _column(frame, options["label"], "--label").to_numpy(),
+              "predictions": _column(frame, options["prediction"], "--prediction").to_numpy()}
     if options.get("probability"):
         inputs["probabilities"] = _column(frame, options["probability"], "--probability").to_numpy(dtype=float)
     if options.get("positive_label") is not None:
@@ -157,10 +217,10 @@ def _model_quality_baseline(options: dict[str, Any], output: Path, stats: ReadSt
     from fmeval.monitoring import model_quality
 
     frame = _baseline_frame(options, stats, "predictions with ground truth")
-    statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=int(options.get("seed", 0)))
+    statistics = model_quality.quality_statistics(**_quality_inputs(options, frame), seed=options["seed"])
     _write(output / "statistics.json", statistics)
     _write(output / "constraints.json", model_quality.suggest_constraints(
-        statistics, tolerance=float(options.get("tolerance", 0.05))))
+        statistics, tolerance=options["tolerance"]))
     return {"rows": len(frame)}
 
 
@@ -173,7 +233,7 @@ def _model_quality_check(options: dict[str, Any], baseline: Path, data: Any, win
         return _no_data(window, data)
     inputs = {key: value for key, value in _quality_inputs(options, frame).items() if key != "problem_type"}
     result = model_quality.check_quality(_read(baseline / "statistics.json"), _read(baseline / "constraints.json"),
-                                         **inputs, seed=int(options.get("seed", 0)))  # the problem: the baseline's
+                                         **inputs, seed=options["seed"])  # the problem: the baseline's
     _write(output / "statistics.json", result["statistics"])
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     return _result(result["violations"], {"rows": len(frame), **result["metrics"]},
@@ -197,7 +257,12 @@ def _bias_metrics(analysis: dict[str, Any]) -> dict[str, float]:
 def _analysis(options: dict[str, Any], frame: pd.DataFrame, output: Path, methods: dict[str, Any]) -> dict[str, Any]:
     from fmeval.bias.analyze import analyze
 
-    config = {key: value for key, value in options["analysis_config"].items() if key not in ("thresholds", "methods")}
+    config = {key: value for key, value in options["analysis_config"].items()
+              if key not in ("thresholds", "methods", "headers", "features")}  # the frame's columns are named already
+    predicted = {config.get(key) for key in ("predicted_label_name_or_index", "probability_name_or_index")}
+    response = [name for name in frame.attrs.get("response_columns", []) if name not in predicted]
+    if response:  # a captured response's prediction and score are the model's outputs, never its features
+        config["excluded_columns"] = [*config.get("excluded_columns", []), *response]
     return analyze({**config, "methods": methods}, frame.reset_index(drop=True), output,
                    trust_model=bool(options.get("trust_model")))
 
@@ -214,34 +279,93 @@ def _bias_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> d
     frame = _baseline_frame(options, stats, "data")
     values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
     ranges = options["analysis_config"].get("thresholds") or {}
+    tolerance = options["tolerance"]
     constraints = {}
     for key, value in values.items():
         metric = key.rsplit("/", 1)[1]
-        low, high = ranges.get(metric, (value - BIAS_TOLERANCE, value + BIAS_TOLERANCE))
+        low, high = ranges.get(metric, (value - tolerance, value + tolerance))
         constraints[key] = {"baseline": value, "lower_bound": float(low), "upper_bound": float(high),
-                            "from": "config" if metric in ranges else f"baseline ± {BIAS_TOLERANCE}"}
+                            "ideal": BIAS_IDEAL.get(metric, 0.0),
+                            "from": "config" if metric in ranges else f"baseline ± {tolerance:g}"}
     _write(output / "constraints.json", {"version": 0.0, "bias_constraints": constraints})
     return {"rows": len(frame), "metrics": len(values)}
 
 
+def bias_violation(key: str, value: float, bounds: dict[str, Any],
+                   interval: tuple[float, float] | None = None) -> dict[str, Any] | None:
+    """SageMaker's bias-drift violation of `stage/facet=value/METRIC` when the value is worse than
+    allowed: outside the config's range, or (for a range made from the baseline) outside baseline ±
+    tolerance and further from the metric's ideal than the baseline was; a move towards the ideal is
+    an improvement, never a violation (as in SageMaker's bias drift check). With the window's 95%
+    `interval`, the move must also be more than noise: the interval lies wholly past the bound
+    crossed (the config's range) or past the baseline's value (a range from the baseline)."""
+    low, high, baseline = bounds["lower_bound"], bounds["upper_bound"], bounds["baseline"]
+    ideal = float(bounds.get("ideal", BIAS_IDEAL.get(key.rsplit("/", 1)[1], 0.0)))
+    if low <= value <= high:
+        return None
+    from_config = bounds.get("from") == "config"
+    further = abs(value - ideal) > abs(baseline - ideal)
+    if not from_config and not further:
+        return None
+    above = value > high
+    mark = (high if above else low) if from_config else baseline
+    if interval is not None and not (interval[0] > mark if above else interval[1] < mark):
+        return None
+    stage, group, metric = key.split("/")
+    facet, _, facet_value = group.partition("=")
+    description = (f"{stage}-training {metric} of {facet}={facet_value} {'rose' if value > baseline else 'fell'} to "
+                   f"{value:.4f} from the baseline's {baseline:.4f}: {'above' if above else 'below'} "
+                   f"{high if above else low:.4f}, the bound of {'the config' if from_config else bounds['from']}")
+    if further:
+        description += f", and further from its ideal {ideal:g} than the baseline"
+    if interval is not None:
+        description += (f"; its 95% CI [{interval[0]:.4f}, {interval[1]:.4f}] lies wholly "
+                        f"{'above' if above else 'below'} {mark:.4f}")
+    return {"facet": facet, "facet_value": facet_value, "metric_name": metric, "constraint_check_type": "bias_drift_check",
+            "description": description}
+
+
+def _bias_intervals(options: dict[str, Any], frame: pd.DataFrame, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Each bias metric's 95% percentile-bootstrap interval over `n_bootstrap` seeded resamples of
+    the window's rows. None with a predictor (every resample would call it again), or below two
+    rows; a metric undefined in more than a tenth of the resamples (an empty group) gets none."""
+    import tempfile
+
+    import numpy as np
+
+    resamples = options["n_bootstrap"]
+    if not resamples or options["analysis_config"].get("predictor") or len(frame) < 2:
+        return {}
+    rng = np.random.default_rng(options["seed"])
+    samples: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(resamples):
+            rows = frame.iloc[rng.integers(0, len(frame), len(frame))]
+            try:
+                values = _bias_metrics(_analysis(options, rows, Path(scratch), methods))
+            except UserError:  # e.g. a resample with a single outcome: no metric at all
+                continue
+            for key, value in values.items():
+                samples.setdefault(key, []).append(value)
+    return {key: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+            for key, values in samples.items() if len(values) >= 0.9 * resamples}
+
+
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                 ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
+                       analysis_config=_request_shape(options))
     if frame.empty:
         return _no_data(window, data)
-    values = _bias_metrics(_analysis(options, frame, output, _bias_methods(options)))
+    methods = _bias_methods(options)
+    values = _bias_metrics(_analysis(options, frame, output, methods))
+    intervals = _bias_intervals(options, frame, methods)
     constraints = _read(baseline / "constraints.json")["bias_constraints"]
-    violations = []
-    for key, bounds in constraints.items():
-        value = values.get(key)
-        if value is not None and not bounds["lower_bound"] <= value <= bounds["upper_bound"]:
-            stage, group, metric = key.split("/")
-            violations.append({"feature_name": group, "metric_name": metric, "constraint_check_type": "bias_drift_check",
-                               "description": f"{stage}-training {metric} of {group} is {value:.4f}, outside "
-                                             f"[{bounds['lower_bound']:.4f}, {bounds['upper_bound']:.4f}] "
-                                             f"(baseline {bounds['baseline']:.4f})"})
-    _write(output / "constraint_violations.json", {"violations": violations})
-    return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"])
+    violations = [violation for key, bounds in constraints.items() if key in values
+                  for violation in [bias_violation(key, values[key], bounds, intervals.get(key))] if violation]
+    _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
+    return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"],
+                   confidence_intervals={key: list(interval) for key, interval in intervals.items()})
 
 
 # -- feature-attribution drift -----------------------------------------------------------------------------
@@ -277,7 +401,8 @@ def _attribution_baseline(options: dict[str, Any], output: Path, stats: ReadStat
 
 def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
                        ground_truth: Any, stats: ReadStats) -> dict[str, Any]:
-    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats)
+    frame = load_frame(data, window=window, ground_truth=ground_truth or options.get("ground_truth"), stats=stats,
+                       analysis_config=_request_shape(options))
     if frame.empty:
         return _no_data(window, data)
     constraints = _read(baseline / "constraints.json")["attribution_constraints"]
@@ -291,10 +416,11 @@ def _attribution_check(options: dict[str, Any], baseline: Path, data: Any, windo
         metrics[f"ndcg/{label}" if len(constraints["global_shap_values"]) > 1 else "ndcg"] = score
         if score < threshold:
             top = sorted(current[label], key=lambda name: -abs(current[label][name]))[:3]
-            violations.append({"feature_name": label, "constraint_check_type": "attribution_drift_check",
+            violations.append({"label": label, "metric_name": "shap",
+                               "constraint_check_type": "feature_attribution_drift_check",
                                "description": f"NDCG {score:.4f} of the current attribution ranking against the "
                                              f"baseline's is below {threshold} (top features now: {', '.join(top)})"})
-    _write(output / "constraint_violations.json", {"violations": violations})
+    _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
     return _result(violations, metrics, ["analysis.json", "constraint_violations.json"], attributions=current)
 
 
@@ -325,7 +451,7 @@ def _detector(options: dict[str, Any]) -> Any:
     from fmeval.algorithms.toxicity import Detector
 
     return Detector(kind=options["detector"], model=options.get("detector_model"),
-                    checkpoint=options.get("detector_checkpoint"), batch_size=int(options.get("batch_size", 32)))
+                    checkpoint=options.get("detector_checkpoint"), batch_size=options["batch_size"])
 
 
 def _llm_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> dict[str, Any]:
@@ -334,7 +460,7 @@ def _llm_baseline(options: dict[str, Any], output: Path, stats: ReadStats) -> di
     pairs = _pairs(options["data"], options.get("window"), options.get("ground_truth"), stats)
     if not pairs:
         raise UserError(f"no prompts and answers in {options['data']}: a baseline needs traffic")
-    score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=int(options.get("seed", 0)))
+    score_window(pairs, output / "run", label="baseline", detector=_detector(options), seed=options["seed"])
     return {"rows": len(pairs)}
 
 
@@ -347,9 +473,9 @@ def _llm_check(options: dict[str, Any], baseline: Path, data: Any, window: Windo
     if not pairs:
         return _no_data(window, data)
     current = score_window(pairs, output / "run", label=str(window or "window"), detector=_detector(options),
-                           seed=int(options.get("seed", 0)), overwrite=True)  # a rerun replaces the window's run
+                           seed=options["seed"], overwrite=True)  # a rerun replaces the window's run
     result = check_llm_outputs(load_run(baseline / "run"), current, max_change=options.get("max_change"),
-                               seed=int(options.get("seed", 0)))
+                               seed=options["seed"])
     _write(output / "constraint_violations.json", {"violations": result["violations"]})
     _write(output / "comparison.json", {"comparison": result.get("comparison"), "languages": result.get("languages")})
     return _result(result["violations"], {"rows": len(pairs), **result["metrics"]},
@@ -371,7 +497,8 @@ def metric_names(baseline: str | Path) -> set[str]:
     kind = read_monitor(directory)["kind"]
     names = {"rows", "violations"}
     if kind == "data-quality":
-        columns = _read(directory / "profile.json")["columns"]
+        columns = ([feature["name"] for feature in _read(directory / "statistics.json")["features"]]
+                   if not (directory / "profile.json").exists() else _read(directory / "profile.json")["columns"])
         names |= {"drifted_columns", "drift_share"} | {f"feature_baseline_drift_{name}" for name in columns}
     elif kind == "model-quality":
         from fmeval.monitoring.model_quality import METRICS
@@ -395,12 +522,19 @@ def make_baseline(kind: str, options: dict[str, Any], output: str | Path) -> dic
     into `output`, with monitor.json describing it."""
     if kind not in KINDS:
         raise UserError(f"unknown monitor kind {kind!r}; one of: {', '.join(KINDS)}")
+    given = {key: (str(value) if isinstance(value, Path) else value) for key, value in options.items()
+             if key not in ("data", "window")}
+    kept = parse_options(kind, given, source=f"{kind} options").model_dump()
+    if kept.get("preprocessor"):  # later checks, the scheduler's too, run exactly the code trusted now
+        from fmeval.monitoring.preprocessor import digest
+
+        kept["preprocessor"] = str(Path(kept["preprocessor"]).resolve())
+        kept["preprocessor_sha256"] = digest(kept["preprocessor"])
     directory = Path(output)
     directory.mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
-    summary = {**KINDS[kind].baseline(options, directory, stats), "skipped_lines": stats.skipped}
-    kept = {key: (str(value) if isinstance(value, (Path, Window)) else value) for key, value in options.items()
-            if key not in ("data", "window")}
+    summary = {**KINDS[kind].baseline({**kept, "data": options["data"], "window": options.get("window")}, directory,
+                                      stats), "skipped_lines": stats.skipped}
     _write(directory / MONITOR_FILE, {"schema_version": SCHEMA_VERSION, "kind": kind, "options": kept,
                                       "baseline_data": str(options["data"]), "summary": summary})
     return summary

@@ -19,6 +19,7 @@ import json
 import time
 from typing import Any, Sequence
 
+from fmeval.errors import UserError
 from fmeval.monitoring.data_capture import CaptureWriter, encode_body
 from fmeval.secrets import register_secret
 
@@ -30,14 +31,28 @@ ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 INFERENCE_METHODS = ("POST", "PUT", "PATCH")
 
 
+def check_upstream(url: str) -> str:
+    """The upstream's base URL (http or https, with a host), without a trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--upstream must be an http(s) URL with a host, e.g. http://127.0.0.1:8000; got {url!r}")
+    return url.rstrip("/")
+
+
 def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] | None = None,
                 attribute_headers: Sequence[str] = (), redact_headers: Sequence[str] = (),
-                timeout_s: float = 300.0) -> Any:
-    """The aiohttp application forwarding to `upstream` (a base URL) and capturing into `writer`."""
+                timeout_s: float | None = None) -> Any:
+    """The aiohttp application forwarding to `upstream` (a base URL) and capturing into `writer`.
+    `timeout_s` bounds each upstream exchange, to its last byte; None (the default) leaves the
+    bound to the client, so a slow model is never cut off sooner than its caller would give up."""
     import aiohttp
     from aiohttp import web
 
-    upstream = upstream.rstrip("/")
+    upstream = check_upstream(upstream)
+    if timeout_s is not None and not timeout_s > 0:
+        raise UserError(f"the upstream timeout must be a positive number of seconds, got {timeout_s}")
     secret_headers = {h.lower() for h in (*ALWAYS_REDACTED, *redact_headers)}
     attribute_names = [h.lower() for h in (ATTRIBUTES_HEADER, *attribute_headers) if h.lower() not in secret_headers]
 
@@ -59,9 +74,15 @@ def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] |
         attributes = {name: request.headers[name] for name in attribute_names if name in request.headers}
         url = upstream + request.rel_url.path_qs
         try:
-            upstream_response = await request.app["session"].request(request.method, url, data=body, headers=headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return await exchange(request, body, url, headers, attributes, started)
+        except asyncio.TimeoutError:  # before ClientError: aiohttp's timeouts are both
+            return web.json_response({"error": f"upstream timed out after {timeout_s:g} s"}, status=504)
+        except aiohttp.ClientError as exc:
             return web.json_response({"error": f"upstream unreachable: {type(exc).__name__}"}, status=502)
+
+    async def exchange(request: web.Request, body: bytes, url: str, headers: dict[str, str],
+                       attributes: dict[str, str], started: float) -> web.StreamResponse:
+        upstream_response = await request.app["session"].request(request.method, url, data=body, headers=headers)
         async with upstream_response:
             response = web.StreamResponse(status=upstream_response.status, headers={
                 k: v for k, v in upstream_response.headers.items() if k.lower() not in HOP_BY_HOP})
@@ -71,9 +92,13 @@ def build_proxy(upstream: str, writer: CaptureWriter, *, model: dict[str, Any] |
             chunks = []
             if streamed:
                 await response.prepare(request)
-                async for chunk in upstream_response.content.iter_any():
-                    chunks.append(chunk)
-                    await response.write(chunk)
+                try:
+                    async for chunk in upstream_response.content.iter_any():
+                        chunks.append(chunk)
+                        await response.write(chunk)
+                except asyncio.TimeoutError:  # mid-stream the status is sent: the stream ends, uncaptured
+                    await response.write_eof()
+                    return response
             else:
                 chunks.append(await upstream_response.read())
             answer = b"".join(chunks)
@@ -99,6 +124,7 @@ def serve(upstream: str, writer: CaptureWriter, *, host: str = "127.0.0.1", port
           **options: Any) -> None:
     from aiohttp import web
 
+    app = build_proxy(upstream, writer, **options)  # bad options are refused before anything is served
     print(json.dumps({"capturing": f"http://{host}:{port}/", "upstream": upstream, "to": str(writer.root)}),
           flush=True)
-    web.run_app(build_proxy(upstream, writer, **options), host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

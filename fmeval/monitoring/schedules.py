@@ -394,7 +394,9 @@ def evaluate_alarms(store: MonitorStore, schedule: Schedule, execution: Executio
                                "failure_reason": execution.reason}, datapoints=points))
             event_id = store.set_alarm_state(schedule.name, alarm.name, state, notify=notify)
             if event_id is not None:  # delivered now (retried); what is left, the outbox delivers later
-                entry["webhook"] = settle(store.database, [event_id], within_s=ALARM_DELIVERY_S)[0]
+                (row,) = settle(store.database, [event_id], within_s=ALARM_DELIVERY_S)
+                entry["webhook"] = {"delivered": row["status"] == "delivered",  # not the URL: it may hold a token
+                                    **{key: row[key] for key in ("event_id", "status", "attempts", "last_error")}}
         outcome[alarm.name] = entry
     namespace = schedule.actions.get("cloudwatch_namespace")
     if namespace and execution.metrics:

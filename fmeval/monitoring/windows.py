@@ -4,8 +4,9 @@ A window is a half-open UTC range [start, end) of `eventMetadata.inferenceTime`.
 sit in hourly folders (`yyyy/mm/dd/hh`), so a window reads only the folders it overlaps.
 
 `window_frame` turns events into a table: the request's fields are the features (a JSON object's
-scalar fields by name; a JSON list or CSV line as c0, c1, ...), the response gives `prediction`
-(a scalar answer) or its own scalar fields, and the ground truth, merged by event id, gives
+scalar fields by name; a JSON list or CSV line as c0, c1, ..., or by the names `headers` gives; a
+`features` JMESPath picks them out of a JSON request), the response gives `prediction` (a scalar
+answer) or its own scalar fields, and the ground truth, merged by event id, gives
 `label`. `prompt_response` reads an LLM's prompt and answer from the usual request and response
 shapes (OpenAI chat and completions, streamed or not; Hugging Face text generation; fmeval's own
 runner capture).
@@ -18,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
@@ -138,20 +139,70 @@ def load_labels(ground_truth: str | Path | None) -> dict[str, Any]:
     return labels_by_event(ground_truth)
 
 
+def request_features(event: dict[str, Any], *, headers: Sequence[str] | None = None, features: Any = None,
+                     label: str | None = None) -> dict[str, Any]:
+    """The model's input features of one event, from its request only: `features` (a compiled
+    JMESPath, as in Clarify's analysis config) picks a list (or a CSV line) out of a JSON request, and `headers` name
+    a list's or CSV line's values in order (Clarify's `headers` may also hold the label, which a
+    request never does). Without headers a JSON object's scalar fields keep their names and a list's
+    values are c0, c1, ... Raises ValueError for a request that does not fit."""
+    part = event["captureData"].get("endpointInput") or {}
+    value = decoded(part)
+    if features is not None:
+        value = features.search(value) if isinstance(value, (dict, list)) else None
+        if isinstance(value, str):
+            value = [csv_value(item) for item in next(csv.reader([value]), [])]
+        if not isinstance(value, list):
+            raise ValueError(f"features ({features.expression!r}) picks no list out of the request")
+    fields = _fields(value, part)
+    if not headers:
+        return fields
+    if isinstance(value, dict) and features is None:
+        missing = [name for name in headers if name not in fields and name != label]
+        if missing:
+            raise ValueError(f"the request has no field {', '.join(map(repr, missing))} of the config's headers")
+        return {name: fields[name] for name in headers if name in fields}
+    names = list(headers)
+    if len(names) == len(fields) + 1 and label in names:
+        names.remove(label)
+    if len(names) != len(fields):
+        raise ValueError(f"the request has {len(fields)} values but the config's headers name {len(names)}")
+    return dict(zip(names, fields.values()))
+
+
 def window_frame(capture: str | Path, window: Window | None, *, ground_truth: str | Path | None = None,
-                 stats: ReadStats | None = None) -> pd.DataFrame:
-    """One row per event of the window: features, `prediction` (or the response's fields), and
-    `label` where ground truth was added; the event ids are the index (named `eventId`)."""
+                 stats: ReadStats | None = None, headers: Sequence[str] | None = None, features: str | None = None,
+                 label: str | None = None) -> pd.DataFrame:
+    """One row per event of the window: the request's features (see `request_features`), the
+    response's `prediction` (a scalar answer, or a one-value list or CSV line) or its own scalar
+    fields, and `label` where ground truth was added; the event ids are the index (named `eventId`).
+    `frame.attrs["response_columns"]` names the columns that came from the response, which are
+    never the model's features. An event whose request does not fit `headers`/`features` is
+    skipped and listed in `stats`."""
     labels = load_labels(ground_truth)
-    rows, ids = [], []
+    if features is not None:
+        import jmespath
+
+        try:
+            features = jmespath.compile(features)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise UserError(f"features {features!r} is not a JMESPath expression: {exc}") from None
+    rows, ids, response_columns = [], [], {}
     for event in window_events(capture, window, stats):
-        row = event_row(event, "input")
-        answer = event_row(event, "output")
-        if set(answer) == {"value"}:
-            row["prediction"] = answer["value"]
-        else:
-            row.update({name if name not in row else f"output_{name}": value for name, value in answer.items()})
         event_id = event["eventMetadata"]["eventId"]
+        try:
+            row = request_features(event, headers=headers, features=features, label=label)
+        except ValueError as exc:
+            if stats is not None:
+                stats.skipped.append(f"event {event_id}: {exc}")
+            continue
+        answer = event_row(event, "output")
+        if set(answer) in ({"value"}, {"c0"}):
+            answer = {"prediction": next(iter(answer.values()))}
+        for name, value in answer.items():
+            column = name if name not in row else f"output_{name}"
+            row[column] = value
+            response_columns[column] = True
         if ground_truth is not None:
             row["label"] = labels.get(event_id)
         rows.append(row)
@@ -159,6 +210,7 @@ def window_frame(capture: str | Path, window: Window | None, *, ground_truth: st
     frame = pd.DataFrame(rows, index=pd.Index(ids, name="eventId"))
     if ground_truth is not None and len(frame):
         frame = frame[frame["label"].notna()]
+    frame.attrs["response_columns"] = list(response_columns)
     return frame
 
 

@@ -5,6 +5,11 @@ With record ids shared by both runs the difference is a paired bootstrap over th
 Dataset-level metrics that are not means of per-record scores (e.g. balanced accuracy) are
 compared by value only. Which way is better comes from each metric's spec in the baseline's
 summary, as the evaluation declared it.
+
+Runs graded by judges (model_graded) are comparable only when graded alike: the same judges
+(model and generation options), criterion, template, rubric and grades. A change of judge would
+otherwise read as a change of the model. `allow_different_judges` compares them anyway, and the
+comparison says so.
 """
 from __future__ import annotations
 
@@ -24,7 +29,12 @@ _DROP = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*([0-9.]+(?:[eE]-?[0-9]+)?)\s*$")
 
 
 class IncomparableRuns(UserError):
-    """The two runs do not measure the same thing (another evaluation or dataset)."""
+    """The two runs do not measure the same thing (another evaluation, dataset or judge)."""
+
+
+GRADING_KEYS = ("judges", "judge", "criterion", "judge_format", "template", "rubric", "scale", "grades",
+                "grade_pattern", "probability_weighted", "aggregate", "pass_threshold", "baseline_run")
+"""The keys of a graded run's evaluation config that say how it was graded ("judge": runs before panels)."""
 
 
 @dataclass
@@ -75,6 +85,8 @@ class Comparison:
     method: str
     metrics: list[MetricComparison]
     gates: list[GateResult] = field(default_factory=list)
+    judges_differ: list[str] = field(default_factory=list)
+    """How the two runs' grading differs, when compared with `allow_different_judges`."""
 
     @property
     def passed(self) -> bool:
@@ -94,7 +106,33 @@ class Comparison:
         return data
 
 
-def check_comparable(baseline: LoadedRun, candidate: LoadedRun) -> None:
+def grading_differences(baseline: LoadedRun, candidate: LoadedRun) -> list[str]:
+    """Each way the runs' grading differs, as `key: baseline value vs candidate value`."""
+    a, b = (_flat({key: run.summary.config.get("evaluation", {}).get(key) for key in GRADING_KEYS})
+            for run in (baseline, candidate))
+    return [f"{key}: {_short(a.get(key))} vs {_short(b.get(key))}" for key in dict.fromkeys([*a, *b])
+            if a.get(key) != b.get(key)]
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists as one mapping of dotted paths (judges.0.model), leaves kept."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value} if prefix and value is not None else {}
+    return {path: leaf for key, item in items for path, leaf in _flat(item, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def _short(value: Any) -> str:
+    text = "(none)" if value is None else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_comparable(baseline: LoadedRun, candidate: LoadedRun, *, allow_different_judges: bool = False) -> list[str]:
+    """Raise IncomparableRuns unless the runs measure the same thing; the ways their grading
+    differs, when `allow_different_judges`."""
     a, b = baseline.summary, candidate.summary
     if a.eval_name != b.eval_name:
         raise IncomparableRuns(f"the runs are of different evaluations ({a.eval_name} vs {b.eval_name})")
@@ -103,17 +141,25 @@ def check_comparable(baseline: LoadedRun, candidate: LoadedRun) -> None:
             f"the runs are on different datasets ({a.dataset_name} {a.dataset.get('sha256')} vs "
             f"{b.dataset_name} {b.dataset.get('sha256')})"
         )
+    differences = grading_differences(baseline, candidate)
+    if differences and not allow_different_judges:
+        raise IncomparableRuns(
+            "the runs were graded differently, so a difference in scores may be the judges' and not the model's: "
+            + "; ".join(differences) + ". Grade both runs with the same judge, or compare them anyway with "
+            "--allow-different-judges")
+    return differences
 
 
 def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int = 2000, seed: int = 0,
-                 paired: bool | None = None) -> Comparison:
+                 paired: bool | None = None, allow_different_judges: bool = False) -> Comparison:
     """Each metric's difference (candidate - baseline) with a 95% bootstrap CI and p-value.
 
     `paired`: None (default) pairs the records whose ids both runs hold, when they share any;
     False resamples each run on its own even so (e.g. windows of live traffic that share a few
-    ids by chance); True requires shared ids.
+    ids by chance); True requires shared ids. Runs graded by different judges are refused
+    unless `allow_different_judges`.
     """
-    check_comparable(baseline, candidate)
+    judges_differ = check_comparable(baseline, candidate, allow_different_judges=allow_different_judges)
     base_scores = {s.name: s for s in baseline.summary.dataset_scores}
     cand_scores = {s.name: s for s in candidate.summary.dataset_scores}
     names = [name for name in base_scores if name in cand_scores]
@@ -139,7 +185,7 @@ def compare_runs(baseline: LoadedRun, candidate: LoadedRun, *, n_bootstrap: int 
         metrics.append(result)
     method = "paired bootstrap" if paired else "unpaired bootstrap"
     return Comparison(baseline.summary.eval_name, baseline.summary.dataset_name, baseline.label, candidate.label,
-                      method, metrics)
+                      method, metrics, judges_differ=judges_differ)
 
 
 def _bootstrap(result: MetricComparison, base_ids: list[str], base: np.ndarray, cand_ids: list[str],
@@ -219,6 +265,9 @@ def to_markdown(comparison: Comparison, *, top: int | None = None) -> str:
         "",
         f"Baseline **{comparison.baseline}** vs candidate **{comparison.candidate}** ({comparison.method}).",
         "",
+        *(["**Graded by different judges** (compared with --allow-different-judges): a difference may be the "
+            "judges', not the model's.", "", *[f"- {difference}" for difference in comparison.judges_differ], ""]
+          if comparison.judges_differ else []),
         "| metric | baseline | candidate | delta | 95% CI of delta | p | |",
         "|---|---:|---:|---:|---|---:|---|",
     ]

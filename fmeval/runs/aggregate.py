@@ -14,6 +14,7 @@ from fmeval.scores import CategoryScore, EvalScore
 from fmeval.stats import bootstrap_mean_ci, bootstrap_statistic_ci
 
 NOTHING_SCORED = "no record could be scored"
+UNDEFINED = "undefined on these records (e.g. an agreement where every value is the same)"
 
 
 def aggregate(
@@ -40,10 +41,14 @@ def aggregate(
         if not scored:
             scores.append(EvalScore(name=name, value=None, error=NOTHING_SCORED, count=0))
             continue
+        value = metric(scored)
+        if np.isnan(value):
+            scores.append(EvalScore(name=name, value=None, error=UNDEFINED, count=len(scored)))
+            continue
         ci = bootstrap_statistic_ci(
             lambda indices: metric([scored[i] for i in indices]), len(scored), n_bootstrap=n_bootstrap, seed=seed
         )
-        scores.append(_score(name, metric(scored), ci, len(scored)))
+        scores.append(_score(name, value, ci, len(scored)))
     return scores
 
 

@@ -61,6 +61,53 @@ class DatasetFields(_Options):
     """File format when the extension does not tell (e.g. application/jsonlines, text/csv)."""
 
 
+class ModelOptions(_Options):
+    """model options"""
+
+    max_new_tokens: StrictInt | None = Field(default=None, ge=1)
+    """Tokens to generate per prompt."""
+    batch_size: StrictInt | None = Field(default=None, ge=1)
+    """Prompts per batch (local models)."""
+    temperature: float | None = Field(default=None, ge=0, strict=True)
+    """0 (default) is greedy; above 0 samples, seeded by --seed."""
+    top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
+    """Nucleus sampling mass (when sampling)."""
+    seed: StrictInt | None = Field(default=None, json_schema_extra={"flag": "--model-seed"})
+    """Sampling seed of the model (default: the run's --seed)."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None
+    """Weights' dtype (local models; auto: bfloat16 on GPU, float32 on CPU)."""
+    device: str | None = None
+    """e.g. cpu, cuda, cuda:1 (default: cuda if present)."""
+    system_prompt: str | None = None
+    """A system message before each prompt (chat models)."""
+    chat_template: StrictBool | None = None
+    """Wrap prompts in the model's chat template (local models; on for smollm2)."""
+    truncate_prompts: StrictBool | None = None
+    """Keep the last tokens of a prompt too long for the model's context, instead of an error on its record."""
+    base_url: str | None = None
+    """OpenAI-compatible server, e.g. http://localhost:8000/v1."""
+    api: Literal["chat", "completions"] | None = None
+    """OpenAI-compatible API (default: chat)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key ('' for none)."""
+    timeout: float | None = Field(default=None, gt=0, strict=True)
+    """Seconds per request (hosted models)."""
+    region: str | None = None
+    """AWS region (Bedrock, SageMaker)."""
+    content_template: str | None = None
+    """JSON request body with $prompt (Bedrock invoke_model, SageMaker, http(s) endpoints)."""
+    output_jmespath: str | None = None
+    """Where the output text is in the response (with --content-template)."""
+    log_probability_jmespath: str | None = None
+    """Where a log-probability is in the response."""
+
+    RUNNER_NAMES: ClassVar[dict[str, str]] = {"timeout": "timeout_s", "output_jmespath": "output", "log_probability_jmespath": "log_probability"}
+
+    def runner_options(self) -> dict[str, Any]:
+        """Keyword arguments for the model runner."""
+        return {self.RUNNER_NAMES.get(name, name): value for name, value in self.chosen().items()}
+
+
 class EvaluationOptions(_Options):
     """evaluation options"""
 
@@ -108,10 +155,14 @@ class EvaluationOptions(_Options):
     """Outputs scored together by the toxicity classifier (default: 32)."""
     log_probability_reduction: Literal["sum", "mean"] | None = None
     """prompt_stereotyping: a sentence's log-probability summed over tokens (default) or their mean (as AWS fmeval)."""
-    judge_model: str | None = None
-    """model_graded: the judge, any model spec (e.g. smollm2, openai:gpt-4o)."""
-    judge_model_options: dict[str, Any] | None = Field(default=None, json_schema_extra=YAML_ONLY)
-    """model_graded: the judge's options (e.g. base_url, max_new_tokens)."""
+    judge_model: list[str] | None = Field(default=None, json_schema_extra={"flag": "--judge-model", "alias": "--judge",
+                                                                            "action": "append"})
+    """model_graded: the judge, any model spec (e.g. smollm2, openai:gpt-4o); repeat it for a panel of judges."""
+    judge_model_options: ModelOptions | list[ModelOptions] | None = Field(default=None, json_schema_extra=YAML_ONLY)
+    """model_graded: the judges' model options (the keys of model_options, e.g. base_url, max_new_tokens, timeout),
+    or a list of them, one per judge."""
+    judge_engine_options: EngineOptions | None = Field(default=None, json_schema_extra=YAML_ONLY)
+    """model_graded: how requests are sent to the judges (the keys of engine_options; default: the run's)."""
     judge_criterion: str | None = None
     """model_graded: correctness (default), helpfulness, harmlessness, faithfulness, pairwise, or a name of your own."""
     judge_template: str | None = None
@@ -120,6 +171,17 @@ class EvaluationOptions(_Options):
     """model_graded: the rubric put into the judge prompt (default: the criterion's)."""
     judge_scale: StrictInt | None = Field(default=None, ge=2)
     """model_graded: grades run from 1 to this (default: 5)."""
+    judge_grades: dict[str, float] | None = Field(default=None, json_schema_extra=YAML_ONLY)
+    """model_graded: letter grades and their credit instead of a scale, e.g. {C: 1, P: 0.5, I: 0} (partial credit)."""
+    judge_format: Literal["grade_only", "reason_then_grade"] | None = None
+    """model_graded: grade_only (default: "[[N]]" and nothing else) or reason_then_grade (reasons, then "GRADE: N")."""
+    judge_grade_pattern: str | None = None
+    """model_graded: a regular expression whose first group is the grade in the judge's answer (default: by format)."""
+    judge_pass_threshold: float | None = Field(default=None, gt=0, le=1, strict=True)
+    """model_graded: adds CRITERION_pass, 1 where the score (in [0, 1]) reaches this."""
+    judge_aggregate: Literal["mean", "median", "majority"] | None = None
+    """model_graded with several judges: the record's score from theirs: mean (default), median, or majority (a tie
+    goes to the strictest)."""
     judge_probability_weighted: StrictBool | None = None
     """model_graded: score by the judge's probabilities of each grade (judges with log-probabilities)."""
     judge_baseline_run: str | None = None
@@ -130,60 +192,33 @@ class EvaluationOptions(_Options):
     def _split_lists(cls, value: Any) -> Any:
         return _comma_list(value)
 
+    @field_validator("judge_model", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("judge_model_options", mode="before")
+    @classmethod
+    def _known_model_options(cls, value: Any) -> Any:
+        for options in value if isinstance(value, list) else [value]:
+            unknown = sorted(set(options) - set(ModelOptions.model_fields)) if isinstance(options, dict) else []
+            if unknown:
+                raise ValueError(f"unknown key(s) {', '.join(unknown)}; the keys are those of model_options: "
+                                 f"{', '.join(ModelOptions.model_fields)}")
+        return value
+
     ALGORITHM_NAMES: ClassVar[dict[str, str]] = {
         "perturbation_seed": "seed", "detector_batch_size": "batch_size", "judge_criterion": "criterion",
-        "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted"}
+        "judge_rubric": "rubric", "judge_scale": "scale", "judge_probability_weighted": "probability_weighted",
+        "judge_grades": "grades", "judge_grade_pattern": "grade_pattern", "judge_pass_threshold": "pass_threshold",
+        "judge_aggregate": "aggregate"}
 
     def algorithm_options(self) -> dict[str, Any]:
-        """Keyword arguments for the evaluation (`fmeval.get_algorithm`)."""
-        return {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()}
-
-
-class ModelOptions(_Options):
-    """model options"""
-
-    max_new_tokens: StrictInt | None = Field(default=None, ge=1)
-    """Tokens to generate per prompt."""
-    batch_size: StrictInt | None = Field(default=None, ge=1)
-    """Prompts per batch (local models)."""
-    temperature: float | None = Field(default=None, ge=0, strict=True)
-    """0 (default) is greedy; above 0 samples, seeded by --seed."""
-    top_p: float | None = Field(default=None, gt=0, le=1, strict=True)
-    """Nucleus sampling mass (when sampling)."""
-    seed: StrictInt | None = Field(default=None, json_schema_extra={"flag": "--model-seed"})
-    """Sampling seed of the model (default: the run's --seed)."""
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None
-    """Weights' dtype (local models; auto: bfloat16 on GPU, float32 on CPU)."""
-    device: str | None = None
-    """e.g. cpu, cuda, cuda:1 (default: cuda if present)."""
-    system_prompt: str | None = None
-    """A system message before each prompt (chat models)."""
-    chat_template: StrictBool | None = None
-    """Wrap prompts in the model's chat template (local models; on for smollm2)."""
-    truncate_prompts: StrictBool | None = None
-    """Keep the last tokens of a prompt too long for the model's context, instead of an error on its record."""
-    base_url: str | None = None
-    """OpenAI-compatible server, e.g. http://localhost:8000/v1."""
-    api: Literal["chat", "completions"] | None = None
-    """OpenAI-compatible API (default: chat)."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key ('' for none)."""
-    timeout: float | None = Field(default=None, gt=0, strict=True)
-    """Seconds per request (hosted models)."""
-    region: str | None = None
-    """AWS region (Bedrock, SageMaker)."""
-    content_template: str | None = None
-    """JSON request body with $prompt (Bedrock invoke_model, SageMaker, http(s) endpoints)."""
-    output_jmespath: str | None = None
-    """Where the output text is in the response (with --content-template)."""
-    log_probability_jmespath: str | None = None
-    """Where a log-probability is in the response."""
-
-    RUNNER_NAMES: ClassVar[dict[str, str]] = {"timeout": "timeout_s", "output_jmespath": "output", "log_probability_jmespath": "log_probability"}
-
-    def runner_options(self) -> dict[str, Any]:
-        """Keyword arguments for the model runner."""
-        return {self.RUNNER_NAMES.get(name, name): value for name, value in self.chosen().items()}
+        """Keyword arguments for the evaluation (`fmeval.get_algorithm`), less the judges' models and
+        engine options, which the run builds."""
+        built_by_the_run = ("judge_model", "judge_model_options", "judge_engine_options")
+        return {self.ALGORITHM_NAMES.get(name, name): value for name, value in self.chosen().items()
+                if name not in built_by_the_run}
 
 
 class RunConfig(BaseModel):

@@ -27,12 +27,12 @@ from fmeval.datasets.registry import resolve_dataset
 from fmeval.datasets.sources import sha256_of
 from fmeval.engine import Engine
 from fmeval.engine.cache import ResponseCache
-from fmeval.engine.engine import Backend
+from fmeval.engine.engine import Backend, EngineOptions
 from fmeval.errors import RunInterrupted, UserError
 from fmeval.model_runners import ModelRunner, load_runner
 from fmeval.prompt import PromptTemplate
 from fmeval.runs.aggregate import aggregate, aggregate_by_category
-from fmeval.runs.config import RunConfig, build_config
+from fmeval.runs.config import ModelOptions, RunConfig, build_config
 from fmeval.runs.directory import RECORD_FIELDS, RunDirectory, RunWriter
 from fmeval.runs.loaded import load_run
 from fmeval.runs.summary import EvalOutput
@@ -56,7 +56,7 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     started = time.perf_counter()
     plan = plan_run(config)
     try:
-        with _shared_cache(config, plan.runner or getattr(plan.algorithm, "judge", None)) as shared_cache, plan.directory.writing(
+        with _shared_cache(config, [plan.runner, *plan.algorithm.judges]) as shared_cache, plan.directory.writing(
             plan.identity(), overwrite=config.overwrite, retry_errors=config.retry_errors
         ) as run:
             try:
@@ -123,7 +123,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     (empty) output directory."""
     started = time.perf_counter()
     algorithm = config.evaluation if isinstance(config.evaluation, Algorithm) else get_algorithm(
-        config.evaluation, **_algorithm_options(config))
+        config.evaluation, **_algorithm_options(config), **_judge_options(config))
     data, default_template = resolve_dataset(config.dataset, fields=config.dataset_fields.chosen() or None,
                                              mirror=config.dataset_mirror)
     template = PromptTemplate(config.prompt_template or default_template or DEFAULT_TEMPLATE)
@@ -167,6 +167,9 @@ def plan_run(config: RunConfig) -> RunPlan:
         plan.backend = _ray_backend(config, plan.runner)  # the workers load the model: the driver need not
     elif plan.runner is not None and hasattr(plan.runner, "load"):
         plan.runner.load()
+    for judge in algorithm.judges:
+        if hasattr(judge, "load"):
+            judge.load()
     plan.load_seconds = time.perf_counter() - started
     return plan
 
@@ -183,10 +186,31 @@ def _algorithm_options(config: RunConfig) -> dict[str, Any]:
     return options
 
 
-def runner_defaults(config: RunConfig) -> dict[str, Any]:
+def _judge_options(config: RunConfig) -> dict[str, Any]:
+    """The judges, built here like the model under evaluation: each spec with its model options
+    (one mapping for all, or one per judge) and the judges' engine concurrency."""
+    options = config.evaluation_options
+    if options.judge_model is None:
+        return {}
+    per_judge = options.judge_model_options or ModelOptions()
+    if isinstance(per_judge, list) and len(per_judge) != len(options.judge_model):
+        raise UserError(f"evaluation_options.judge_model_options: {len(per_judge)} mappings for "
+                        f"{len(options.judge_model)} judges; give one per judge, or one mapping for all")
+    per_judge = per_judge if isinstance(per_judge, list) else [per_judge] * len(options.judge_model)
+    defaults = runner_defaults(config, judge_engine_options(config))
+    return {"judge_model": [load_runner(spec, defaults=defaults, **model_options.runner_options())
+                            for spec, model_options in zip(options.judge_model, per_judge)]}
+
+
+def judge_engine_options(config: RunConfig) -> EngineOptions:
+    """How requests are sent to the judges: their own options, else the run's."""
+    return config.evaluation_options.judge_engine_options or config.engine_options
+
+
+def runner_defaults(config: RunConfig, engine_options: EngineOptions | None = None) -> dict[str, Any]:
     """What a run gives every runner that takes it: its seed (for sampling) and the engine's
     concurrency (hosted runners size their connection pools from it)."""
-    return {"seed": config.seed, "max_concurrency": config.engine_options.max_concurrency}
+    return {"seed": config.seed, "max_concurrency": (engine_options or config.engine_options).max_concurrency}
 
 
 def _ray_backend(config: RunConfig, runner: ModelRunner) -> Backend:
@@ -204,9 +228,9 @@ def _ray_backend(config: RunConfig, runner: ModelRunner) -> Backend:
 
 
 @contextlib.contextmanager
-def _shared_cache(config: RunConfig, runner: ModelRunner | None) -> Iterator[ResponseCache | None]:
+def _shared_cache(config: RunConfig, runners: list[ModelRunner | None]) -> Iterator[ResponseCache | None]:
     """The shared response cache, opened (and so checked) before the run directory is touched."""
-    if not config.cache or runner is None or not runner.capabilities.cacheable:
+    if not config.cache or not any(runner is not None and runner.capabilities.cacheable for runner in runners):
         yield None
         return
     try:
@@ -223,13 +247,20 @@ def _shared_cache(config: RunConfig, runner: ModelRunner | None) -> Iterator[Res
 
 def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, started: float) -> EvalOutput:
     config = plan.config
-    # Without the shared cache, answers go to the run's own journal: a killed run never pays twice.
-    judge = getattr(plan.algorithm, "judge", None)
-    journal = ResponseCache(plan.directory.journal_path) if shared_cache is None and (plan.runner or judge) else None
+    # Answers the shared cache may not hold go to the run's own journal: a killed run never pays twice.
+    runners = [runner for runner in (plan.runner, *plan.algorithm.judges) if runner is not None]
+    journaled = [runner for runner in runners if shared_cache is None or not runner.capabilities.cacheable]
+    journal = ResponseCache(plan.directory.journal_path) if journaled else None
+
+    def store_of(runner: ModelRunner | None) -> ResponseCache | None:
+        return shared_cache if runner is not None and not any(runner is other for other in journaled) else journal
+
     chunk_size = config.chunk_size or _auto_chunk_size(plan.runner)
+    judge_engines = [Engine(judge, options=judge_engine_options(config), seed=config.seed, store=store_of(judge))
+                     for judge in plan.algorithm.judges]
     try:
-        plan.algorithm.open(shared_cache or journal)
-        with Engine(plan.runner, options=config.engine_options, store=shared_cache or journal, seed=config.seed,
+        plan.algorithm.open(judge_engines)
+        with Engine(plan.runner, options=config.engine_options, store=store_of(plan.runner), seed=config.seed,
                     backend=plan.backend) as engine, _progress(config.progress, plan) as advance:
             advance(len(run.done))
             for chunk in _chunks((r for r in plan.records() if r.record_id not in run.done), chunk_size):
@@ -240,12 +271,17 @@ def _execute(plan: RunPlan, run: RunWriter, shared_cache: ResponseCache | None, 
                 for results in plan.algorithm.evaluate(chunk, engine, template=plan.template):
                     run.append([_record_line(result) for result in results])
                     advance(len(results))
-            engine_report, model_seconds = engine.report(), engine.model_seconds
+            engine_report, timings = engine.report(), {"load_s": plan.load_seconds, "model_s": engine.model_seconds}
     finally:
-        plan.algorithm.close()
+        for judge_engine in judge_engines:
+            judge_engine.close()
         if journal is not None:
             journal.close()
-    summary = _summarize(plan, run, engine_report, {"load_s": plan.load_seconds, "model_s": model_seconds}, started)
+    if judge_engines:  # the judges' requests, counted apart from the model's
+        engine_report["judges"] = [{"judge": f"judge_{i}", **judge_engine.report()}
+                                   for i, judge_engine in enumerate(judge_engines, start=1)]
+        timings["judge_s"] = sum(judge_engine.model_seconds for judge_engine in judge_engines)
+    summary = _summarize(plan, run, engine_report, timings, started)
     run.finish(summary)
     return summary
 
@@ -276,7 +312,9 @@ def _summarize(plan: RunPlan, run: RunWriter, engine_report: dict[str, Any], tim
         config={"evaluation": algorithm.config(), "num_records": config.num_records,
                 "sampling": identity["sampling"], "skip_bad_records": config.skip_bad_records,
                 "n_bootstrap": config.n_bootstrap,
-                "engine": config.engine_options.model_dump(exclude_defaults=True)},
+                "engine": config.engine_options.model_dump(exclude_defaults=True),
+                **({"judge_engine": judge_engine_options(config).model_dump(exclude_defaults=True)}
+                   if algorithm.judges else {})},
         engine={**engine_report, "resumed_records": len(run.done), "retried_records": run.retried},
         seed=config.seed,
         fmeval_version=__version__,

@@ -1,5 +1,6 @@
 """fmeval's one store: the run index, and the tables of the parts that need them, in embedded
-SQLite by default or PostgreSQL by URL (see `Database`)."""
+SQLite by default or PostgreSQL by URL (see `Database`); the audit log (`fmeval.store.audit`) and
+the outbox of events to deliver (`fmeval.store.outbox`)."""
 from __future__ import annotations
 
 from typing import Any

@@ -16,7 +16,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import fcntl
+import functools
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,9 +50,11 @@ def database_url(location: str | os.PathLike[str]) -> str:
     return text
 
 
-def _heads() -> set[str]:
-    """The head revision of every migration branch, read from the scripts themselves (without
-    importing Alembic: opening an up-to-date store should cost one query, not half a second)."""
+_HEADS_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _read_heads() -> frozenset[str]:
     revisions, parents = set(), set()
     for script in (MIGRATIONS / "versions").glob("*.py"):
         if script.name.startswith("__"):
@@ -63,7 +67,15 @@ def _heads() -> set[str]:
         for key in ("down_revision", "depends_on"):  # Alembic records neither as a head
             before = values.get(key)
             parents.update(before if isinstance(before, (tuple, list)) else [before] if before else [])
-    return revisions - parents
+    return frozenset(revisions - parents)
+
+
+def _heads() -> set[str]:
+    """The head revision of every migration branch, read once from the scripts themselves (without
+    importing Alembic: opening an up-to-date store should cost one query, not half a second).
+    Under a lock: CPython 3.11's parser is not safe in threads that open stores at once."""
+    with _HEADS_LOCK:
+        return set(_read_heads())
 
 
 def _set_wal(dbapi_connection: Any, *, patience_s: float = 60.0) -> None:

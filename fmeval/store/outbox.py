@@ -90,10 +90,6 @@ class Delivery:
     last_error: str | None
     next_attempt_at: str | None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "delivered": self.status == DELIVERED, "status": self.status,
-                "attempts": self.attempts, "http_status": self.last_status, "error": self.last_error}
-
 
 def deliveries(database: Any, event_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Each outbox row (without its body), oldest first; only those of `event_ids` when given."""
@@ -116,10 +112,12 @@ def _claim(database: Any, row_id: int, now: dt.datetime, timeout_s: float) -> bo
 
 
 def deliver_pending(database: Any, *, policy: RetryPolicy = DELIVERY_POLICY, timeout_s: float = 10.0,
-                    event_ids: Sequence[str] | None = None, limit: int = 100,
+                    event_ids: Sequence[str] | None = None, limit: int = 100, deadline: float | None = None,
                     rng: random.Random | None = None) -> list[Delivery]:
     """One pass: every due row (of `event_ids`, when given) is claimed, POSTed once and its outcome
-    recorded. Returns the rows attempted, in order."""
+    recorded; no row is started after `deadline` (a `time.monotonic()` value), and after a failed
+    attempt to a URL, its other rows wait for the next pass (a URL that never answers costs one
+    timeout per pass, not one per event). Returns the rows attempted, in order."""
     from fmeval.webhooks import post_once
 
     rng = rng or random.Random()
@@ -132,8 +130,10 @@ def deliver_pending(database: Any, *, policy: RetryPolicy = DELIVERY_POLICY, tim
         query = query.where(outbox_table.c.event_id.in_(list(event_ids)))
     with database.reading() as connection:
         due = list(connection.execute(query))
-    done = []
+    done, failing = [], set()
     for row in due:
+        if row.url in failing or (deadline is not None and time.monotonic() >= deadline):
+            continue
         if not _claim(database, row.id, _now(), timeout_s):
             continue
         try:
@@ -160,6 +160,8 @@ def deliver_pending(database: Any, *, policy: RetryPolicy = DELIVERY_POLICY, tim
             values["finished_at"] = _stamp(finished)
         with database.transaction() as connection:
             connection.execute(update(outbox_table).where(outbox_table.c.id == row.id).values(**values))
+        if outcome_status != DELIVERED:
+            failing.add(row.url)
         if outcome_status == GAVE_UP:
             logger.warning("event %s to %s: gave up after %d attempt(s): %s", row.event_id,
                            _safe(row.url), attempts, error)
@@ -192,7 +194,7 @@ def settle(database: Any, event_ids: Sequence[str] | None = None, *, within_s: f
     pending for the next deliverer. Returns the rows' states."""
     deadline = time.monotonic() + within_s
     while True:
-        deliver_pending(database, policy=policy, timeout_s=timeout_s, event_ids=event_ids)
+        deliver_pending(database, policy=policy, timeout_s=timeout_s, event_ids=event_ids, deadline=deadline)
         due = _next_due(database, event_ids)
         if due is None:
             break

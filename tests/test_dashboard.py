@@ -542,21 +542,23 @@ def test_behind_a_tls_proxy_that_rewrites_host(site):
 
 
 def test_the_dashboard_command_refuses_bad_ports_and_tls_files_clearly(tmp_path, capsys):
+    store = str(tmp_path / "s.sqlite")
+    add_users(store, alice="viewer")  # the store exists: each refusal below is about the flag it names
     with pytest.raises(SystemExit) as exited:
         main(["dashboard", "--port", "99999"])
     assert exited.value.code == 2 and "a TCP port is a number from 1 to 65535" in capsys.readouterr().err
     assert main(["dashboard", "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key"),
-                 "--store", str(tmp_path / "s.sqlite")]) == 2
+                 "--store", store]) == 2
     err = capsys.readouterr().err
     assert "cannot read the TLS file" in err and "Traceback" not in err
     (tmp_path / "bad.pem").write_text("not a certificate")
     assert main(["dashboard", "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key", str(tmp_path / "bad.pem"),
-                 "--store", str(tmp_path / "s.sqlite")]) == 2
+                 "--store", store]) == 2
     assert "cannot use --tls-cert" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        assert main(["dashboard", "--port", str(taken.getsockname()[1]), "--store", str(tmp_path / "s.sqlite")]) == 2
+        assert main(["dashboard", "--port", str(taken.getsockname()[1]), "--store", store]) == 2
     assert "cannot serve on 127.0.0.1" in capsys.readouterr().err
 
 

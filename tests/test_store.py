@@ -23,8 +23,9 @@ def test_opening_a_store_brings_every_migration_branch_to_its_head(store_url):
         with db.reading() as connection:
             assert inspect(connection).has_table("runs")
             applied = {row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
-    # dashboard_0001 is no head of its own: outbox_0001 depends on it (the audit table)
-    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance", "outbox"}
+    # outbox_0001 depends on dashboard_0001 (the audit table); dashboard_0002 (login failures) is the dashboard's head
+    assert applied == _heads() and {head.split("_")[0] for head in applied} == {"runs", "monitoring", "governance", "outbox",
+                                                                              "dashboard"}
     with Database(store_url) as db, db.reading() as connection:
         assert {"dashboard_audit", "store_outbox", "governance_reviews"} <= set(inspect(connection).get_table_names())
 

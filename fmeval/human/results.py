@@ -76,9 +76,16 @@ def _agreement_metric(kind: RatingKind, raters: list[str]) -> Callable[[Sequence
     return alpha
 
 
+def scale_of(kind: RatingKind, outputs: int) -> list[int]:
+    """Every answer a question allows, used or not: weighted kappa measures distances on this scale."""
+    low, high = {"thumbs": (0, 1), "likert": (1, kind.scale or 0), "ranking": (1, outputs)}[kind.name]
+    return list(range(low, high + 1))
+
+
 def cohen_kappas(job: Job, kind: RatingKind) -> dict[str, float]:
     """Cohen's kappa of each pair of raters over the (item, output) pairs both rated (linear
-    weights for grades and ranks); pairs with fewer than two shared answers are left out."""
+    weights for grades and ranks, over the job's whole scale); pairs with fewer than two shared
+    answers are left out."""
     from sklearn.metrics import cohen_kappa_score
 
     answers: dict[str, dict[tuple[int, int], int]] = {}
@@ -93,7 +100,8 @@ def cohen_kappas(job: Job, kind: RatingKind) -> dict[str, float]:
         x, y = [answers[a][k] for k in shared], [answers[b][k] for k in shared]
         if len(set(x) | set(y)) < 2:
             continue
-        kappa = cohen_kappa_score(x, y, weights=None if kind.name == "thumbs" else "linear")
+        kappa = cohen_kappa_score(x, y, labels=scale_of(kind, len(job.meta["runs"])),
+                                  weights=None if kind.name == "thumbs" else "linear")
         kappas[f"{a}|{b}"] = float(kappa)
     return kappas
 

@@ -7,7 +7,8 @@ answers 404). Each page shows the instructions' title, the progress, the prompt 
 shortcuts: 1-9 answer the next open question, u/d give a thumb up/down, Enter saves, s skips.
 Every answer is committed before the next page is sent; skipped items come back at the end.
 Forms carry a per-rater CSRF token (an HMAC of the rater's id) and requests from another origin
-are refused. The server binds to 127.0.0.1 unless told otherwise.
+are refused. The server binds to 127.0.0.1 unless told otherwise, and another address needs TLS
+(or `allow_insecure_remote` behind a TLS proxy).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from fmeval.errors import UserError
 from fmeval.html import STYLE, esc
-from fmeval.human.job import Job
+from fmeval.human.job import COMMENT_LIMIT, Job
 
 COOKIE = "fmeval_rater"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
@@ -51,8 +52,8 @@ def csrf_token(job: Job, rater: str) -> str:
     return hmac.new(job.meta["csrf_secret"].encode(), rater.encode(), hashlib.sha256).hexdigest()
 
 
-def build_app(directory: str | Path) -> Any:
-    """The Starlette application over the job in `directory`."""
+def build_app(directory: str | Path, *, secure_cookies: bool = False) -> Any:
+    """The Starlette application over the job in `directory`; `secure_cookies` when served over HTTPS."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -63,7 +64,8 @@ def build_app(directory: str | Path) -> Any:
     def page(title: str, body: str, status: int = 200) -> HTMLResponse:
         html = (f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
                 f'<style>{STYLE}.output{{border:1px solid #ddd;padding:.6rem;margin:.6rem 0;white-space:pre-wrap}}'
-                f"fieldset{{border:0;padding:.2rem 0}}</style></head><body>{body}"
+                f"fieldset{{border:0;padding:.2rem 0}}.side-by-side{{display:grid;grid-template-columns:repeat(auto-fit,minmax(16rem,1fr));"
+                f"gap:1rem}}</style></head><body>{body}"
                 f'<script src="/shortcuts.js"></script></body></html>')
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP,
                                                                "X-Content-Type-Options": "nosniff",
@@ -81,7 +83,7 @@ def build_app(directory: str | Path) -> Any:
         if job.rater_of(token) is None:
             return page("Unknown invite", "<h1>This invite link is not valid.</h1>", 403)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, path="/")
         return response
 
     async def home(request: Request) -> Response:
@@ -101,6 +103,7 @@ def build_app(directory: str | Path) -> Any:
         item = job.assignment(rater, int(request.path_params["item_id"])) if rater else None
         if item is None:
             return not_found()
+        job.opened(rater, item["item_id"])
         return page(job.meta["title"], _item_page(job, rater, item))
 
     async def answer(request: Request) -> Response:
@@ -115,10 +118,14 @@ def build_app(directory: str | Path) -> Any:
         if request.url.path.endswith("/skip"):
             job.skip(rater, item_id)
         else:
+            given, missing = _rating_of(job, form, item["order"])
             try:
-                job.save_rating(rater, item_id, _rating_of(job, form, item["order"]))
-            except UserError as exc:
-                return page(job.meta["title"], f'<p class="fail">{esc(exc)}</p>' + _item_page(job, rater, item), 400)
+                if missing:
+                    raise UserError(f"answer every question: {', '.join(missing)} is missing")
+                job.save_rating(rater, item_id, given)
+            except UserError as exc:  # the page comes back with every answer given so far
+                return page(job.meta["title"], f'<p class="fail">{esc(exc)}</p>'
+                            + _item_page(job, rater, {**item, "rating": given}), 400)
         following = job.next_item(rater, after=item_id)
         return RedirectResponse(f"/item/{following}" if following is not None else "/", status_code=303)
 
@@ -148,12 +155,20 @@ def _item_page(job: Job, rater: str, item: dict[str, Any]) -> str:
     outputs = [item["outputs"][index] for index in item["order"]]  # the rater's order
     parts = [f"<p>Item {item['position'] + 1} of {progress['total']} ({progress['done']} done"
              f"{', skipped before' if item['status'] == 'skipped' else ''})</p>",
-             f"<h2>Prompt</h2><div class=\"output\">{esc(item.get('model_input') or item.get('prompt'))}</div>",
-             '<form id="rating" method="post">', f'<input type="hidden" name="csrf" value="{csrf_token(job, rater)}">']
+             f"<h2>Prompt</h2><div class=\"output prompt\">{esc(item.get('model_input') or item.get('prompt'))}</div>"]
+    if job.meta.get("show_reference") and item.get("target_output") is not None:
+        parts.append(f'<h2>Reference answer</h2><div class="output reference">{esc(item["target_output"])}</div>')
+    if item.get("rated_at"):
+        parts.append(f'<p class="revision">You rated this item at {esc(item["rated_at"])}. Saving again replaces '
+                     "that rating; the earlier one is kept in the job's history.</p>")
+    parts += ['<form id="rating" method="post">', f'<input type="hidden" name="csrf" value="{csrf_token(job, rater)}">']
+    # ranking compares the outputs: they stand side by side, as in SageMaker's ranking template
+    side_by_side = len(outputs) > 1 and any(kind.name == "ranking" for kind in job.kinds)
+    parts.append(f'<div class="outputs{" side-by-side" if side_by_side else ""}">')
     previous = item.get("rating") or {}
     for shown, text in enumerate(outputs):
         job_index = item["order"][shown]
-        parts.append(f"<h3>Output {shown + 1}</h3><div class=\"output\">{esc(text)}</div>")
+        parts.append(f'<section class="answer"><h3>Output {shown + 1}</h3><div class="output">{esc(text)}</div>')
         for kind in job.kinds:
             before = previous.get(kind.key)
             given = before[job_index] if isinstance(before, list) else None
@@ -165,9 +180,12 @@ def _item_page(job: Job, rater: str, item: dict[str, Any]) -> str:
             elif kind.name == "ranking":
                 parts.append(_choices(f"rank_{shown}", [(str(v), f"#{v}") for v in range(1, len(outputs) + 1)], given,
                                       legend="rank (1 is best; equal ranks for a tie)"))
+        parts.append("</section>")
+    parts.append("</div>")
     if any(kind.name == "free-text" for kind in job.kinds):
-        parts.append(f'<p><label>Comment<br><textarea name="comment" rows="3" cols="60">'
-                     f'{esc(previous.get("free-text", ""))}</textarea></label></p>')
+        parts.append(f'<p><label>Comment (up to {COMMENT_LIMIT:,} characters)<br>'
+                     f'<textarea name="comment" rows="3" cols="60">{esc(previous.get("free-text", ""))}</textarea>'
+                     "</label></p>")
     parts.append('<p><button type="submit">Save (Enter)</button></p></form>'
                  f'<form id="skip" method="post" action="/item/{item["item_id"]}/skip">'
                  f'<input type="hidden" name="csrf" value="{csrf_token(job, rater)}">'
@@ -182,9 +200,11 @@ def _choices(name: str, options: list[tuple[str, str]], given: Any, legend: str 
     return f'<fieldset data-question="{name}"><legend>{esc(legend)}</legend>{inputs}</fieldset>'
 
 
-def _rating_of(job: Job, form: Any, order: list[int]) -> dict[str, Any]:
-    """The form's answers, put back into the job's order of outputs."""
+def _rating_of(job: Job, form: Any, order: list[int]) -> tuple[dict[str, Any], list[str]]:
+    """The form's answers, put back into the job's order of outputs (None where one is missing),
+    and the questions left open, named as the rater sees them."""
     value: dict[str, Any] = {}
+    missing: list[str] = []
     field = {"thumbs": "thumbs", "likert": "likert", "ranking": "rank"}
     for kind in job.kinds:
         if kind.name == "free-text":
@@ -192,17 +212,28 @@ def _rating_of(job: Job, form: Any, order: list[int]) -> dict[str, Any]:
             continue
         answers: list[Any] = [None] * len(order)
         for shown, job_index in enumerate(order):
-            given = form.get(f"{field[kind.name]}_{shown}")
-            if given in (None, ""):
-                raise UserError(f"answer every question: {kind.key} is missing for output {shown + 1}")
-            answers[job_index] = given
+            answers[job_index] = form.get(f"{field[kind.name]}_{shown}") or None
+            if answers[job_index] is None:
+                missing.append(f"{kind.key} for output {shown + 1}")
         value[kind.key] = answers
-    return value
+    return value, missing
 
 
-def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765, certfile: str | None = None,
+          keyfile: str | None = None, allow_insecure_remote: bool = False) -> None:
+    """Serve until interrupted. Binding beyond loopback without TLS is refused unless allowed,
+    as for the dashboard: invite tokens are credentials."""
     import uvicorn
 
-    app = build_app(directory)
-    print(json.dumps({"serving": f"http://{host}:{port}/", "job": str(directory)}), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    from fmeval.model_runners.http import is_loopback
+
+    if bool(certfile) != bool(keyfile):
+        raise UserError("--tls-cert and --tls-key go together")
+    loopback = is_loopback(f"http://[{host}]/" if ":" in host else f"http://{host}/")
+    if not loopback and not certfile and not allow_insecure_remote:
+        raise UserError(f"--host {host} would send the raters' invite tokens in clear text beyond this machine: give "
+                        f"--tls-cert and --tls-key, or --allow-insecure-remote behind a TLS proxy")
+    app = build_app(directory, secure_cookies=bool(certfile))
+    print(json.dumps({"serving": f"{'https' if certfile else 'http'}://{host}:{port}/", "job": str(directory)}),
+          flush=True)
+    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning")

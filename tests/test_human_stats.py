@@ -57,3 +57,50 @@ def test_krippendorff_alpha_equals_the_package_with_unused_grades(tmp_path):
     expected = krippendorff.alpha(reliability_data=np.array(list(GRADES.values()), dtype=float),
                                   level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5])
     assert summary.score("krippendorff_alpha_likert").value == pytest.approx(expected, abs=1e-12)
+
+
+def test_fleiss_kappa_equals_statsmodels(tmp_path):
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    graded_job(tmp_path)
+    summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=100)
+    table, _ = aggregate_raters(np.array(list(GRADES.values())).T, n_cat=None)
+    score = summary.score("fleiss_kappa_likert")
+    assert score.value == pytest.approx(fleiss_kappa(table, method="fleiss"), abs=1e-12)
+    assert score.ci_lower <= score.value <= score.ci_upper
+
+
+def test_fleiss_kappa_with_different_raters_per_item_equals_statsmodels(tmp_path):
+    """Four raters, two per item: Fleiss' kappa needs the same number of raters per item, not the same raters."""
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    runs = make_runs(tmp_path, items=6)[:1]
+    create_job(tmp_path / "job", runs=runs, kinds="thumbs", instructions="Right?", raters=4, per_item=2, seed=3)
+    job = Job(tmp_path / "job")
+    given = []
+    for n, item in enumerate(job.items()):
+        raters = [r for r in job.raters() if job.assignment(r, item["item_id"])]
+        thumbs = [n % 2, 1 if n < 4 else n % 2]  # agree on some items, not on others
+        given.append(thumbs)
+        for rater, thumb in zip(raters, thumbs):
+            job.save_rating(rater, item["item_id"], {"thumbs": [thumb]})
+    job.close()
+    summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=50)
+    table, _ = aggregate_raters(np.array(given), n_cat=2)
+    assert summary.score("fleiss_kappa_thumbs").value == pytest.approx(fleiss_kappa(table), abs=1e-12)
+
+
+def test_a_rater_who_disagrees_with_the_others_is_flagged(tmp_path):
+    import krippendorff
+
+    contrary = {**GRADES, "rater4": [5, 4, 4, 2, 1, 1, 2, 5]}
+    graded_job(tmp_path, contrary)
+    summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=20)
+    quality = summary.config["rater_quality"]
+    for rater in contrary:
+        others = np.array([grades for name, grades in contrary.items() if name != rater], dtype=float)
+        expected = krippendorff.alpha(reliability_data=others, level_of_measurement="ordinal")
+        assert quality[rater]["alpha_without"]["likert:5"] == pytest.approx(expected, abs=1e-12)
+    assert [rater for rater, q in quality.items() if q["flagged"]] == ["rater4"]
+    assert "alpha is" in quality["rater4"]["flagged"] and "without rater4" in quality["rater4"]["flagged"]
+    assert quality["rater1"]["items_rated"] == 8 and quality["rater1"]["gold_accuracy"] is None

@@ -275,22 +275,16 @@ def assign(items: int, raters: Sequence[str], per_item: int, rng: random.Random)
     return work
 
 
-def _dataset_of(run: Any) -> tuple[str, tuple[str, ...]]:
-    return run.summary.dataset_name, tuple(run.summary.dataset.get("sha256") or ())
-
-
 def _shared_records(runs: Sequence[Any]) -> tuple[list[str], list[dict[str, dict[str, Any]]]]:
     """The record ids every run answered, and each run's lines by record id. Runs of different
     datasets, or that gave one record id different inputs, are refused: their outputs answer
-    different questions."""
+    different questions. (A dataset edited between the runs passes if the shared records agree.)"""
     ids = [run.run_id for run in runs]
     twice = sorted({run_id for run_id in ids if ids.count(run_id) > 1})
     if twice:
         raise UserError(f"--run: {', '.join(twice)} is given twice; rate each run once")
-    datasets = {_dataset_of(run) for run in runs}
-    if len(datasets) > 1:
-        described = "; ".join(f"{run.run_id} is on {name!r} (sha256 {', '.join(sha) or 'unknown'})"
-                              for run, (name, sha) in ((run, _dataset_of(run)) for run in runs))
+    if len({run.summary.dataset_name for run in runs}) > 1:
+        described = "; ".join(f"{run.run_id} is on {run.summary.dataset_name!r}" for run in runs)
         raise UserError(f"--run: the runs are on different datasets ({described}); rate runs of one dataset")
     outputs_by_run = [{str(line["record_id"]): line for line in run.records() if line.get("model_output") is not None}
                       for run in runs]

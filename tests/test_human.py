@@ -266,3 +266,50 @@ def test_a_judge_agrees_with_the_humans(tmp_path):
     others = judged_run(tmp_path, {r: "something else" for r in outputs}, grades, name="other-judge")
     with pytest.raises(UserError, match="did not grade the outputs the humans rated for good: record 'q0'"):
         judge_agreement(others, human_run, judge_metric="correctness", human_metric="likert_good")
+
+
+def test_the_raters_page_keeps_answers_shows_the_reference_and_ranks_side_by_side(browser, tmp_path):
+    runs = make_runs(tmp_path)
+    tokens = create_job(tmp_path / "job", runs=runs, kinds="likert:3,ranking,free-text", instructions="Grade",
+                        raters=1, per_item=1, show_reference=True)
+    port = free_port()
+    server = start_server(tmp_path / "job", port)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}/r/{tokens['rater1']}")
+        page.click("text=Start rating")
+        page.wait_for_selector("#rating")
+        item_id = int(page.url.rsplit("/", 1)[1])
+        job = Job(tmp_path / "job")
+        item = job.assignment("rater1", item_id)
+        assert page.locator("div.reference").inner_text() == "\n".join(item["target_output"])
+        first, second = page.locator("section.answer").all()
+        one, two = first.bounding_box(), second.bounding_box()
+        assert one["y"] == two["y"] and one["x"] + one["width"] <= two["x"]  # side by side, not stacked
+
+        # one grade left out: the save is refused, and every answer given stays on the page
+        page.check('input[name="likert_0"][value="2"]')
+        page.check('input[name="rank_0"][value="2"]')
+        page.check('input[name="rank_1"][value="1"]')
+        page.fill("textarea[name=comment]", "the second one <b>is</b> better")
+        page.click("text=Save (Enter)")
+        page.wait_for_selector("p.fail")
+        assert "likert:3 for output 2 is missing" in page.locator("p.fail").inner_text()
+        assert page.is_checked('input[name="likert_0"][value="2"]')
+        assert page.is_checked('input[name="rank_0"][value="2"]') and page.is_checked('input[name="rank_1"][value="1"]')
+        assert page.input_value("textarea[name=comment]") == "the second one <b>is</b> better"
+        assert job.assignment("rater1", item_id)["rating"] is None
+
+        page.check('input[name="likert_1"][value="3"]')
+        with page.expect_navigation():
+            page.click("text=Save (Enter)")
+        history = job.history("rater1", item_id)
+        assert len(history) == 1 and history[0]["rating"]["free-text"] == "the second one <b>is</b> better"
+        assert history[0]["seconds"] > 0  # from the first time the page was shown to the save
+        # coming back to a rated item says that saving replaces the rating, and keeps the history
+        page.goto(f"http://127.0.0.1:{port}/item/{item_id}")
+        assert "Saving again replaces that rating" in page.locator("p.revision").inner_text()
+        job.close()
+    finally:
+        server.kill()
+        server.wait()

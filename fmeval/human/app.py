@@ -156,8 +156,11 @@ def _item_page(job: Job, rater: str, item: dict[str, Any]) -> str:
     parts = [f"<p>Item {item['position'] + 1} of {progress['total']} ({progress['done']} done"
              f"{', skipped before' if item['status'] == 'skipped' else ''})</p>",
              f"<h2>Prompt</h2><div class=\"output prompt\">{esc(item.get('model_input') or item.get('prompt'))}</div>"]
-    if job.meta.get("show_reference") and item.get("target_output") is not None:
-        parts.append(f'<h2>Reference answer</h2><div class="output reference">{esc(item["target_output"])}</div>')
+    target = item.get("target_output")
+    if job.meta.get("show_reference") and target is not None:
+        accepted = target if isinstance(target, list) else [target]  # each accepted answer on its own line
+        parts.append(f'<h2>Reference answer</h2><div class="output reference">{esc(chr(10).join(map(str, accepted)))}'
+                     "</div>")
     if item.get("rated_at"):
         parts.append(f'<p class="revision">You rated this item at {esc(item["rated_at"])}. Saving again replaces '
                      "that rating; the earlier one is kept in the job's history.</p>")

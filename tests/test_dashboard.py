@@ -1,12 +1,18 @@
 """The dashboard in headless Chromium, over real HTTP: a user journey from a run to an approved
-card and its PDF, authorisation and CSRF, XSS payloads that stay text, binding rules, and two
-dashboard processes on one store. Screenshots go to test-artifacts/."""
+card and its PDF, authorisation and CSRF, XSS payloads that stay text, binding rules, two
+dashboard processes on one store, stale approvals refused, a reviewer's history and diff, the
+audit page, login lockouts, bounded inputs, and a webhook that never answers stalling no one.
+Screenshots go to test-artifacts/."""
+import csv
+import io
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -68,7 +74,7 @@ def site(tmp_path, monkeypatch):
         monitors.create(Schedule(name="dq", kind="", baseline=str(tmp_path / "base"), capture=str(tmp_path / "capture"),
                                  cron="0 * * * *", output=str(tmp_path / "out"), start="2026-12-01T00:00:00+00:00",
                                  model=model))
-    add_users(store, alice="editor", bob="approver", carol="viewer", root="admin")
+    add_users(store, alice="editor", bob="approver", carol="viewer", root="admin", dave="approver")
     port = free_port()
     process = start_dashboard(store, port)
     yield {"url": f"http://127.0.0.1:{port}", "model": model, "run": run, "store": store}
@@ -88,6 +94,12 @@ def log_in(browser, url, user):
     page.click("button:has-text('Log in')")
     page.wait_for_load_state("load")
     return page, dialogs
+
+
+def review_form(page, action):
+    """The hidden fields of the card page's form for `action`: CSRF token, version, hash, status, last event."""
+    return {field.get_attribute("name"): field.get_attribute("value")
+            for field in page.query_selector_all(f"form[action$='/{action}'] input[type=hidden]")}
 
 
 def test_from_a_run_to_an_approved_card_and_its_pdf(site, browser):
@@ -155,7 +167,8 @@ def test_roles_csrf_and_origins_are_enforced(site, browser):
                                headers={"Origin": "https://evil.example"}).status == 403
     assert viewer.request.post(f"{url}/cards/card/submit",
                                form={"csrf": viewer.get_attribute("input[name=csrf]", "value")}).status == 403
-    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 200  # followed to the card
+    assert editor.request.post(f"{url}/cards/card/submit", form={"csrf": token}).status == 400  # which version?
+    assert editor.request.post(f"{url}/cards/card/submit", form=review_form(editor, "submit")).status == 200
     anonymous = httpx.Client(base_url=url)
     assert anonymous.get("/cards", follow_redirects=False).headers["location"].startswith("/login?next=")
     assert anonymous.post("/cards/card/approve", data={"csrf": token}).status_code == 403
@@ -228,3 +241,362 @@ def test_odd_addresses_get_clear_answers(site):
     assert client.get("/cards/no-such-card").status_code == 404
     assert client.get("/runs/no-such-run/report").status_code == 404
     assert client.get(f"/runs/compare?a={site['run'].run_id}&b=no-such-run").status_code == 404
+
+
+def client_for(url, user):
+    client = httpx.Client(base_url=url, follow_redirects=True, timeout=30)
+    assert client.post("/login", data={"username": user, "password": PASSWORD}).status_code == 200
+    return client
+
+
+def csrf_of(client):
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/account").text).group(1)
+
+
+def test_a_stale_approval_is_refused(site, browser):
+    """Approver bob opens v1 (risk High); dave rejects it, alice saves v2 (risk Low) and resubmits;
+    bob's Approve on his stale page is refused with 409, naming who changed what, and nothing is approved."""
+    url, store = site["url"], site["store"]
+    assert main(["cards", "create", "race", "--store", store, "--as", "alice",
+                 "--set", "intended_uses.risk_rating=High"]) == 0
+    assert main(["cards", "submit", "race", "--store", store, "--as", "alice"]) == 0
+    stale, _ = log_in(browser, url, "bob")
+    stale.goto(f"{url}/cards/race")
+    assert "High" in stale.inner_text("body")
+    dave, alice = client_for(url, "dave"), client_for(url, "alice")
+    page = dave.get("/cards/race").text
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                             page.split('action="/cards/race/reject"')[1].split("</form>")[0]))
+    assert dave.post("/cards/race/reject", data={**fields, "comment": "too risky"}).status_code == 200
+    edited = alice.post("/cards/race/edit", data={"csrf": csrf_of(alice), "based_on": "1",
+                                                  "intended_uses.risk_rating": "Low"})
+    assert edited.status_code == 200
+    assert main(["cards", "submit", "race", "--store", store, "--as", "alice"]) == 0
+    with stale.expect_response(f"{url}/cards/race/approve") as answer:
+        stale.click("button:has-text('Approve')")
+    assert answer.value.status == 409
+    text = stale.inner_text("body")
+    assert "changed since you opened version 1" in text and "now version 2, PendingReview" in text
+    assert "dave" in text and "alice" in text  # who changed what since
+    stale.screenshot(path=str(ARTIFACTS / "dashboard-stale-approval.png"), full_page=True)
+    shown = alice.get("/cards/race").text
+    assert "Status <strong>PendingReview</strong>, version 2" in shown and "approved by" not in shown
+    tampered = {**fields, "csrf": csrf_of(client_for(url, "bob")), "version": "2", "status": "PendingReview",
+                "seen": "999"}  # the right version number with another content's hash
+    bob = client_for(url, "bob")
+    tampered["csrf"] = csrf_of(bob)
+    assert bob.post("/cards/race/approve", data=tampered).status_code == 409
+
+
+def test_a_reviewer_reads_the_history_diffs_two_versions_and_approves_with_a_comment(site, browser):
+    url, store = site["url"], site["store"]
+    assert main(["cards", "create", "hist", "--store", store, "--as", "alice",
+                 "--set", "intended_uses.risk_rating=High"]) == 0
+    assert main(["cards", "edit", "hist", "--store", store, "--as", "alice",
+                 "--set", "intended_uses.purpose_of_model=Answers questions"]) == 0
+    assert main(["cards", "submit", "hist", "--store", store, "--as", "alice"]) == 0
+    page, _ = log_in(browser, url, "bob")
+    page.goto(f"{url}/cards/hist")
+    page.click("text=History")
+    table = page.inner_text("table")
+    assert re.search(r"v1\s+alice", table) and re.search(r"v2\s+alice.*PendingReview", table)
+    page.select_option("select[name=old]", "1")
+    page.select_option("select[name=new]", "2")
+    page.click("button:has-text('Show the changes')")
+    diff = page.inner_text("pre.diff")
+    assert '+    "purpose_of_model": "Answers questions"' in diff and "hist v1" in diff and "hist v2" in diff
+    page.screenshot(path=str(ARTIFACTS / "dashboard-diff.png"), full_page=True)
+    page.goto(f"{url}/cards/hist")
+    page.fill("form[action$='/approve'] textarea[name=comment]", "Risk accepted <b>for now</b>")
+    page.click("button:has-text('Approve')")
+    assert "Status Approved, version 2, approved by bob (version 2)" in page.inner_text("body")
+    page.goto(f"{url}/cards/hist/history")
+    assert "bob: approved “Risk accepted <b>for now</b>”" in page.inner_text("table")  # a comment stays text
+    page.screenshot(path=str(ARTIFACTS / "dashboard-history.png"), full_page=True)
+    old = page.request.get(f"{url}/cards/hist/export/json?version=1")
+    assert old.status == 200 and "purpose_of_model" not in old.text() and old.json()["intended_uses"]["risk_rating"] == "High"
+    page.goto(f"{url}/cards/hist?version=1")
+    assert "You are looking at version 1" in page.inner_text("body")
+    assert page.query_selector("button:has-text('Approve')") is None  # a review acts on the latest version only
+    assert page.request.get(f"{url}/cards/hist/export/pdf?version=1").body()[:5] == b"%PDF-"
+
+
+def test_the_audit_page_filters_and_exports_csv(site, browser):
+    url, store = site["url"], site["store"]
+    alice = client_for(url, "alice")
+    token = csrf_of(alice)
+    assert alice.post("/cards", data={"csrf": token, "name": "=HYPERLINK(1)", "run": site["run"].run_id}).status_code == 200
+    assert alice.post("/cards", data={"csrf": token, "name": "other"}).status_code == 200
+    client_for(url, "carol")
+    admin, _ = log_in(browser, url, "root")
+    admin.goto(f"{url}/audit")
+    admin.fill("input[name=user]", "alice")
+    admin.click("button:has-text('Filter')")
+    rows = admin.inner_text("table")
+    assert "card.create" in rows and "carol" not in rows
+    admin.screenshot(path=str(ARTIFACTS / "dashboard-audit.png"), full_page=True)
+    admin.goto(f"{url}/audit?model={urllib.parse.quote(site['model'])}")  # the model's cards only
+    rows = admin.inner_text("table")
+    assert "=HYPERLINK(1)" in rows and "other" not in rows
+    admin.goto(f"{url}/audit?until=2000-01-01")
+    assert admin.query_selector_all("table tr") and len(admin.query_selector_all("table tr")) == 1  # the header only
+    csv_text = admin.request.get(f"{url}/audit.csv?user=alice&card=%3DHYPERLINK(1)").text()
+    lines = list(csv.reader(io.StringIO(csv_text)))
+    assert lines[0] == ["time", "user", "action", "target", "detail"]
+    assert [line[1:4] for line in lines[1:]] == [["alice", "card.create", "'=HYPERLINK(1)"]]  # never a formula
+    assert admin.request.get(f"{url}/audit?since=yesterday").status == 400
+
+
+def test_logins_are_rate_limited_and_an_admin_lifts_the_lockout(site):
+    """50 wrong passwords on loopback: 5 are checked (401), then the account is locked (429, no
+    password checked), so the 50 take well under the time of 50 Argon2 checks."""
+    url = site["url"]
+    anonymous = httpx.Client(base_url=url, timeout=30)
+    started = time.monotonic()
+    statuses = [anonymous.post("/login", data={"username": "alice", "password": f"wrong {i}"}).status_code
+                for i in range(50)]
+    elapsed = time.monotonic() - started
+    assert statuses == [401] * 5 + [429] * 45, statuses
+    assert anonymous.post("/login", data={"username": "alice", "password": PASSWORD}).status_code == 429
+    print(f"50 wrong passwords: {elapsed:.2f} s")
+    admin = client_for(url, "root")
+    assert "locked until" in admin.get("/users").text
+    lifted = admin.post("/users/alice/unlock", data={"csrf": csrf_of(admin)})
+    assert lifted.status_code == 200 and "lockout of alice was lifted" in lifted.text
+    assert re.search(r"root</td><td>user\.unlock</td><td>alice", admin.get("/audit").text)
+    assert anonymous.post("/login", data={"username": "alice", "password": PASSWORD}).status_code == 303
+    for i in range(20):  # one client trying many accounts is stopped too (other accounts than alice)
+        anonymous.post("/login", data={"username": f"nobody{i % 4}", "password": "wrong"})
+    assert anonymous.post("/login", data={"username": "carol", "password": PASSWORD}).status_code == 429
+
+
+def test_passwords_roles_and_expired_sessions(site):
+    from sqlalchemy import select
+
+    from fmeval.dashboard.accounts import Accounts, sessions_table
+    from fmeval.store import Database
+
+    url = site["url"]
+    carol = client_for(url, "carol")
+    wrong = carol.post("/account/password", data={"csrf": csrf_of(carol), "current": "nope", "new": "a new password!"})
+    assert wrong.status_code == 400 and "current password is wrong" in wrong.text
+    changed = carol.post("/account/password", data={"csrf": csrf_of(carol), "current": PASSWORD,
+                                                    "new": "a new password!"})
+    assert changed.status_code == 200 and "was changed" in changed.text
+    fresh = httpx.Client(base_url=url)
+    assert fresh.post("/login", data={"username": "carol", "password": PASSWORD}).status_code == 401
+    assert fresh.post("/login", data={"username": "carol", "password": "a new password!"}).status_code == 303
+    admin = client_for(url, "root")
+    assert admin.post("/users/carol/role", data={"csrf": csrf_of(admin), "role": "editor"}).status_code == 200
+    assert "carol (editor)" in carol.get("/").text
+    assert admin.post("/users/carol/role", data={"csrf": csrf_of(admin), "role": "king"}).status_code == 400
+    assert carol.post("/users/carol/role", data={"csrf": csrf_of(carol), "role": "admin"}).status_code == 403
+    with Database(site["store"]) as database:
+        with database.transaction() as connection:
+            connection.execute(sessions_table.insert().values(token_sha256="x" * 64, username="carol", csrf="c",
+                                                              expires_at="2000-01-01T00:00:00+00:00"))
+        assert Accounts(database).log_in("bob", PASSWORD, client="test")
+        with database.reading() as connection:
+            assert connection.execute(select(sessions_table).where(sessions_table.c.token_sha256 == "x" * 64)).first() is None
+
+
+def test_inputs_are_bounded_before_the_store_sees_them(store_url, tmp_path):
+    """On PostgreSQL a 101-character user name or a 501-character path gave 500 (the columns'
+    sizes) and no audit row; `based_on=abc` gave 500 on both."""
+    from fmeval.dashboard.accounts import Accounts
+    from fmeval.store import Database
+
+    add_users(store_url, alice="editor", root="admin")
+    port = free_port()
+    process = start_dashboard(store_url, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        anonymous = httpx.Client(base_url=url)
+        long_name = anonymous.post("/login", data={"username": "u" * 101, "password": "x"})
+        assert long_name.status_code == 400 and "at most 100 characters" in long_name.text
+        assert anonymous.get("/cards/" + "p" * 501).status_code == 414
+        alice = client_for(url, "alice")
+        assert alice.get("/cards/" + "p" * 501).status_code == 414
+        token = csrf_of(alice)
+        assert alice.post("/cards", data={"csrf": token, "name": "new"}).status_code == 200
+        opened = alice.get("/cards/new")
+        assert opened.status_code == 200 and "Model card new" in opened.text  # not the new-card form
+        bad = alice.post("/cards/new/edit", data={"csrf": token, "based_on": "abc"})
+        assert bad.status_code == 400 and "based_on: a version number" in bad.text
+        assert alice.post("/cards", data={"csrf": token, "name": "n" * 201}).status_code == 400
+        huge = alice.post("/cards/new/edit", data={"csrf": token, "based_on": "1",
+                                                   "model_overview.model_description": "x" * 20_001})
+        assert huge.status_code == 400 and "at most 20000 characters" in huge.text
+        with Database(store_url) as database:
+            log = Accounts(database).audit_log()
+        assert {"login.refused", "refused.long_address"} <= {row["action"] for row in log}
+        assert len(next(row for row in log if row["action"] == "login.refused")["username"]) == 100
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_simultaneous_saves_answer_409_never_500(store_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_users(store_url, alice="editor")
+    assert main(["cards", "create", "busy", "--store", store_url, "--as", "alice"]) == 0
+    port = free_port()
+    process = start_dashboard(store_url, port)
+    try:
+        clients = [client_for(f"http://127.0.0.1:{port}", "alice") for _ in range(8)]
+        tokens = [csrf_of(client) for client in clients]
+        barrier = __import__("threading").Barrier(8)
+
+        def save(index):
+            barrier.wait()  # all eight at once, each from version 1
+            return clients[index].post("/cards/busy/edit", data={"csrf": tokens[index], "based_on": "1",
+                                                                 "model_overview.model_owner": f"owner {index}"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(save, range(8)))
+        assert sorted(statuses) == [200] + [409] * 7, statuses
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_conflict_keeps_the_users_text_and_shows_the_diff(site):
+    url, store = site["url"], site["store"]
+    assert main(["cards", "create", "both", "--store", store, "--as", "alice"]) == 0
+    alice, bob = client_for(url, "alice"), client_for(url, "bob")
+    assert bob.post("/cards/both/edit", data={"csrf": csrf_of(bob), "based_on": "1",
+                                              "model_overview.model_owner": "team bob"}).status_code == 200
+    stale = alice.post("/cards/both/edit", data={"csrf": csrf_of(alice), "based_on": "1",
+                                                 "intended_uses.purpose_of_model": "Alice's long text <i>",
+                                                 "note": "my reasons"})
+    assert stale.status_code == 409 and "changed since version 1 (v2 by bob" in stale.text
+    assert "Alice&#39;s long text &lt;i&gt;</textarea>" in stale.text and 'value="my reasons"' in stale.text
+    assert '+    "model_owner": "team bob"' in stale.text.replace("&#34;", '"')  # what bob changed
+    assert 'name="based_on" value="2"' in stale.text  # saving again is a choice made with bob's change in view
+
+
+def test_archive_asks_first_and_error_pages_lead_on(site):
+    url, store = site["url"], site["store"]
+    assert main(["cards", "create", "old", "--store", store, "--as", "alice"]) == 0
+    alice = client_for(url, "alice")
+    page = alice.get("/cards/old").text
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                             page.split('action="/cards/old/archive"')[1].split("</form>")[0]))
+    asked = alice.post("/cards/old/archive", data=fields)
+    assert asked.status_code == 200 and "Archive model card old (version 1)?" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text and "<script" not in asked.text
+    assert "Status <strong>Draft</strong>" in alice.get("/cards/old").text  # nothing archived yet
+    assert alice.post("/cards/old/archive", data={**fields, "confirm": "yes"}).status_code == 200
+    assert "Status <strong>Archived</strong>" in alice.get("/cards/old").text
+    carol = client_for(url, "carol")
+    missing = carol.get("/runs/no-such-run/report")
+    assert missing.status_code == 404 and site["store"] not in missing.text and "the store" in missing.text
+    assert 'href="/runs"' in missing.text  # a way on, not a dead end
+    assert 'href="/cards"' in carol.get("/cards/no-such-card").text
+
+
+def test_card_pages_print_rounded_numbers(site):
+    from fmeval.governance.cards import ModelCard
+    from fmeval.governance.store import CardStore
+
+    card = ModelCard.model_validate({"evaluation_details": [{"name": "eval", "metric_groups": [{"name": "g", "metric_data": [
+        {"name": "accuracy", "type": "number", "value": 1 / 12}]}]}]})
+    with CardStore(site["store"]) as cards:
+        cards.create("numbers", card, author="alice")
+    text = client_for(site["url"], "carol").get("/cards/numbers").text
+    assert "0.0833</td>" in text and "0.08333333" not in text
+
+
+def test_behind_a_tls_proxy_that_rewrites_host(site):
+    """A trusted proxy (loopback, uvicorn's default) says the browser saw https://dash.example:
+    the login POST is same-origin and its cookie Secure; the same headers from the browser itself
+    (another origin) change nothing."""
+    proxied = {"Host": "127.0.0.1:1", "X-Forwarded-Host": "dash.example", "X-Forwarded-Proto": "https",
+               "Origin": "https://dash.example"}
+    response = httpx.post(f"{site['url']}/login", data={"username": "carol", "password": PASSWORD}, headers=proxied)
+    assert response.status_code == 303 and "secure" in response.headers["set-cookie"].lower()
+    direct = httpx.post(f"{site['url']}/login", data={"username": "carol", "password": PASSWORD},
+                        headers={"Origin": "https://dash.example"})
+    assert direct.status_code == 403
+
+
+def test_the_dashboard_command_refuses_bad_ports_and_tls_files_clearly(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["dashboard", "--port", "99999"])
+    assert exited.value.code == 2 and "a TCP port is a number from 1 to 65535" in capsys.readouterr().err
+    assert main(["dashboard", "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key"),
+                 "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the TLS file" in err and "Traceback" not in err
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    assert main(["dashboard", "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key", str(tmp_path / "bad.pem"),
+                 "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "cannot use --tls-cert" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        assert main(["dashboard", "--port", str(taken.getsockname()[1]), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "cannot serve on 127.0.0.1" in capsys.readouterr().err
+
+
+class Silent:
+    """A webhook that accepts connections and never answers until `release` is set."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.connected, self.release = threading.Event(), threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connected.set()
+            self.release.wait()
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            connection.close()
+
+
+def test_a_webhook_that_never_answers_stalls_no_one(site, browser):
+    """While alice's Submit waits on a webhook that does not answer, carol's pages answer at once
+    (on main, the handler called the store and the webhook on the event loop: every page waited)."""
+    from fmeval.governance.store import CardStore
+
+    url, store = site["url"], site["store"]
+    hook = Silent()
+    assert main(["cards", "create", "hooked", "--store", store, "--as", "alice"]) == 0
+    with CardStore(store) as cards:
+        cards.add_webhook(hook.url)
+    alice, carol = client_for(url, "alice"), client_for(url, "carol")
+    page = alice.get("/cards/hooked").text
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                             page.split('action="/cards/hooked/submit"')[1].split("</form>")[0]))
+    submitted = {}
+    submit = threading.Thread(target=lambda: submitted.update(
+        status=alice.post("/cards/hooked/submit", data=fields).status_code))
+    viewer, _ = log_in(browser, url, "carol")
+    submit.start()
+    try:
+        assert hook.connected.wait(30), "the Submit never reached the webhook"
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            assert "hooked" in carol.get("/cards").text
+            timings.append(time.monotonic() - started)
+        print("another user's page while a Submit is in flight:", [f"{t * 1000:.0f} ms" for t in timings])
+        assert sorted(timings)[2] < 0.1, timings  # the median of five
+        viewer.goto(f"{url}/cards")
+        assert "hooked" in viewer.inner_text("table") and submit.is_alive()  # still waiting on the webhook
+        viewer.screenshot(path=str(ARTIFACTS / "dashboard-not-stalled.png"), full_page=True)
+    finally:
+        hook.release.set()
+        submit.join(60)
+        hook.listener.close()
+    assert submitted["status"] == 200

@@ -13,11 +13,15 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
         description="Serves on 127.0.0.1 by default. Another address needs --tls-cert and --tls-key (or "
         "--allow-insecure-remote behind a TLS proxy). Add users first with `fmeval users add`.")
     dashboard.add_argument("--host", default="127.0.0.1")
-    dashboard.add_argument("--port", type=int, default=8800)
+    dashboard.add_argument("--port", type=_port, default=8800, help="the TCP port (1-65535; default 8800)")
     dashboard.add_argument("--tls-cert", help="a PEM certificate: serve HTTPS (and Secure cookies)")
     dashboard.add_argument("--tls-key", help="its PEM private key")
     dashboard.add_argument("--allow-insecure-remote", action="store_true",
                            help="serve plain HTTP beyond loopback (only behind a proxy that adds TLS)")
+    dashboard.add_argument("--forwarded-allow-ips", metavar="IPS",
+                           help="proxies whose X-Forwarded-Proto, -For and -Host headers are trusted, as uvicorn's "
+                           "option of that name: comma-separated addresses or networks, or '*' (default: "
+                           "$FORWARDED_ALLOW_IPS, else 127.0.0.1)")
     dashboard.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
     users = commands.add_parser("users", help="the dashboard's users: add, list, remove")
     actions = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
@@ -33,6 +37,12 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     return {"dashboard": run_dashboard, "users": run_users}
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is a number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     from fmeval.dashboard.app import serve
 
@@ -41,7 +51,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
         raise UserError("--tls-cert and --tls-key go together")
     serve(args.store_url, host=args.host, port=args.port, certfile=args.tls_cert, keyfile=args.tls_key,
-          allow_insecure_remote=args.allow_insecure_remote)
+          allow_insecure_remote=args.allow_insecure_remote, forwarded_allow_ips=args.forwarded_allow_ips)
     return EXIT_OK
 
 

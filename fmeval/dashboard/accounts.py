@@ -5,6 +5,13 @@ HttpOnly, SameSite=Strict cookie (Secure over HTTPS); the store keeps only its S
 session's CSRF token and its expiry, so several dashboard processes on one store share sessions.
 Roles, each with the rights of the ones before: viewer (reads), editor (writes cards, submits),
 approver (approves and rejects, never their own version), admin (users, the audit log).
+
+Logging in is rate-limited in the store (so every dashboard process on it shares the counts):
+after ACCOUNT_FAILURES wrong passwords for one account within LOCKOUT_MINUTES, the account is
+locked for LOCKOUT_MINUTES or until an admin lifts it; after CLIENT_FAILURES from one client
+address, that client is refused for LOCKOUT_MINUTES. A locked login checks no password at all,
+so a guessing attack costs at most ACCOUNT_FAILURES Argon2 checks per account per window.
+Expired sessions are deleted whenever someone logs in.
 """
 from __future__ import annotations
 
@@ -26,6 +33,8 @@ from fmeval.store.schema import metadata
 ROLES = ("viewer", "editor", "approver", "admin")
 SESSION_HOURS = 12
 MIN_PASSWORD = 10
+ACCOUNT_FAILURES, CLIENT_FAILURES, LOCKOUT_MINUTES = 5, 20, 15
+USERNAME_LIMIT, TARGET_LIMIT = 100, 500  # the audit table's column sizes
 
 users_table = Table(
     "dashboard_users", metadata,
@@ -50,6 +59,13 @@ audit_table = Table(
     Column("target", String(500), nullable=False),
     Column("detail", Text, nullable=False),
 )
+failures_table = Table(
+    "dashboard_login_failures", metadata,
+    Column("key", String(200), primary_key=True),  # "account:NAME" or "client:ADDRESS"
+    Column("failures", Integer, nullable=False),
+    Column("first_at", String(40), nullable=False),
+    Column("locked_until", String(40)),
+)
 
 
 def _now() -> dt.datetime:
@@ -68,6 +84,10 @@ class User:
     def can(self, role: str) -> bool:
         """Whether this user has at least `role`'s rights."""
         return ROLES.index(self.role) >= ROLES.index(role)
+
+
+class LockedOut(UserError):
+    """Too many wrong passwords: the account or the client must wait (or an admin lifts it)."""
 
 
 @dataclass(frozen=True)
@@ -114,29 +134,109 @@ class Accounts:
         self.audit(actor, "user.remove", username, {})
 
     # -- sessions ---------------------------------------------------------------------------------------
-    def log_in(self, username: str, password: str) -> str | None:
-        """A new session's token, or None for a wrong user name or password."""
+    def log_in(self, username: str, password: str, *, client: str = "unknown") -> str | None:
+        """A new session's token, or None for a wrong user name or password; LockedOut while the
+        account or the client is locked (no password is checked then)."""
         from argon2.exceptions import VerificationError
 
+        keys = (f"account:{username}", f"client:{client}"[:200])
+        now = _now()
         with self.database.reading() as connection:
             row = connection.execute(select(users_table).where(users_table.c.username == username)).first()
+            locks = {r.key: r.locked_until for r in connection.execute(
+                select(failures_table).where(failures_table.c.key.in_(keys))) if r.locked_until}
+        for key, until in locks.items():
+            if until > now.isoformat():
+                self.audit(username, "login.locked", username, {"client": client, "locked": key, "until": until})
+                who = "this account" if key == keys[0] else "this address"
+                raise LockedOut(f"too many wrong passwords for {who}: try again after {until} "
+                                "(or ask an admin to lift the lockout)")
         try:
             self.hasher.verify(row.password_hash if row else self._dummy, password)
         except VerificationError:
-            self.audit(username, "login.failed", username, {})
+            self._count_failure(keys, now)
+            self.audit(username, "login.failed", username, {"client": client})
             return None
         if row is None:
             return None
         token = secrets.token_urlsafe(32)
         with self.database.transaction() as connection:
+            connection.execute(delete(sessions_table).where(sessions_table.c.expires_at < now.isoformat()))
+            connection.execute(delete(failures_table).where(failures_table.c.key == keys[0]))
             connection.execute(sessions_table.insert().values(
                 token_sha256=_sha(token), username=username, csrf=secrets.token_urlsafe(32),
-                expires_at=(_now() + dt.timedelta(hours=SESSION_HOURS)).isoformat()))
+                expires_at=(now + dt.timedelta(hours=SESSION_HOURS)).isoformat()))
             if self.hasher.check_needs_rehash(row.password_hash):
                 connection.execute(update(users_table).where(users_table.c.username == username).values(
                     password_hash=self.hasher.hash(password)))
-        self.audit(username, "login", username, {})
+        self.audit(username, "login", username, {"client": client})
         return token
+
+    def _count_failure(self, keys: tuple[str, str], now: dt.datetime) -> None:
+        window = dt.timedelta(minutes=LOCKOUT_MINUTES)
+        for key, limit in zip(keys, (ACCOUNT_FAILURES, CLIENT_FAILURES)):
+            for _ in range(2):  # a concurrent first failure inserts the row: count again on it
+                try:
+                    with self.database.transaction() as connection:
+                        row = connection.execute(select(failures_table).where(failures_table.c.key == key)).first()
+                        if row is None:
+                            connection.execute(failures_table.insert().values(key=key, failures=1,
+                                                                              first_at=now.isoformat()))
+                            failures = 1
+                        else:
+                            fresh = row.first_at < (now - window).isoformat()
+                            failures = 1 if fresh else row.failures + 1
+                            connection.execute(update(failures_table).where(failures_table.c.key == key).values(
+                                failures=failures, first_at=now.isoformat() if fresh else row.first_at,
+                                locked_until=None))
+                        if failures >= limit:
+                            connection.execute(update(failures_table).where(failures_table.c.key == key).values(
+                                locked_until=(now + window).isoformat()))
+                    break
+                except IntegrityError:
+                    continue
+
+    def lockouts(self) -> dict[str, str]:
+        """Locked accounts: user name -> locked until."""
+        with self.database.reading() as connection:
+            rows = connection.execute(select(failures_table).where(
+                failures_table.c.key.startswith("account:") & (failures_table.c.locked_until > _now().isoformat())))
+            return {row.key.removeprefix("account:"): row.locked_until for row in rows}
+
+    def unlock(self, username: str, *, actor: str) -> None:
+        with self.database.transaction() as connection:
+            if connection.execute(delete(failures_table).where(
+                    failures_table.c.key == f"account:{username}")).rowcount == 0:
+                raise UserError(f"user {username!r} is not locked out")
+        self.audit(actor, "user.unlock", username, {})
+
+    def set_role(self, username: str, role: str, *, actor: str) -> None:
+        if role not in ROLES:
+            raise UserError(f"a role is one of {', '.join(ROLES)}, got {role!r}")
+        with self.database.transaction() as connection:
+            before = connection.execute(select(users_table.c.role).where(users_table.c.username == username)).first()
+            if before is None:
+                raise UserError(f"no user {username!r}")
+            connection.execute(update(users_table).where(users_table.c.username == username).values(role=role))
+        self.audit(actor, "user.role", username, {"from": before.role, "to": role})
+
+    def change_password(self, username: str, current: str, new: str) -> None:
+        """The user's own change: the current password must be right."""
+        from argon2.exceptions import VerificationError
+
+        if len(new) < MIN_PASSWORD:
+            raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
+        with self.database.reading() as connection:
+            row = connection.execute(select(users_table).where(users_table.c.username == username)).first()
+        try:
+            self.hasher.verify(row.password_hash if row else self._dummy, current)
+        except VerificationError:
+            self.audit(username, "password.refused", username, {})
+            raise UserError("the current password is wrong; nothing changed") from None
+        with self.database.transaction() as connection:
+            connection.execute(update(users_table).where(users_table.c.username == username).values(
+                password_hash=self.hasher.hash(new)))
+        self.audit(username, "password.change", username, {})
 
     def session(self, token: str | None) -> Session | None:
         if not token:
@@ -156,12 +256,25 @@ class Accounts:
 
     # -- the audit log ------------------------------------------------------------------------------------
     def audit(self, username: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """One row; over-long names and targets (someone's input) are cut to the columns' sizes."""
         with self.database.transaction() as connection:
-            connection.execute(audit_table.insert().values(time=_now().isoformat(timespec="seconds"), username=username,
-                                                           action=action, target=target, detail=json.dumps(detail)))
+            connection.execute(audit_table.insert().values(
+                time=_now().isoformat(timespec="seconds"), username=username[:USERNAME_LIMIT], action=action[:100],
+                target=target[:TARGET_LIMIT], detail=json.dumps(detail)))
 
-    def audit_log(self, *, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    def audit_log(self, *, limit: int = 200, offset: int = 0, user: str | None = None,
+                  targets: list[str] | None = None, since: str | None = None,
+                  until: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; `targets`: any of these; `since` (inclusive) and `until` (exclusive): ISO times in UTC."""
         query = select(audit_table).order_by(audit_table.c.id.desc()).limit(limit).offset(offset)
+        if user:
+            query = query.where(audit_table.c.username == user)
+        if targets is not None:
+            query = query.where(audit_table.c.target.in_(targets))
+        if since:
+            query = query.where(audit_table.c.time >= since)
+        if until:
+            query = query.where(audit_table.c.time < until)
         with self.database.reading() as connection:
             return [{**row._mapping, "detail": json.loads(row.detail)} for row in connection.execute(query)]
 

@@ -3,37 +3,40 @@
 Pages: models (risk, card status, latest scores with their trend, monitors per kind, last alert),
 a model (its card, lineage graph, runs with their reports, monitors and their charts), runs (filter,
 sort, pages; compare two with `fmeval compare`'s engine), model cards (create from a run, edit
-with validated forms, submit, approve as another user, clone, export), and the audit log.
+with validated forms, submit, approve as another user, clone, export; the history of every
+version with its reviews, any two versions diffed, any version viewed and exported), the audit
+log (filtered, exported as CSV), and accounts (own password; roles and lockouts for admins).
 
-Security: every page but the login needs a session; every form carries the session's CSRF token
-and a POST from another origin is refused; the Content-Security-Policy allows no script, and
-everything from data is escaped; each change is written to the audit log.
+Review actions (submit, approve, reject, archive) name the version the reviewer saw and its
+content's SHA-256; an action on a card that changed since (a new version, another status) is
+refused with 409, naming who changed what.
+
+Pages are Jinja2 templates (`templates/`, on `fmeval.web`'s page shell) with autoescape: nothing
+from data becomes markup. Every page but the login needs a session; every form carries the
+session's CSRF token and a POST from another origin is refused (`fmeval.web`). Handlers do their
+store work in Starlette's thread pool, never on the event loop, so one slow request (a webhook,
+a PDF) stalls no one else. Inputs are bounded before the store sees them.
 """
 from __future__ import annotations
 
-import hmac
+import csv
+import datetime as dt
+import hashlib
+import io
 import json
-import math
 import urllib.parse
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
-from fmeval.dashboard.accounts import Accounts, Session
+from fmeval.dashboard.accounts import MIN_PASSWORD, ROLES, TARGET_LIMIT, USERNAME_LIMIT, Accounts, LockedOut, Session
 from fmeval.errors import NotFound, UserError
-from fmeval.html import STYLE, esc
 from fmeval.store import Database
+from fmeval.web import cookie_options, post_refusal, render, same_origin, security_headers, templates
 
 COOKIE = "fmeval_session"
 PAGE_SIZE = 50
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; "
-       "frame-ancestors 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-           "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-EXTRA_STYLE = """nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.6rem}
-nav form{margin-left:auto}.badge{display:inline-block;padding:0 .4rem;border-radius:.3rem;font-size:.8rem;margin:1px}
-.healthy{background:#dafbe1}.in-alarm{background:#ffebe9;color:#a40e26;font-weight:600}.inactive{background:#eee}
-.missing{color:#999}.error{color:#cf222e}.notice{background:#fff8c5;padding:.4rem .6rem}
-label{display:block;margin:.5rem 0 .1rem;font-weight:600}input[type=text],textarea,select{width:32rem;max-width:100%}
-textarea{height:4rem}.actions form{display:inline-block;margin-right:.5rem}"""
+COMMENT_LIMIT = 2000
+TEXT_LIMIT = 20_000  # one form field
+RISKS = ("High", "Medium", "Low", "Unknown")
 CARD_FIELDS = [  # (section, field, how it is entered)
     ("model_overview", "model_name", "text"), ("model_overview", "model_description", "area"),
     ("model_overview", "model_version", "text"), ("model_overview", "problem_type", "text"),
@@ -47,14 +50,38 @@ CARD_FIELDS = [  # (section, field, how it is entered)
     ("additional_information", "ethical_considerations", "area"),
     ("additional_information", "caveats_and_recommendations", "area"),
 ]
+SECTION_TITLES = {"model_overview": "Model overview", "intended_uses": "Intended uses",
+                  "business_details": "Business details", "training_details": "Training details",
+                  "additional_information": "Additional information"}
+REVIEW_ACTIONS = {  # action: (role, the statuses it starts from, the status it leads to)
+    "submit": ("editor", ("Draft",), "PendingReview"), "approve": ("approver", ("PendingReview",), "Approved"),
+    "reject": ("approver", ("PendingReview",), "Draft"),
+    "archive": ("editor", ("Draft", "PendingReview", "Approved"), "Archived"),
+}
+EVENT_NAMES = {  # an event's kind: (what was done, the status it left the version in)
+    "card.created": ("created", "Draft"), "card.version": ("saved", "Draft"),
+    "card.pendingreview": ("submitted", "PendingReview"), "card.approved": ("approved", "Approved"),
+    "card.draft": ("rejected", "Draft"), "card.archived": ("archived", "Archived"),
+}
+REVIEW_EVENTS = ("card.pendingreview", "card.approved", "card.draft", "card.archived")
 
 
 class Forbidden(Exception):
     """A request the session may not make (wrong role, missing or wrong CSRF token, other origin)."""
 
 
-def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
-    """The Starlette application on `database` (a store opened by the caller)."""
+class Stale(UserError):
+    """A review action on a card that changed since the page it came from (409)."""
+
+
+def content_sha256(card: Any) -> str:
+    """The SHA-256 of a card version's content (its SageMaker JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(card.to_sagemaker(), sort_keys=True).encode()).hexdigest()
+
+
+def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> Any:
+    """The ASGI application on `database` (a store opened by the caller), proxy headers read from
+    `forwarded_allow_ips` (see `fmeval.web.ForwardedHeaders`)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -64,71 +91,136 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
     from fmeval.governance.store import CardConflict, CardStore
     from fmeval.monitoring.schedules import MonitorStore
     from fmeval.runs.store import RunStore
+    from fmeval.web import ForwardedHeaders
 
     accounts, cards, monitors, runs = Accounts(database), CardStore(database), MonitorStore(database), RunStore(database)
+    environment = templates("fmeval.dashboard")
+    environment.globals["trend"] = _trend
+    Handler = Callable[[Request, Session, Any], Response]
 
-    def page(session: Session | None, title: str, body: str, status: int = 200) -> HTMLResponse:
-        nav = ""
-        if session is not None:
-            links = [("/", "Models"), ("/runs", "Runs"), ("/cards", "Model cards")]
-            links += [("/audit", "Audit log")] if session.user.can("admin") else []
-            nav = ("<nav>" + "".join(f'<a href="{href}">{esc(text)}</a>' for href, text in links)
-                   + f'<form method="post" action="/logout">{_csrf(session)}<span>{esc(session.user.username)} '
-                     f'({esc(session.user.role)})</span> <button>Log out</button></form></nav>')
-        html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · fmeval</title>'
-                f"<style>{STYLE}{EXTRA_STYLE}</style></head><body>{nav}<h1>{esc(title)}</h1>{body}</body></html>")
-        return HTMLResponse(html, status_code=status, headers=HEADERS)
+    def page(session: Session | None, template: str, title: str, status: int = 200, **context: Any) -> Response:
+        return render(environment, template, status=status, title=title, site="fmeval", session=session, **context)
 
-    def guarded(role: str, handler: Callable[[Request, Session], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def error(session: Session | None, title: str, message: str, status: int,
+              ways_on: list[tuple[str, str]] | None = None) -> Response:
+        if session is None or not session.user.can("admin"):
+            message = message.replace(str(database), "the store")  # where the store lives is the admin's business
+            for location in {str(getattr(store, "path", "")) for store in (runs, cards)} - {""}:
+                message = message.replace(location, "the store")
+        ways = ways_on or ([("/", "Models"), ("/cards", "Model cards"), ("/runs", "Runs")] if session
+                           else [("/login", "Log in")])
+        return page(session, "error.html", title, status, message=message, ways_on=ways, layout="layout.html")
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def dispatch(request: Request, form: Any, role: str, handler: Handler) -> Response:
+        session = accounts.session(request.cookies.get(COOKIE))
+        if session is None:
+            if request.method != "GET":
+                return error(None, "Forbidden", "Log in first.", 403)
+            target = urllib.parse.quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        try:
+            if form is not None:
+                reason = post_refusal(request, form.get("csrf"), session.csrf)
+                if reason:
+                    raise Forbidden(reason)
+            if not session.user.can(role):
+                raise Forbidden(f"this needs the {role} role; you are {session.user.role}")
+            return handler(request, session, form)
+        except Forbidden as exc:
+            accounts.audit(session.user.username, "forbidden", request.url.path, {"reason": str(exc)})
+            return error(session, "Forbidden", str(exc), 403)
+        except NotFound as exc:
+            return error(session, "Not found", str(exc), 404)
+        except (CardConflict, Stale) as exc:
+            return error(session, "Changed since you opened it", str(exc), 409, _card_ways(request))
+        except UserError as exc:
+            return error(session, "Not done", str(exc), 400, _card_ways(request))
+
+    def guarded(role: str, handler: Handler) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            session = accounts.session(request.cookies.get(COOKIE))
-            if session is None:
-                if request.method != "GET":
-                    return page(None, "Forbidden", "<p>Log in first.</p>", 403)
-                target = urllib.parse.quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-                return RedirectResponse(f"/login?next={target}", status_code=303)
-            try:
-                if request.method == "POST":
-                    _check_post(request, session, await request.form())
-                if not session.user.can(role):
-                    raise Forbidden(f"this needs the {role} role; you are {session.user.role}")
-                return await handler(request, session)
-            except Forbidden as exc:
-                accounts.audit(session.user.username, "forbidden", request.url.path, {"reason": str(exc)})
-                return page(session, "Forbidden", f"<p class=\"error\">{esc(exc)}</p>", 403)
-            except NotFound as exc:
-                return page(session, "Not found", f'<p class="error">{esc(exc)}</p>', 404)
-            except UserError as exc:
-                status = 409 if isinstance(exc, CardConflict) else 400
-                return page(session, "Not done", f'<p class="error">{esc(exc)}</p>', status)
+            if len(request.url.path) > TARGET_LIMIT or len(request.url.query) > 4 * TARGET_LIMIT:
+                return await run_in_threadpool(too_long, request)
+            form = await request.form() if request.method == "POST" else None
+            return await run_in_threadpool(dispatch, request, form, role, handler)  # store work off the loop
         return endpoint
 
-    # -- logging in ---------------------------------------------------------------------------------------
-    async def login_form(request: Request) -> Response:
-        target = _safe_next(request.query_params.get("next"))
-        return page(None, "Log in", _login_form(target))
+    def too_long(request: Request) -> Response:
+        accounts.audit("(anonymous)", "refused.long_address", request.url.path, {"length": len(str(request.url))})
+        return error(None, "Address too long", f"An address here is at most {TARGET_LIMIT} characters.", 414)
 
-    async def login(request: Request) -> Response:
-        if not _same_origin(request):
-            return page(None, "Forbidden", "<p>Cross-origin login refused.</p>", 403)
-        form = await request.form()
-        token = await run_in_threadpool(accounts.log_in, str(form.get("username", "")), str(form.get("password", "")))
+    # -- logging in ---------------------------------------------------------------------------------------
+    def login_form(request: Request) -> Response:
+        return page(None, "login.html", "Log in", target=_safe_next(request.query_params.get("next")), error=None)
+
+    def login(request: Request, form: Any) -> Response:
         target = _safe_next(str(form.get("next", "/")))
+        if not same_origin(request):
+            return error(None, "Forbidden", "Cross-origin login refused.", 403)
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        if len(username) > USERNAME_LIMIT or len(password) > 1000:
+            accounts.audit(username[:USERNAME_LIMIT], "login.refused", username,
+                           {"client": client_of(request), "reason": "user name or password too long"})
+            return page(None, "login.html", "Log in", 400, target=target,
+                        error=f"A user name is at most {USERNAME_LIMIT} characters, a password at most 1000.")
+        try:
+            token = accounts.log_in(username, password, client=client_of(request))
+        except LockedOut as exc:
+            return page(None, "login.html", "Log in", 429, target=target, error=str(exc))
         if token is None:
-            return page(None, "Log in", '<p class="error">Wrong user name or password.</p>' + _login_form(target), 401)
+            return page(None, "login.html", "Log in", 401, target=target, error="Wrong user name or password.")
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, path="/",
-                            max_age=12 * 3600)
+        response.set_cookie(COOKIE, token, **cookie_options(request, max_age=12 * 3600))
         return response
 
-    async def logout(request: Request, session: Session) -> Response:
+    async def login_endpoint(request: Request) -> Response:
+        if request.method == "GET":
+            return await run_in_threadpool(login_form, request)
+        form = await request.form()
+        return await run_in_threadpool(login, request, form)
+
+    def logout(request: Request, session: Session, form: Any) -> Response:
         accounts.log_out(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    # -- accounts -------------------------------------------------------------------------------------------
+    def account_page(request: Request, session: Session, form: Any, *, message: str | None = None,
+                     problem: str | None = None, status: int = 200) -> Response:
+        return page(session, "account.html", "Your account", status, message=message, error=problem,
+                    min_password=MIN_PASSWORD)
+
+    def change_password(request: Request, session: Session, form: Any) -> Response:
+        current, new = str(form.get("current", ""))[:1000], str(form.get("new", ""))
+        if len(new) > 1000:
+            return account_page(request, session, form, problem="a password is at most 1000 characters", status=400)
+        try:
+            accounts.change_password(session.user.username, current, new)
+        except UserError as exc:
+            return account_page(request, session, form, problem=str(exc), status=400)
+        return account_page(request, session, form, message="Your password was changed.")
+
+    def users_page(request: Request, session: Session, form: Any, message: str | None = None) -> Response:
+        locked = accounts.lockouts()
+        listed = [{"username": u.username, "role": u.role, "locked_until": locked.get(u.username)}
+                  for u in accounts.users()]
+        return page(session, "users.html", "Users", users=listed, roles=ROLES, message=message)
+
+    def user_action(request: Request, session: Session, form: Any) -> Response:
+        username, action = request.path_params["username"], request.path_params["action"]
+        if action == "role":
+            accounts.set_role(username, str(form.get("role", "")), actor=session.user.username)
+            return users_page(request, session, form, f"{username} is now {form.get('role')}.")
+        if action == "unlock":
+            accounts.unlock(username, actor=session.user.username)
+            return users_page(request, session, form, f"The lockout of {username} was lifted.")
+        raise NotFound(f"no user action {action!r}")
+
     # -- models ---------------------------------------------------------------------------------------------
-    async def models_page(request: Request, session: Session) -> Response:
+    def models_page(request: Request, session: Session, form: Any) -> Response:
         from fmeval.governance.registry import load_registry
 
         entries = list(load_registry(database).values())
@@ -142,57 +234,34 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         keys = {"name": lambda e: e.key.lower(), "risk": lambda e: ["High", "Medium", "Low", "Unknown"].index(e.risk_rating),
                 "runs": lambda e: -len(e.runs), "alert": lambda e: "" if e.last_alert is None else e.last_alert}
         entries.sort(key=keys.get(order, keys["name"]), reverse=order == "alert")
-        shown, pager = _paged(entries, request)
-        rows = []
-        for entry in shown:
-            card = entry.card
-            scores = "<br>".join(_trend(s) for s in entry.latest_scores()[:3]) or '<span class="missing">none</span>'
-            health = "".join(f'<span class="badge {h.replace(" ", "-")}">{esc(kind)}: {esc(h)}</span>'
-                             for kind, h in entry.monitor_health().items())
-            rows.append(f'<tr><td><a href="/models/{_url(entry.key)}">{esc(entry.key)}</a></td>'
-                        f"<td>{esc(entry.risk_rating)}</td><td>{esc(card.label) if card else 'none'}</td>"
-                        f"<td>{scores}</td><td>{health}</td><td>{esc(entry.last_alert or '')}</td></tr>")
-        body = (_filter_form({"q": ("text", "name contains"), "risk": ("risk", "risk")}, request)
-                + f"<p>{len(entries)} model(s); sort by " + " · ".join(
-                    f'<a href="?{_query(request, sort=key, page=1)}">{key}</a>' for key in keys) + "</p>"
-                + "<table><tr><th>model</th><th>risk</th><th>card</th><th>latest scores (trend)</th><th>monitors</th>"
-                  "<th>last alert</th></tr>" + "".join(rows) + "</table>" + pager)
-        return page(session, "Models", body)
+        number = _page_number(request)
+        return page(session, "models.html", "Models", params=request.query_params, total=len(entries),
+                    entries=entries[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
+                    sorts=[(key, _query(request, sort=key, page=1)) for key in keys],
+                    page=_pager(request, number, len(entries)))
 
-    async def model_page(request: Request, session: Session) -> Response:
+    def model_page(request: Request, session: Session, form: Any) -> Response:
+        from markupsafe import Markup
+
         from fmeval.governance.registry import load_registry
         from fmeval.monitoring.report import build_report, line_chart
 
         key = request.path_params["key"]
         entry = load_registry(database).get(key)
         if entry is None:
-            return page(session, "Not found", f"<p>No model {esc(key)}.</p>", 404)
-        parts = [f"<p>Risk rating <strong>{esc(entry.risk_rating)}</strong>.</p>", "<h2>Lineage</h2>", _lineage(entry)]
-        if entry.cards:
-            parts.append("<h2>Model cards</h2><ul>" + "".join(
-                f'<li><a href="/cards/{_url(c.name)}">{esc(c.name)}</a>: {esc(c.label)}, version {c.version}</li>'
-                for c in entry.cards) + "</ul>")
-        elif session.user.can("editor") and entry.runs:
-            parts.append(f'<p><a href="/cards/new?run={_url(entry.runs[0].run_id)}">Create a model card from the latest '
-                         f"run</a></p>")
-        parts.append("<h2>Runs</h2><table><tr><th>run</th><th>date</th><th>evaluation</th><th>dataset (sha256)</th>"
-                     "<th>scores</th></tr>" + "".join(
-                         f'<tr><td><a href="/runs/{_url(r.run_id)}/report">{esc(r.run_id)}</a></td><td>{esc(r.created_at)}</td>'
-                         f"<td>{esc(r.evaluation)}</td><td>{esc(r.dataset)}<br><small>{esc(r.dataset_sha256 or '')}</small></td>"
-                         f"<td>{esc(_scores(r.scores))}</td></tr>" for r in entry.runs[:100]) + "</table>")
+            raise NotFound(f"no model {key!r}")
+        shown = []
         for monitor in entry.monitors:
             report = build_report(monitors, monitor.name)
             charts = "".join(line_chart(metric, [(p["window_end"], p["value"]) for p in points], [])
                              for metric, points in list(report["series"].items())[:4])
-            executions = "".join(f"<tr><td>{esc(row['window'])}</td><td>{esc(row['status'])}</td>"
-                                 f"<td class=\"num\">{esc(row['violations'])}</td></tr>" for row in report["executions"][-20:])
-            parts.append(f"<h2>Monitor {esc(monitor.name)} ({esc(monitor.kind)}: {esc(monitor.health)})</h2>"
-                         f'<div class="charts">{charts}</div><table><tr><th>window</th><th>status</th>'
-                         f"<th>violations</th></tr>{executions}</table>")
-        return page(session, f"Model {key}", "".join(parts))
+            shown.append({"name": monitor.name, "kind": monitor.kind, "health": monitor.health,
+                          "charts": Markup(charts),  # line_chart escapes everything from data
+                          "executions": report["executions"][-20:]})
+        return page(session, "model.html", f"Model {key}", entry=entry, lineage=_lineage(entry), monitors=shown)
 
     # -- runs ---------------------------------------------------------------------------------------------------
-    async def runs_page(request: Request, session: Session) -> Response:
+    def runs_page(request: Request, session: Session, form: Any) -> Response:
         from sqlalchemy import func, select
 
         from fmeval.runs.store import runs_table
@@ -208,78 +277,65 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         number = _page_number(request)
         with database.reading() as connection:
             total = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            rows = list(connection.execute(query.order_by(column, runs_table.c.run_id).limit(PAGE_SIZE)
-                                           .offset((number - 1) * PAGE_SIZE)))
-        table = "".join(
-            f'<tr><td><a href="/runs/{_url(r.run_id)}/report">{esc(r.run_id)}</a></td><td>{esc(r.created_at)}</td>'
-            f'<td><a href="/models/{_url(r.model)}">{esc(r.model)}</a></td><td>{esc(r.evaluation)}</td>'
-            f"<td>{esc(r.dataset)}</td><td>{esc(_scores(json.loads(r.scores)))}</td></tr>" for r in rows)
-        body = (_filter_form({"model": ("text", "model"), "evaluation": ("text", "evaluation"),
-                              "dataset": ("text", "dataset")}, request)
-                + '<form method="get" action="/runs/compare"><label>Compare: baseline run</label>'
-                  '<input type="text" name="a"><label>candidate run</label><input type="text" name="b"> '
-                  "<button>Compare</button></form>"
-                + f"<p>{total} run(s); sort by " + " · ".join(
-                    f'<a href="?{_query(request, sort=key, page=1)}">{key}</a>' for key in ("created", "model", "evaluation"))
-                + "</p><table><tr><th>run</th><th>date</th><th>model</th><th>evaluation</th><th>dataset</th>"
-                  f"<th>scores</th></tr>{table}</table>" + _pager(request, number, total))
-        return page(session, "Runs", body)
+            rows = [{**row._mapping, "scores": json.loads(row.scores)} for row in connection.execute(
+                query.order_by(column, runs_table.c.run_id).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE))]
+        return page(session, "runs.html", "Runs", params=request.query_params, total=total, rows=rows,
+                    sorts=[(key, _query(request, sort=key, page=1)) for key in ("created", "model", "evaluation")],
+                    page=_pager(request, number, total))
 
-    async def run_report(request: Request, session: Session) -> Response:
+    def run_report(request: Request, session: Session, form: Any) -> Response:
         from fmeval.reports.render import build_report, render_html
         from fmeval.runs.loaded import load_run
 
         stored = runs.get(request.path_params["run_id"])
         if stored.missing:
-            return page(session, "Run missing", f"<p>Run {esc(stored.run_id)} is {esc(stored.status)}: its output "
-                        f"directory {esc(stored.output_dir)} no longer holds it.</p>", 404)
-        return HTMLResponse(render_html(build_report([load_run(stored.output_dir)])), headers=HEADERS)
+            where = f" (its output directory {stored.output_dir} no longer holds it)" if session.user.can("admin") else ""
+            return error(session, "Run missing", f"Run {stored.run_id} is {stored.status}{where}.", 404,
+                         [("/runs", "Runs"), ("/", "Models")])
+        return HTMLResponse(render_html(build_report([load_run(stored.output_dir)])), headers=security_headers())
 
-    async def compare_page(request: Request, session: Session) -> Response:
+    def compare_page(request: Request, session: Session, form: Any) -> Response:
         from fmeval.reports.compare import IncomparableRuns, compare_runs
         from fmeval.runs.loaded import load_run
 
         a, b = request.query_params.get("a", "").strip(), request.query_params.get("b", "").strip()
         if not a or not b:
-            return page(session, "Comparison", '<p class="error">Pick two runs: a baseline (a) and a candidate (b), '
-                        "by id or the start of one.</p>", 400)
+            return error(session, "Comparison", "Pick two runs: a baseline (a) and a candidate (b), by id or the "
+                         "start of one.", 400, [("/runs", "Runs")])
         try:
             baseline, candidate = (load_run(runs.get(run_id).output_dir) for run_id in (a, b))
             comparison = compare_runs(baseline, candidate)
         except IncomparableRuns as exc:
-            return page(session, "Comparison", f'<p class="error">{esc(exc)}</p>', 400)
-        rows = "".join(
-            f"<tr><td>{esc(m.name)}</td><td class=\"num\">{_number(m.baseline)}</td><td class=\"num\">{_number(m.candidate)}"
-            f"</td><td class=\"num\">{_number(m.delta)}</td><td class=\"num\">[{_number(m.ci_lower)}, {_number(m.ci_upper)}]</td>"
-            f"<td class=\"num\">{_number(m.p_value)}</td><td>{'yes' if m.significant else 'no'}</td></tr>"
-            for m in comparison.metrics)
-        return page(session, "Comparison", f"<p>{esc(comparison.method)}: {esc(a)} (baseline) against {esc(b)}.</p>"
-                    "<table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>delta</th><th>95% CI</th>"
-                    f"<th>p</th><th>significant</th></tr>{rows}</table>")
+            return error(session, "Comparison", str(exc), 400, [("/runs", "Runs")])
+        return page(session, "compare.html", "Comparison", comparison=comparison, a=a, b=b)
 
     # -- model cards ------------------------------------------------------------------------------------------
-    async def cards_page(request: Request, session: Session) -> Response:
-        status = request.query_params.get("status") or None
-        listed, pager = _paged(cards.list(status=status), request)
-        rows = "".join(f'<tr><td><a href="/cards/{_url(c.name)}">{esc(c.name)}</a></td><td>{esc(c.status)}</td>'
-                       f"<td>{c.version}</td><td>{esc(c.updated_at)}</td></tr>" for c in listed)
-        new = '<p><a href="/cards/new">New model card</a></p>' if session.user.can("editor") else ""
-        return page(session, "Model cards", new + "<table><tr><th>card</th><th>status</th><th>version</th>"
-                    f"<th>updated</th></tr>{rows}</table>{pager}")
+    def cards_page(request: Request, session: Session, form: Any) -> Response:
+        listed = cards.list(status=request.query_params.get("status") or None)
+        number = _page_number(request)
+        return page(session, "cards.html", "Model cards", cards=listed[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
+                    page=_pager(request, number, len(listed)))
 
-    async def card_new(request: Request, session: Session) -> Response:
-        run_id = request.query_params.get("run", "")
-        return page(session, "New model card", _card_form(session, "/cards", {}, [], run_id=run_id, name=""))
+    def card_form(session: Session, title: str, action: str, content: dict[str, Any], errors: list[str],
+                  status: int = 200, **context: Any) -> Response:
+        context = {"name": None, "run_id": "", "based_on": None, "note": "", "conflict": None, "theirs": "",
+                   "yours": "", "cancel": "/cards", **context}
+        return page(session, "card_form.html", title, status, action=action, errors=errors,
+                    fields=_form_fields(content), **context)
 
-    async def card_create(request: Request, session: Session) -> Response:
+    def card_new(request: Request, session: Session, form: Any) -> Response:
+        run_id = request.query_params.get("run", "")[:200]
+        return card_form(session, "New model card", "/cards", {}, [], run_id=run_id, name="")
+
+    def card_create(request: Request, session: Session, form: Any) -> Response:
         from fmeval.governance.cards import from_run
         from fmeval.runs.loaded import load_run
 
-        form = await request.form()
-        name = str(form.get("name", "")).strip()
+        name = _text_field(form, "name", 200).strip()
         content, errors = _card_from_form(form, {}), []
-        if form.get("run"):
-            overview, job = from_run(load_run(runs.get(str(form["run"])).output_dir))
+        run_id = _text_field(form, "run", 200)
+        if run_id:
+            overview, job = from_run(load_run(runs.get(run_id).output_dir))
             content.setdefault("model_overview", {})
             for key, value in overview.items():
                 content["model_overview"].setdefault(key, value)
@@ -287,137 +343,235 @@ def build_app(database: Database, *, secure_cookies: bool = False) -> Any:
         card = _validated(content, errors)
         if errors or not name:
             errors += [] if name else ["name: a card needs a name"]
-            return page(session, "New model card", _card_form(session, "/cards", content, errors,
-                                                              run_id=str(form.get("run", "")), name=name), 400)
+            return card_form(session, "New model card", "/cards", content, errors, 400, run_id=run_id, name=name)
         cards.create(name, card, author=session.user.username)
-        accounts.audit(session.user.username, "card.create", name, {"run": form.get("run")})
+        accounts.audit(session.user.username, "card.create", name, {"run": run_id or None})
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
-    async def card_page(request: Request, session: Session) -> Response:
-        from fmeval.governance.export import to_html
+    def review_state(name: str, version: Any) -> dict[str, Any]:
+        """What a review form says the reviewer saw: version, content hash, status, last event."""
+        stored = cards.get(name)
+        events = cards.events(name)
+        return {"version": version.version, "sha256": content_sha256(version.card), "status": stored.status,
+                "seen": events[-1]["id"] if events else 0}
 
+    def card_page(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
-        stored, version = cards.get(name), cards.version(name)
-        meta = {"status": stored.status, "version": stored.version, "approved_by": stored.approved_by,
-                "approved_version": stored.approved_version}
-        card_body = to_html(name, version.card, meta).split("<body>", 1)[1].rsplit("</body>", 1)[0]
-        card_body = card_body.split("</h1>", 1)[1]  # this page has its own title
-        actions = []
-        if session.user.can("editor") and stored.status in ("Draft", "Approved"):
-            actions.append(f'<a href="/cards/{_url(name)}/edit">Edit</a>')
-        for action, role, statuses in (("submit", "editor", ("Draft",)), ("approve", "approver", ("PendingReview",)),
-                                       ("reject", "approver", ("PendingReview",)),
-                                       ("archive", "editor", ("Draft", "PendingReview", "Approved"))):
-            if session.user.can(role) and stored.status in statuses:
-                actions.append(f'<form method="post" action="/cards/{_url(name)}/{action}">{_csrf(session)}'
-                               f"<button>{action.capitalize()}</button></form>")
-        if session.user.can("editor"):
-            actions.append(f'<form method="post" action="/cards/{_url(name)}/clone">{_csrf(session)}'
-                           '<input type="text" name="new_name" placeholder="new card name"> <button>Clone</button></form>')
-        exports = " · ".join(f'<a href="/cards/{_url(name)}/export/{fmt}">{fmt.upper()}</a>'
-                             for fmt in ("html", "md", "json", "pdf"))
-        versions = "".join(f"<tr><td>v{v.version}</td><td>{esc(v.author)}</td><td>{esc(v.created_at)}</td>"
-                           f"<td>{esc(v.note or '')}</td></tr>" for v in cards.versions(name))
-        notices = "".join(f'<p class="notice">The evaluation of run {esc(run_id)} is kept on this card, but the run '
-                          f"itself is {esc(state)}.</p>" for run_id, state in _run_states(runs, version.card).items()
-                          if state != "ok")
-        return page(session, f"Model card {name}", f'<div class="actions">{" ".join(actions)}</div>'
-                    f"{notices}<p>Export: {exports}</p>{card_body}<h2>Versions</h2><table><tr><th>version</th><th>author</th>"
-                    f"<th>date</th><th>note</th></tr>{versions}</table>")
+        stored = cards.get(name)
+        version = cards.version(name, _version_param(request.query_params.get("version")))
+        latest = version.version == stored.version
+        actions = [action for action, (role, statuses, _) in REVIEW_ACTIONS.items()
+                   if session.user.can(role) and stored.status in statuses]
+        missing = [(run_id, state) for run_id, state in _run_states(runs, version.card).items() if state != "ok"]
+        title = f"Model card {name}" + ("" if latest else f", version {version.version}")
+        return page(session, "card.html", title, name=name, stored=stored, latest=latest, actions=actions,
+                    can_edit=session.user.can("editor") and stored.status in ("Draft", "Approved"),
+                    review=review_state(name, version), comment_limit=COMMENT_LIMIT, missing_runs=missing,
+                    meta=_meta(stored, version), **_card_view(version.card))
 
-    async def card_edit_form(request: Request, session: Session) -> Response:
+    def card_edit_form(request: Request, session: Session, form: Any) -> Response:
         name = request.path_params["name"]
         version = cards.version(name)
-        content = json.loads(version.card.model_dump_json())
-        return page(session, f"Edit {name}", _card_form(session, f"/cards/{_url(name)}/edit", content, [],
-                                                        based_on=version.version))
+        return card_form(session, f"Edit {name}", f"/cards/{_url(name)}/edit", json.loads(version.card.model_dump_json()),
+                         [], based_on=version.version, cancel=f"/cards/{_url(name)}")
 
-    async def card_edit(request: Request, session: Session) -> Response:
+    def card_edit(request: Request, session: Session, form: Any) -> Response:
+        from fmeval.governance.store import card_diff
+
         name = request.path_params["name"]
-        form = await request.form()
-        based_on = int(str(form.get("based_on", "0")) or 0)
+        based_on = _version_param(str(form.get("based_on", "")), field="based_on")
+        if based_on is None:
+            raise UserError("based_on: the version this edit was made from is missing")
+        note = _text_field(form, "note", COMMENT_LIMIT) or None
         base = json.loads(cards.version(name, based_on).card.model_dump_json())
         content, errors = _card_from_form(form, base), []
         card = _validated(content, errors)
+        context = {"based_on": based_on, "note": note or "", "cancel": f"/cards/{_url(name)}"}
         if errors:
-            return page(session, f"Edit {name}", _card_form(session, f"/cards/{_url(name)}/edit", content, errors,
-                                                            based_on=based_on), 400)
-        version = cards.save(name, card, based_on=based_on, author=session.user.username, note=str(form.get("note") or "") or None)
+            return card_form(session, f"Edit {name}", f"/cards/{_url(name)}/edit", content, errors, 400, **context)
+        try:
+            version = cards.save(name, card, based_on=based_on, author=session.user.username, note=note)
+        except CardConflict as exc:  # keep the user's text; show what changed since, and their edit against it
+            current = cards.version(name)
+            theirs = cards.diff(name, based_on, current.version)
+            yours = card_diff(_json(current.card), _json(card), old=f"{name} v{current.version}", new="your edit")
+            context.update(based_on=current.version, conflict=str(exc), theirs=theirs, yours=yours)
+            return card_form(session, f"Edit {name}", f"/cards/{_url(name)}/edit", content, [], 409, **context)
         accounts.audit(session.user.username, "card.edit", name, {"version": version.version})
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
-    async def card_action(request: Request, session: Session) -> Response:
+    def check_seen(name: str, form: Any) -> Any:
+        """The version the form names, if the card is still as the reviewer saw it; else Stale."""
+        version = _version_param(str(form.get("version", "")), field="version")
+        if version is None:
+            raise UserError("version: a review action names the version it is about; reload the card")
+        seen_sha = str(form.get("sha256", ""))
+        shown = cards.version(name, version)
+        current = cards.get(name)
+        try:
+            seen_event = int(str(form.get("seen", "0")))
+        except ValueError:
+            raise UserError("seen: not a number; reload the card") from None
+        changes = [e for e in cards.events(name) if e["id"] > seen_event]
+        if content_sha256(shown.card) != seen_sha or current.version != version or \
+                current.status != str(form.get("status", "")):
+            since = "; ".join(f"{e['actor']}: {e['kind']} (version {e['version']}) at {e['time']}" for e in changes)
+            raise Stale(f"model card {name!r} changed since you opened version {version} "
+                        f"({form.get('status')}): it is now version {current.version}, {current.status}"
+                        + (f"; since then {since}" if since else "") + ". Nothing was done: open the card again.")
+        return shown
+
+    def card_action(request: Request, session: Session, form: Any) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
-        needed = {"submit": "editor", "approve": "approver", "reject": "approver", "archive": "editor", "clone": "editor"}
-        if action not in needed:
-            return page(session, "Not found", "<p>No such action.</p>", 404)
-        if not session.user.can(needed[action]):
-            raise Forbidden(f"{action} needs the {needed[action]} role; you are {session.user.role}")
         if action == "clone":
-            new_name = str((await request.form()).get("new_name", "")).strip()
+            if not session.user.can("editor"):
+                raise Forbidden(f"clone needs the editor role; you are {session.user.role}")
+            new_name = _text_field(form, "new_name", 200).strip()
             cards.create(new_name, cards.version(name).card, author=session.user.username, note=f"cloned from {name}")
             accounts.audit(session.user.username, "card.clone", name, {"new_name": new_name})
             return RedirectResponse(f"/cards/{_url(new_name)}", status_code=303)
-        status = {"submit": "PendingReview", "approve": "Approved", "reject": "Draft", "archive": "Archived"}[action]
-        cards.transition(name, status, actor=session.user.username)
-        accounts.audit(session.user.username, f"card.{action}", name, {"status": status})
+        if action not in REVIEW_ACTIONS:
+            raise NotFound(f"no card action {action!r}")
+        role, _, status = REVIEW_ACTIONS[action]
+        if not session.user.can(role):
+            raise Forbidden(f"{action} needs the {role} role; you are {session.user.role}")
+        shown = check_seen(name, form)
+        comment = _text_field(form, "comment", COMMENT_LIMIT).strip() or None
+        if action == "archive" and form.get("confirm") != "yes":
+            return page(session, "confirm.html", f"Archive {name}?", action=f"/cards/{_url(name)}/archive",
+                        review={key: form.get(key) for key in ("version", "sha256", "status", "seen")},
+                        question=f"Archive model card {name} (version {shown.version})? An archived card is final: it "
+                                 "is no longer edited, submitted or approved (clone it to go on).",
+                        button="Archive", cancel=f"/cards/{_url(name)}")
+        cards.transition(name, status, actor=session.user.username, based_on=shown.version, note=comment)
+        accounts.audit(session.user.username, f"card.{action}", name,
+                       {"status": status, "version": shown.version, "sha256": content_sha256(shown.card),
+                        "comment": comment})
         return RedirectResponse(f"/cards/{_url(name)}", status_code=303)
 
-    async def card_export(request: Request, session: Session) -> Response:
+    def history_page(request: Request, session: Session, form: Any) -> Response:
+        name = request.path_params["name"]
+        stored, versions, events = cards.get(name), cards.versions(name), cards.events(name)
+        rows = []
+        for version in versions:
+            changes = [e for e in events if e["version"] == version.version and e["kind"] in EVENT_NAMES]
+            reviews = [{"time": e["time"], "actor": e["actor"], "action": EVENT_NAMES[e["kind"]][0],
+                        "comment": e["payload"].get("note")} for e in changes if e["kind"] in REVIEW_EVENTS]
+            rows.append({"version": version.version, "author": version.author, "created_at": version.created_at,
+                         "note": version.note or "", "reviews": reviews,
+                         "status": EVENT_NAMES[changes[-1]["kind"]][1] if changes else version.status})
+        return page(session, "history.html", f"History of {name}", name=name, stored=stored, versions=rows)
+
+    def diff_page(request: Request, session: Session, form: Any) -> Response:
+        name = request.path_params["name"]
+        old = _version_param(request.query_params.get("old"), field="old")
+        new = _version_param(request.query_params.get("new"), field="new")
+        if old is None or new is None:
+            raise UserError("pick two versions: old and new")
+        return page(session, "diff.html", f"{name}: v{old} to v{new}", name=name, old=old, new=new,
+                    diff=cards.diff(name, old, new))
+
+    def card_export(request: Request, session: Session, form: Any) -> Response:
         import tempfile
         from pathlib import Path
 
         from fmeval.governance.export import to_html, to_markdown, to_pdf
 
         name, fmt = request.path_params["name"], request.path_params["fmt"]
-        stored, version = cards.get(name), cards.version(name)
-        meta = {"status": stored.status, "version": stored.version, "approved_by": stored.approved_by,
-                "approved_version": stored.approved_version}
-        attachment = {"Content-Disposition": f'attachment; filename="{_url(name)}.{fmt}"'}
+        if fmt not in ("html", "md", "json", "pdf"):
+            raise NotFound(f"no export format {fmt!r}: html, md, json or pdf")
+        stored = cards.get(name)
+        version = cards.version(name, _version_param(request.query_params.get("version")))
+        meta = _meta(stored, version)
+        suffix = "" if version.version == stored.version else f"-v{version.version}"
+        attachment = {"Content-Disposition": f'attachment; filename="{_url(name)}{suffix}.{fmt}"'}
         if fmt == "html":
-            return HTMLResponse(to_html(name, version.card, meta), headers=HEADERS)
+            return HTMLResponse(to_html(name, version.card, meta), headers=security_headers())
         if fmt == "md":
-            return Response(to_markdown(name, version.card, meta), media_type="text/markdown", headers={**HEADERS, **attachment})
+            return Response(to_markdown(name, version.card, meta), media_type="text/markdown",
+                            headers={**security_headers(), **attachment})
         if fmt == "json":
             return Response(json.dumps(version.card.to_sagemaker(), indent=2), media_type="application/json",
-                            headers={**HEADERS, **attachment})
-        if fmt == "pdf":
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "card.pdf"
-                await run_in_threadpool(to_pdf, to_html(name, version.card, meta), path)  # Playwright's sync API
-                data = path.read_bytes()
-            return Response(data, media_type="application/pdf", headers={**HEADERS, **attachment})
-        return page(session, "Not found", "<p>No such format.</p>", 404)
+                            headers={**security_headers(), **attachment})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "card.pdf"
+            to_pdf(to_html(name, version.card, meta), path)
+            data = path.read_bytes()
+        return Response(data, media_type="application/pdf", headers={**security_headers(), **attachment})
 
-    async def audit_page(request: Request, session: Session) -> Response:
+    # -- the audit log ----------------------------------------------------------------------------------------
+    def audit_rows(request: Request, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        from fmeval.governance.registry import load_registry
+
+        params = request.query_params
+        targets = None
+        if params.get("card", "").strip():
+            targets = [params["card"].strip()[:TARGET_LIMIT]]
+        if params.get("model", "").strip():
+            entry = load_registry(database).get(params["model"].strip())
+            owned = [params["model"].strip()] + ([c.name for c in entry.cards] if entry else [])
+            targets = owned if targets is None else [t for t in targets if t in owned]
+        return accounts.audit_log(limit=limit, offset=offset, user=params.get("user", "").strip()[:USERNAME_LIMIT] or None,
+                                  targets=targets, since=_time_param(params.get("since"), "since"),
+                                  until=_time_param(params.get("until"), "until", end=True))
+
+    def audit_page(request: Request, session: Session, form: Any) -> Response:
         number = _page_number(request)
-        rows = "".join(f"<tr><td>{esc(e['time'])}</td><td>{esc(e['username'])}</td><td>{esc(e['action'])}</td>"
-                       f"<td>{esc(e['target'])}</td><td>{esc(json.dumps(e['detail']))}</td></tr>"
-                       for e in accounts.audit_log(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE))
-        return page(session, "Audit log", "<table><tr><th>time</th><th>user</th><th>action</th><th>target</th>"
-                    f"<th>detail</th></tr>{rows}</table>" + f'<p><a href="?page={number + 1}">older</a></p>')
+        rows = audit_rows(request, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE)
+        return page(session, "audit.html", "Audit log", params=request.query_params, rows=rows[:PAGE_SIZE],
+                    query=_query(request, page=1),
+                    newer=_query(request, page=number - 1) if number > 1 else None,
+                    older=_query(request, page=number + 1) if len(rows) > PAGE_SIZE else None)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return page(None, "Not found", "<p>Nothing here.</p>", 404)
+    def audit_csv(request: Request, session: Session, form: Any) -> Response:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["time", "user", "action", "target", "detail"])
+        for row in audit_rows(request, limit=1_000_000, offset=0):
+            writer.writerow([_cell(row["time"]), _cell(row["username"]), _cell(row["action"]), _cell(row["target"]),
+                             _cell(json.dumps(row["detail"]))])
+        accounts.audit(session.user.username, "audit.export", "audit.csv", {"filters": dict(request.query_params)})
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={**security_headers(), "Content-Disposition": 'attachment; filename="audit.csv"'})
+
+    def not_found(request: Request, exc: Exception) -> Response:
+        if len(request.url.path) > TARGET_LIMIT:
+            return too_long(request)
+        return error(None, "Not found", "Nothing here.", 404)
+
+    async def not_found_endpoint(request: Request, exc: Exception) -> Response:
+        return await run_in_threadpool(not_found, request, exc)
 
     routes = [
-        Route("/login", login_form), Route("/login", login, methods=["POST"]),
+        Route("/login", login_endpoint, methods=["GET", "POST"]),
         Route("/logout", guarded("viewer", logout), methods=["POST"]),
+        Route("/account", guarded("viewer", account_page)), Route("/account/password", guarded("viewer", change_password),
+                                                             methods=["POST"]),
+        Route("/users", guarded("admin", users_page)),
+        Route("/users/{username}/{action}", guarded("admin", user_action), methods=["POST"]),
         Route("/", guarded("viewer", models_page)), Route("/models/{key:path}", guarded("viewer", model_page)),
         Route("/runs", guarded("viewer", runs_page)), Route("/runs/compare", guarded("viewer", compare_page)),
         Route("/runs/{run_id}/report", guarded("viewer", run_report)),
         Route("/cards", guarded("viewer", cards_page)), Route("/cards", guarded("editor", card_create), methods=["POST"]),
-        Route("/cards/new", guarded("editor", card_new)), Route("/cards/{name}", guarded("viewer", card_page)),
+        Route("/new-card", guarded("editor", card_new)), Route("/cards/{name}", guarded("viewer", card_page)),
         Route("/cards/{name}/edit", guarded("editor", card_edit_form)),
         Route("/cards/{name}/edit", guarded("editor", card_edit), methods=["POST"]),
+        Route("/cards/{name}/history", guarded("viewer", history_page)), Route("/cards/{name}/diff", guarded("viewer", diff_page)),
         Route("/cards/{name}/export/{fmt}", guarded("viewer", card_export)),
         Route("/cards/{name}/{action}", guarded("viewer", card_action), methods=["POST"]),
-        Route("/audit", guarded("admin", audit_page)),
+        Route("/audit", guarded("admin", audit_page)), Route("/audit.csv", guarded("admin", audit_csv)),
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: not_found_endpoint})
+    return ForwardedHeaders(app, forwarded_allow_ips)
 
 
 # -- pieces of pages ------------------------------------------------------------------------------------------
+def _card_ways(request: Any) -> list[tuple[str, str]]:
+    name = request.path_params.get("name")
+    ways = [(f"/cards/{_url(name)}", f"Model card {name}")] if name else []
+    return ways + [("/cards", "Model cards"), ("/", "Models")]
+
+
 def _run_states(runs: Any, card: Any) -> dict[str, str]:
     """Each run a card's evaluations name: 'ok', 'missing' (deleted, or gone from the index), or
     'replaced by ...'."""
@@ -432,52 +586,117 @@ def _run_states(runs: Any, card: Any) -> dict[str, str]:
     return states
 
 
-def _csrf(session: Session) -> str:
-    return f'<input type="hidden" name="csrf" value="{esc(session.csrf)}">'
+def _meta(stored: Any, version: Any) -> dict[str, Any]:
+    return {"status": stored.status if version.version == stored.version else f"{version.status} (superseded)",
+            "version": version.version, "approved_by": stored.approved_by, "approved_version": stored.approved_version}
 
 
-def _check_post(request: Any, session: Session, form: Any) -> None:
-    if not _same_origin(request):
-        raise Forbidden("a request from another site was refused")
-    if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
-        raise Forbidden("the form's CSRF token is missing or wrong; reload the page and try again")
+def _json(card: Any) -> str:
+    return json.dumps(card.to_sagemaker(), indent=2, sort_keys=True)
 
 
-def _same_origin(request: Any) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # no Origin header (older browsers, tools): the CSRF token still decides
-    return urllib.parse.urlsplit(origin).netloc == request.headers.get("host")
+def _shown(value: Any) -> str:
+    from fmeval.web import number
+
+    if isinstance(value, list):
+        return ", ".join(_shown(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_shown(item)}" for key, item in value.items())
+    return number(value) if isinstance(value, float) else str(value)
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [pair for key, item in value.items() for pair in _flat(item, f"{prefix}{key}.")]
+    return [(prefix.rstrip("."), value)]
+
+
+def _card_view(card: Any) -> dict[str, Any]:
+    """The card's sections and evaluations as the card page shows them: numbers rounded."""
+    from markupsafe import Markup
+
+    from fmeval.html import bar_chart
+
+    content = card.to_sagemaker()
+    sections = [(title, [(field.replace("_", " ").capitalize(), _shown(value)) for field, value in _flat(content[key])])
+                for key, title in SECTION_TITLES.items() if content.get(key)]
+    evaluations = []
+    for job in content.get("evaluation_details", []):
+        groups = []
+        for group in job.get("metric_groups", []):
+            metrics = group.get("metric_data", [])
+            numbers = [(m["name"], float(m["value"]), None, None, "#0969da") for m in metrics if m["type"] == "number"]
+            bars = [(str(x), float(v), None, None, "#0969da") for m in metrics if m["type"] == "bar_chart"
+                    for x, v in zip(m.get("x_axis_name") or [], m["value"])]
+            groups.append({"name": group["name"], "chart": Markup(bar_chart(group["name"], numbers or bars))
+                           if numbers or bars else "",  # bar_chart escapes every label
+                           "metrics": [{"name": m["name"], "value": _shown(m["value"]), "notes": m.get("notes", "")}
+                                       for m in metrics]})
+        evaluations.append({"name": job["name"], "observation": job.get("evaluation_observation"),
+                            "datasets": job.get("datasets") or [], "groups": groups})
+    return {"sections": sections, "evaluations": evaluations}
+
+
+def _form_fields(content: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    fields = []
+    for section, field, kind in CARD_FIELDS:
+        value = (content.get(section) or {}).get(field)
+        label = f"{section.replace('_', ' ')}: {field.replace('_', ' ')}"
+        fields.append((f"{section}.{field}", label, kind, "" if value is None else str(value)))
+    return fields
+
+
+def _text_field(form: Any, key: str, limit: int) -> str:
+    value = form.get(key, "")
+    if not isinstance(value, str):
+        raise UserError(f"{key}: a text field, not a file")
+    if len(value) > limit:
+        raise UserError(f"{key}: at most {limit} characters, got {len(value)}")
+    return value
+
+
+def _version_param(value: str | None, *, field: str = "version") -> int | None:
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise UserError(f"{field}: a version number, got {value[:40]!r}")
+    return int(value)
+
+
+def _time_param(value: str | None, field: str, *, end: bool = False) -> str | None:
+    """An ISO date or time from a filter, as a UTC ISO time; a date alone as `end`: the next day."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()[:40]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{field}: a date (2026-12-01) or time (2026-12-01T09:30), got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    if end and len(text) == 10:
+        moment += dt.timedelta(days=1)
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site (never //other.host or a scheme)."""
-    return target if target and target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
-
-
-def _login_form(target: str) -> str:
-    return ('<form method="post" action="/login"><label>User name</label><input type="text" name="username" '
-            'autocomplete="username"><label>Password</label><input type="password" name="password" '
-            f'autocomplete="current-password"><input type="hidden" name="next" value="{esc(target)}"><p>'
-            "<button>Log in</button></p></form>")
+    ok = target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ok and len(target) <= TARGET_LIMIT else "/"
 
 
 def _url(text: str) -> str:
     return urllib.parse.quote(text, safe="")
 
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
-def _scores(scores: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{s['name']} {_number(s.get('value'))}" for s in scores[:3])
-
-
 def _trend(score: dict[str, Any]) -> str:
     value, previous = score["value"], score["previous"]
-    arrow = "" if previous is None or value is None else " ▲" if value > previous else " ▼" if value < previous else " ="
-    return f"{esc(score['evaluation'])}: {esc(score['metric'])} {_number(value)}{arrow}"
+    return "" if previous is None or value is None else " ▲" if value > previous else " ▼" if value < previous else " ="
 
 
 def _page_number(request: Any) -> int:
@@ -493,92 +712,32 @@ def _query(request: Any, **changes: Any) -> str:
     return urllib.parse.urlencode(params)
 
 
-def _pager(request: Any, number: int, total: int) -> str:
+def _pager(request: Any, number: int, total: int) -> dict[str, Any]:
+    import math
+
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    links = []
-    if number > 1:
-        links.append(f'<a href="?{_query(request, page=number - 1)}">previous</a>')
-    if number < pages:
-        links.append(f'<a href="?{_query(request, page=number + 1)}">next</a>')
-    return f"<p>page {number} of {pages} {' · '.join(links)}</p>"
+    return {"number": number, "pages": pages, "previous": _query(request, page=number - 1) if number > 1 else None,
+            "next": _query(request, page=number + 1) if number < pages else None}
 
 
-def _paged(items: list[Any], request: Any) -> tuple[list[Any], str]:
-    number = _page_number(request)
-    return items[(number - 1) * PAGE_SIZE:number * PAGE_SIZE], _pager(request, number, len(items))
-
-
-def _filter_form(fields: dict[str, tuple[str, str]], request: Any) -> str:
-    inputs = []
-    for name, (kind, label) in fields.items():
-        value = request.query_params.get(name, "")
-        if kind == "risk":
-            options = "".join(f'<option value="{r}"{" selected" if r == value else ""}>{r or "any"}</option>'
-                              for r in ("", "High", "Medium", "Low", "Unknown"))
-            inputs.append(f'{esc(label)} <select name="{name}">{options}</select>')
-        else:
-            inputs.append(f'{esc(label)} <input type="text" name="{name}" value="{esc(value)}" style="width:12rem">')
-    return f'<form method="get">{" ".join(inputs)} <button>Filter</button></form>'
-
-
-def _lineage(entry: Any) -> str:
+def _lineage(entry: Any) -> dict[str, Any]:
     """The model in the middle, its datasets and runs on the left, its cards and monitors on the right."""
     datasets = sorted({f"{r.dataset}" + (f" ({r.dataset_sha256[:12]})" if r.dataset_sha256 else "") for r in entry.runs})
     left = [("dataset", d) for d in datasets[:8]] + [("run", f"{r.run_id} {r.evaluation}") for r in entry.runs[:8]]
     right = [("card", f"{c.name} ({c.label})") for c in entry.cards] + [("monitor", f"{m.name} ({m.kind})")
                                                                          for m in entry.monitors]
     height = max(len(left), len(right), 1) * 28 + 20
-    middle_y = height / 2
-    parts = [f'<svg class="chart" role="img" aria-label="lineage" width="900" height="{height}" '
-             f'xmlns="http://www.w3.org/2000/svg">',
-             f'<rect x="360" y="{middle_y - 14}" width="180" height="28" fill="#0969da" rx="4"/>'
-             f'<text x="450" y="{middle_y + 4}" class="label" text-anchor="middle" fill="#fff">{esc(entry.key[:28])}</text>']
-    for side, items in ((0, left), (1, right)):
-        for i, (kind, text) in enumerate(items):
-            y = 20 + i * 28
-            x = 10 if side == 0 else 600
-            parts.append(f'<line x1="{x + (280 if side == 0 else 0)}" y1="{y + 10}" x2="{360 if side == 0 else 540}" '
-                         f'y2="{middle_y}" class="axis"/><rect x="{x}" y="{y}" width="280" height="20" fill="#f4f4f4" '
-                         f'stroke="#ccc"/><text x="{x + 6}" y="{y + 14}" class="label">{esc(kind)}: {esc(text[:40])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _card_form(session: Session, action: str, content: dict[str, Any], errors: list[str], *, run_id: str = "",
-               name: str | None = None, based_on: int | None = None) -> str:
-    parts = [f'<form method="post" action="{esc(action)}">{_csrf(session)}']
-    if errors:
-        parts.append('<ul class="error">' + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul>")
-    if name is not None:
-        parts.append(f'<label>Card name</label><input type="text" name="name" value="{esc(name)}">')
-    if run_id:
-        parts.append(f'<p>Filled from run {esc(run_id)} (its model and evaluation).</p>'
-                     f'<input type="hidden" name="run" value="{esc(run_id)}">')
-    if based_on is not None:
-        parts.append(f'<input type="hidden" name="based_on" value="{based_on}">')
-    for section, field, kind in CARD_FIELDS:
-        value = (content.get(section) or {}).get(field)
-        label = f'<label for="{section}.{field}">{esc(section.replace("_", " "))}: {esc(field.replace("_", " "))}</label>'
-        key = f"{section}.{field}"
-        if kind == "risk":
-            options = "".join(f'<option value="{r}"{" selected" if r == value else ""}>{r or "(none)"}</option>'
-                              for r in ("", "High", "Medium", "Low", "Unknown"))
-            parts.append(f'{label}<select id="{key}" name="{key}">{options}</select>')
-        elif kind == "area":
-            parts.append(f'{label}<textarea id="{key}" name="{key}">{esc(value or "")}</textarea>')
-        else:
-            parts.append(f'{label}<input type="text" id="{key}" name="{key}" value="{esc("" if value is None else value)}">')
-    if based_on is not None:
-        parts.append('<label for="note">why this version</label><input type="text" id="note" name="note">')
-    parts.append("<p><button>Save</button></p></form>")
-    return "".join(parts)
+    boxes = [{"kind": kind, "text": text, "y": 20 + i * 28, "x": 10 if side == 0 else 600,
+              "x1": 290 if side == 0 else 600, "x2": 360 if side == 0 else 540}
+             for side, items in ((0, left), (1, right)) for i, (kind, text) in enumerate(items)]
+    return {"height": height, "middle": height / 2, "boxes": boxes}
 
 
 def _card_from_form(form: Any, base: dict[str, Any]) -> dict[str, Any]:
     """The card's content: `base` with the form's fields (an emptied field is removed)."""
     content = json.loads(json.dumps(base))
     for section, field, _ in CARD_FIELDS:
-        value = str(form.get(f"{section}.{field}", "")).strip()
+        value = _text_field(form, f"{section}.{field}", TEXT_LIMIT).strip()
         target = content.setdefault(section, {})
         if value:
             target[field] = value
@@ -601,17 +760,40 @@ def _validated(content: dict[str, Any], errors: list[str]) -> Any:
 
 
 def serve(database_url: str | None, *, host: str = "127.0.0.1", port: int = 8800, certfile: str | None = None,
-          keyfile: str | None = None, allow_insecure_remote: bool = False) -> None:
-    """Serve until interrupted. Binding beyond loopback without TLS is refused unless allowed."""
+          keyfile: str | None = None, allow_insecure_remote: bool = False,
+          forwarded_allow_ips: str | None = None) -> None:
+    """Serve until interrupted. Binding beyond loopback without TLS is refused unless allowed; the
+    port is bound before anything is served, so a port in use is a clear error."""
+    import socket
+
     import uvicorn
 
-    from fmeval.model_runners.http import is_loopback
+    from fmeval.web import check_bind, serve_options
 
-    loopback = is_loopback(f"http://[{host}]/" if ":" in host else f"http://{host}/")
-    if not loopback and not certfile and not allow_insecure_remote:
-        raise UserError(f"--host {host} would serve passwords and sessions in clear text beyond this machine: give "
-                        f"--tls-cert and --tls-key, or --allow-insecure-remote behind a TLS proxy")
+    check_bind(host, tls=bool(certfile), allow_insecure_remote=allow_insecure_remote)
+    for path in (certfile, keyfile):
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise UserError(f"cannot read the TLS file {path}: {exc.strerror or exc}") from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (another process may use the port; "
+                        "pick another with --port)") from None
     database = Database(database_url)
+    app = build_app(database, forwarded_allow_ips=forwarded_allow_ips)
+    config = uvicorn.Config(app, ssl_certfile=certfile, ssl_keyfile=keyfile, **serve_options())
+    try:
+        config.load()  # TLS files that do not hold a certificate and its key fail here, before serving
+    except OSError as exc:  # ssl.SSLError: not a certificate, not its key
+        sock.close()
+        raise UserError(f"cannot use --tls-cert {certfile} and --tls-key {keyfile}: {exc}") from None
     print(f"dashboard on {'https' if certfile else 'http'}://{host}:{port}/ (store {database})", flush=True)
-    uvicorn.run(build_app(database, secure_cookies=bool(certfile)), host=host, port=port, ssl_certfile=certfile,
-                ssl_keyfile=keyfile, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -40,7 +40,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
                         help="where `fmeval human serve` will be reached, for the invite links")
     create.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
-    serve = actions.add_parser("serve", help="the raters' web app (binds to 127.0.0.1 unless --host says otherwise)")
+    serve = actions.add_parser("serve", help="the raters' web app (binds to 127.0.0.1; another --host needs TLS)")
     serve.add_argument("job", help="the job's directory")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
@@ -48,6 +48,9 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     serve.add_argument("--tls-key", help="its PEM private key")
     serve.add_argument("--allow-insecure-remote", action="store_true",
                        help="serve plain HTTP beyond loopback (only behind a proxy that adds TLS)")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS",
+                       help="proxies trusted for X-Forwarded-Proto/-For/-Host (default $FORWARDED_ALLOW_IPS, "
+                       "else 127.0.0.1)")
 
     status = actions.add_parser("status", help="each rater's progress")
     status.add_argument("job")
@@ -110,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     from fmeval.human.app import serve
 
     serve(args.job, host=args.host, port=args.port, certfile=args.tls_cert, keyfile=args.tls_key,
-          allow_insecure_remote=args.allow_insecure_remote)
+          allow_insecure_remote=args.allow_insecure_remote, forwarded_allow_ips=args.forwarded_allow_ips)
     return EXIT_OK
 
 

@@ -21,6 +21,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     create = actions.add_parser("create", help="a rating job from one or more runs of the same dataset")
     create.add_argument("--run", action="append", required=True, metavar="RUN",
                         help="run id or output directory; repeat to compare models side by side")
+    create.add_argument("--label", action="append", metavar="NAME",
+                        help="a name per --run, in order, for its metrics (default: the runs' model names)")
     create.add_argument("--instructions", required=True, metavar="FILE", help="a text file shown to the raters")
     create.add_argument("--rating", required=True, metavar="KINDS",
                         help="comma-separated: thumbs, likert:N, ranking, free-text")
@@ -95,7 +97,7 @@ def _create(args: argparse.Namespace) -> int:
         instructions = Path(args.instructions).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"--instructions: {exc}") from None
-    runs = load_runs(args.run, store=args.store_url)
+    runs = load_runs(args.run, store=args.store_url, labels=args.label)
     tokens = create_job(args.output, runs=runs, kinds=args.rating, instructions=instructions, raters=args.raters,
                         per_item=args.per_item, seed=args.seed, title=args.title, show_reference=args.show_reference,
                         gold=args.gold, gold_rate=args.gold_rate)

@@ -145,7 +145,8 @@ def test_gold_items_are_mixed_in_at_the_rate_and_measure_each_rater(tmp_path):
     quality = summary.config["rater_quality"]
     assert quality["rater1"]["gold_accuracy"] == 1.0 and quality["rater2"]["gold_accuracy"] == 0.5
     assert quality["rater1"]["items_rated"] == 4 and quality["rater1"]["gold_answers"] == 2
-    assert summary.num_records == 8  # gold items are not results
+    assert summary.num_records == 8  # gold items are not results, nor in any agreement
+    assert summary.config["agreement"]["cohen_kappa"]["thumbs"] == {}
     assert not any(line["record_id"].startswith("gold:") for line in load_run(tmp_path / "results").records())
     # too few gold items for the rate is refused, saying how many are needed
     with pytest.raises(UserError, match="needs 4 distinct gold items; .*gold.jsonl holds 3"):

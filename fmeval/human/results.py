@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import json
 import re
+import warnings
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -131,11 +132,12 @@ def _agreement_metrics(kind: RatingKind, raters: list[str], per_item: int,
 def cohen_kappas(job: Job, kind: RatingKind) -> dict[str, float]:
     """Cohen's kappa of each pair of raters over the (item, output) pairs both rated (linear
     weights for grades and ranks, over the job's whole scale); pairs with fewer than two shared
-    answers are left out. Gold items count too: they are answers like any other."""
+    answers are left out, and so are gold items, as from every other statistic of the results."""
     from sklearn.metrics import cohen_kappa_score
 
+    gold = {item["item_id"] for item in job.items(gold=True)}
     answers: dict[str, dict[tuple[int, int], int]] = {}
-    for rating in job.ratings():
+    for rating in (r for r in job.ratings() if r["item_id"] not in gold):
         for output, value in enumerate(rating["rating"].get(kind.key, [])):
             answers.setdefault(rating["rater_id"], {})[(rating["item_id"], output)] = value
     kappas = {}
@@ -415,7 +417,9 @@ def judge_agreement(judge_run: Any, human_run: Any, *, judge_metric: str, human_
     x, y = np.array(pairs, dtype=float).T
 
     def rho(indices: np.ndarray) -> float:
-        value = spearmanr(x[indices], y[indices]).statistic
+        with warnings.catch_warnings():  # a resample of tied scores has no correlation: NaN, left out of the CI
+            warnings.simplefilter("ignore")
+            value = spearmanr(x[indices], y[indices]).statistic
         return float(value) if np.isfinite(value) else float("nan")
 
     result: dict[str, Any] = {"records": len(x), "judge_metric": judge_metric, "human_metric": human_metric}

@@ -165,3 +165,49 @@ def test_serve_refuses_a_remote_host_without_tls(tmp_path, capsys):
     assert "--tls-cert and --tls-key, or --allow-insecure-remote" in capsys.readouterr().err
     assert main(["human", "serve", str(tmp_path / "job"), "--tls-cert", "cert.pem"]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_serve_over_tls_sets_a_secure_cookie(tmp_path):
+    """A real HTTPS server (a self-signed certificate made with openssl) on loopback."""
+    import ssl
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.test_human import REPO, free_port
+
+    tokens = create_job(tmp_path / "job", runs=make_runs(tmp_path)[:1], kinds="thumbs", instructions="x", raters=1,
+                        per_item=1)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")], check=True,
+                   capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "fmeval", "human", "serve", str(tmp_path / "job"), "--port",
+                               str(port), "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key",
+                               str(tmp_path / "key.pem")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    context.check_hostname = False
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), NoRedirect)
+    try:
+        while True:  # until it answers (or dies, saying why)
+            try:
+                opener.open(f"https://127.0.0.1:{port}/shortcuts.js", timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.05)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(f"https://127.0.0.1:{port}/r/{tokens['rater1']}", timeout=5)
+        assert redirect.value.code == 303
+        cookie = redirect.value.headers["set-cookie"].lower()
+        assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    finally:
+        server.kill()
+        server.wait()

@@ -186,8 +186,9 @@ def rater_quality(job: Job, results: Sequence[RecordResult], kinds: Sequence[Rat
             without = krippendorff_alpha(_rating_matrix(results, kind, others), LEVELS[kind.name])
             quality[rater]["alpha_without"][kind.key] = None if np.isnan(without) else without
             if not np.isnan(everyone) and not np.isnan(without) and without - everyone >= DISAGREEMENT_FLAG:
-                quality[rater]["flagged"] = (f"disagrees with the others on {kind.key}: alpha is {everyone:.3f} with "
-                                             f"everyone, {without:.3f} without {rater}")
+                reason = f"disagrees with the others on {kind.key}: alpha is {everyone:.3f} with everyone, " \
+                         f"{without:.3f} without {rater}"
+                quality[rater]["flagged"] = "; ".join(filter(None, [quality[rater]["flagged"], reason]))
     return quality
 
 

@@ -110,7 +110,8 @@ def test_a_replaced_rating_keeps_its_history_and_long_comments_are_refused(tmp_p
     job, item = one_rater_job(tmp_path)
     assert job.save_rating("rater1", item, {"likert:5": [2], "free-text": "first look"}) == 1
     assert job.save_rating("rater1", item, {"likert:5": ["5"], "free-text": "on reflection"}) == 2
-    with pytest.raises(UserError, match=f"the comment has {COMMENT_LIMIT + 1} characters; the limit is {COMMENT_LIMIT}"):
+    too_long = f"the comment has {COMMENT_LIMIT + 1} characters; the limit is {COMMENT_LIMIT}"
+    with pytest.raises(UserError, match=too_long):
         job.save_rating("rater1", item, {"likert:5": [4], "free-text": "x" * (COMMENT_LIMIT + 1)})
     assert [h["rating"] for h in job.history("rater1", item)] == [{"likert:5": [2], "free-text": "first look"},
                                                                  {"likert:5": [5], "free-text": "on reflection"}]

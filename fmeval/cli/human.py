@@ -74,7 +74,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     imported.add_argument("job")
     imported.add_argument("file")
 
-    agreement = actions.add_parser("agreement", help="a judge run's agreement with human ratings (Spearman; Cohen's kappa for likert; 95%% CIs)")
+    agreement = actions.add_parser(
+        "agreement", help="a judge run's agreement with human ratings (Spearman; Cohen's kappa for likert; 95%% CIs)")
     agreement.add_argument("--judge-run", required=True, help="a model_graded run")
     agreement.add_argument("--human-run", required=True, help="the output of `fmeval human results`")
     agreement.add_argument("--judge-metric", required=True, help="e.g. correctness")

@@ -8,8 +8,8 @@ answers 404). Each page shows the instructions' title, the progress, the prompt 
 shortcuts: 1-9 answer the next open question, u/d give a thumb up/down, Enter saves, s skips.
 Every answer is committed before the next page is sent; skipped items come back at the end.
 Forms carry a per-rater CSRF token (an HMAC of the rater's id) and requests from another origin
-are refused; the cookie is Secure when served over HTTPS. The server binds to 127.0.0.1 unless told otherwise, and another address needs TLS
-(or `allow_insecure_remote` behind a TLS proxy).
+are refused; the cookie is Secure when served over HTTPS. The server binds to 127.0.0.1; another
+address needs TLS (or `allow_insecure_remote` behind a TLS proxy).
 """
 from __future__ import annotations
 

@@ -345,7 +345,8 @@ def create_job(directory: str | Path, *, runs: Sequence[Any], kinds: str | Seque
     if raters < 1 or per_item < 1:
         raise UserError("--raters and --per-item must be at least 1")
     if gold is not None and not 0 < gold_rate < 1:
-        raise UserError(f"--gold-rate is the share of each rater's items that are gold: above 0, below 1, got {gold_rate}")
+        raise UserError(f"--gold-rate is the share of each rater's items that are gold: above 0, below 1, "
+                        f"got {gold_rate}")
     parsed = parse_kinds(kinds, len(runs))
     shared, outputs_by_run = _shared_records(runs)
     golden = read_gold(gold, parsed, len(runs)) if gold is not None else []

@@ -124,7 +124,7 @@ def test_a_replaced_rating_keeps_its_history_and_long_comments_are_refused(tmp_p
     assert summary.config["rater_quality"]["rater1"]["ratings_replaced"] == 1
 
 
-def test_gold_items_are_mixed_in_at_the_rate_and_measure_each_rater(tmp_path):
+def test_gold_items_are_mixed_in_at_the_rate_and_measure_each_rater(tmp_path, capsys):
     runs = make_runs(tmp_path, items=8)
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps({"id": f"g{i}", "model_input": f"What is {i} + 1?",
@@ -157,6 +157,9 @@ def test_gold_items_are_mixed_in_at_the_rate_and_measure_each_rater(tmp_path):
     bad.write_text(json.dumps({"model_input": "q", "outputs": ["a", "b"], "answers": {"thumbs": [1, 2]}}) + "\n")
     with pytest.raises(UserError, match=r"bad-gold.jsonl:1: answers: thumbs: 2 is outside 0..1"):
         create_job(tmp_path / "job3", runs=runs, kinds="thumbs", instructions="x", raters=2, per_item=1, gold=bad)
+    assert main(["human", "create", "--run", str(tmp_path / "good"), "--instructions", str(gold), "--rating",
+                 "thumbs", "--raters", "1", "--per-item", "1", "--gold-rate", "0.2", "-o", str(tmp_path / "job4")]) == 2
+    assert "--gold-rate needs --gold FILE" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_remote_host_without_tls(tmp_path, capsys):

@@ -35,8 +35,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     create.add_argument("--gold", metavar="FILE",
                         help="gold items with known answers (JSON Lines: model_input, outputs, answers), mixed in "
                         "to measure each rater's accuracy")
-    create.add_argument("--gold-rate", type=float, default=0.1,
-                        help="the share of each rater's items that are gold (default 0.1)")
+    create.add_argument("--gold-rate", type=float,
+                        help="the share of each rater's items that are gold (default 0.1; needs --gold)")
     create.add_argument("--output", "-o", required=True, help="the job's directory")
     create.add_argument("--base-url", default="http://127.0.0.1:8765",
                         help="where `fmeval human serve` will be reached, for the invite links")
@@ -98,10 +98,12 @@ def _create(args: argparse.Namespace) -> int:
         instructions = Path(args.instructions).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"--instructions: {exc}") from None
+    if args.gold_rate is not None and args.gold is None:
+        raise UserError("--gold-rate needs --gold FILE (the gold items to mix in)")
     runs = load_runs(args.run, store=args.store_url, labels=args.label)
     tokens = create_job(args.output, runs=runs, kinds=args.rating, instructions=instructions, raters=args.raters,
                         per_item=args.per_item, seed=args.seed, title=args.title, show_reference=args.show_reference,
-                        gold=args.gold, gold_rate=args.gold_rate)
+                        gold=args.gold, gold_rate=0.1 if args.gold_rate is None else args.gold_rate)
     invites = Path(args.output) / "invites.txt"
     # the only copy of the tokens: readable by the job's owner alone
     descriptor = os.open(invites, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

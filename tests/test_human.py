@@ -1,5 +1,7 @@
 """Human evaluation: jobs from runs, balanced assignment, the raters' web app in a real browser
-(two raters, a server killed mid-job, tokens, CSRF, XSS), results as a run with agreement."""
+(two raters, a server killed mid-job, tokens, CSRF, XSS; a refused save that keeps the answers,
+the reference answer, ranked outputs side by side), results as a run with agreement, a judge
+against the humans."""
 import json
 import signal
 import socket

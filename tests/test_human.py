@@ -1,5 +1,7 @@
 """Human evaluation: jobs from runs, balanced assignment, the raters' web app in a real browser
-(two raters, a server killed mid-job, tokens, CSRF, XSS), results as a run with agreement."""
+(two raters, a server killed mid-job, tokens, CSRF, XSS; a refused save that keeps the answers,
+the reference answer, ranked outputs side by side), results as a run with agreement, a judge
+against the humans."""
 import json
 import signal
 import socket
@@ -73,7 +75,7 @@ def test_agreement_equals_the_hand_computed_values(tmp_path):
     assert summary.score("krippendorff_alpha_thumbs").value == pytest.approx(8 / 15)
     # Cohen's kappa: agreement 3/4; chance 1/2*1/4 + 1/2*3/4 = 1/2; kappa = (3/4 - 1/2)/(1/2) = 1/2
     assert summary.config["agreement"]["cohen_kappa"]["thumbs"] == {"rater1|rater2": pytest.approx(0.5)}
-    assert summary.score("thumbs_up_m1").value == pytest.approx(np.mean([1, 0.5, 0, 0]))
+    assert summary.score("thumbs_up_good").value == pytest.approx(np.mean([1, 0.5, 0, 0]))
     assert krippendorff_alpha(np.array([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=float), "nominal") == pytest.approx(8 / 15)
 
 
@@ -94,8 +96,8 @@ def test_export_and_import_round_trip_and_bad_rows_are_refused(tmp_path):
     exported = export_ratings(tmp_path / "job", "jsonl")
     assert len(exported.splitlines()) == 16 and '"source": "import:sheet.csv"' in exported
     summary = write_results(tmp_path / "job", tmp_path / "results", n_bootstrap=100)
-    assert summary.score("likert_m1").value == 5 and summary.score("likert_m2").value == 2
-    assert summary.score("win_rate_m1").value == 1.0 and summary.score("win_rate_m2").value == 0.0
+    assert summary.score("likert_good").value == 5 and summary.score("likert_bad").value == 2
+    assert summary.score("win_rate_good").value == 1.0 and summary.score("win_rate_bad").value == 0.0
     assert summary.score("krippendorff_alpha_likert").value is None  # one rater per item: nothing to agree on
     bad = tmp_path / "bad.csv"
     bad.write_text(f"item_id,rater_id,kind,output,value\n{assignments[0][1]},{assignments[0][0]},likert:5,1,9\n"
@@ -206,40 +208,110 @@ def test_two_raters_in_the_browser_with_a_server_killed_mid_job(browser, tmp_pat
     capsys.readouterr()
     assert main(["human", "results", str(tmp_path / "job"), "-o", str(tmp_path / "results")]) == 0
     summary = load_run(tmp_path / "results").summary
-    assert summary.score("likert_m1").value == 3 and summary.score("likert_m2").value == 1
-    assert summary.model["runs"]["m1"]["run_id"] == load_run(tmp_path / "good").run_id
+    assert summary.score("likert_good").value == 3 and summary.score("likert_bad").value == 1
+    assert summary.model["runs"]["good"]["run_id"] == load_run(tmp_path / "good").run_id
     assert summary.score("krippendorff_alpha_likert").value == pytest.approx(1.0)  # both raters agree everywhere
     assert main(["report", str(tmp_path / "results"), "-o", str(tmp_path / "report.html")]) == 0
 
 
-def test_a_judge_agrees_with_the_humans(tmp_path):
-    runs = make_runs(tmp_path, items=6)[:1]
-    create_job(tmp_path / "job", runs=runs, kinds="likert:5", instructions="Grade", raters=1, per_item=1)
-    job = Job(tmp_path / "job")
-    human = {item["record_id"]: grade for item, grade in zip(job.items(), [5, 4, 4, 2, 1, 3])}
-    for item in job.items():
-        job.save_rating("rater1", item["item_id"], {"likert:5": [human[item["record_id"]]]})
-    job.close()
-    write_results(tmp_path / "job", tmp_path / "human", n_bootstrap=200)
-    judged = {record: grade + (0.5 if record == "q1" else 0) for record, grade in human.items()}  # a swap at 4/4.5
-
+def judged_run(tmp_path, human_run_outputs, grades, name="judge"):
+    """A model_graded run of a function judge that gives each record's grade from `grades`,
+    grading `human_run_outputs` (record id -> the output the judge sees)."""
     from fmeval.algorithms.model_graded import ModelGraded
 
-    rows = [{"id": r, "question": r, "answer": "x", "out": "y"} for r in human]
-    data = tmp_path / "judged.jsonl"
+    rows = [{"id": r, "question": r, "answer": "x", "out": out} for r, out in human_run_outputs.items()]
+    data = tmp_path / f"{name}.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     cfg = DataConfig(dataset_name="sums", dataset_uri=str(data), model_input="question", target_output="answer",
                      model_output="out", record_id="id")
+
     def judge(prompt):
-        return f"[[{judged[prompt.split('Question: ')[1].split()[0]]}]]"
+        return f"[[{grades[prompt.split('Question: ')[1].split()[0]]}]]"
 
     evaluate(evaluation=ModelGraded(judge_model=FunctionRunner(judge)), dataset=cfg,
-             model=None, output=tmp_path / "judge", progress=False, n_bootstrap=50)
-    agreement = judge_agreement(load_run(tmp_path / "judge"), load_run(tmp_path / "human"),
-                                judge_metric="correctness", human_metric="likert_m1", n_bootstrap=200)
-    # Spearman on ranks: humans 5,4,4,2,1,3 against the judge's 5,4.5,4,2,1,3: only the tie is broken
-    from scipy.stats import spearmanr
+             model=None, output=tmp_path / name, progress=False, n_bootstrap=50)
+    return load_run(tmp_path / name)
 
-    expected = spearmanr([5, 4, 4, 2, 1, 3], [5, 4.5, 4, 2, 1, 3]).statistic
-    assert agreement["spearman"] == pytest.approx(expected) and agreement["records"] == 6
-    assert agreement["ci_lower"] <= agreement["spearman"] <= agreement["ci_upper"]
+
+def test_a_judge_agrees_with_the_humans(tmp_path):
+    """Spearman (scipy) and Cohen's kappa (scikit-learn 1.9, linear weights over 1..5, pooled over
+    the raters) with bootstrap CIs; the judge must have graded the outputs the humans rated."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score
+
+    runs = make_runs(tmp_path, items=6)[:1]
+    create_job(tmp_path / "job", runs=runs, kinds="likert:5", instructions="Grade", raters=2, per_item=2)
+    job = Job(tmp_path / "job")
+    items = sorted(job.items(), key=lambda item: item["record_id"])
+    human = {"rater1": [5, 4, 4, 2, 1, 1], "rater2": [5, 5, 4, 2, 2, 1]}  # grade 3 unused
+    for rater, grades in human.items():
+        for item, grade in zip(items, grades):
+            job.save_rating(rater, item["item_id"], {"likert:5": [grade]})
+    outputs = {item["record_id"]: item["outputs"][0] for item in items}
+    job.close()
+    human_run = load_run(write_results(tmp_path / "job", tmp_path / "human", n_bootstrap=200).output_path)
+    judge = [5, 4, 5, 2, 1, 2]
+    grades = dict(zip(outputs, judge))
+    agreement = judge_agreement(judged_run(tmp_path, outputs, grades), human_run, judge_metric="correctness",
+                                human_metric="likert_good", n_bootstrap=200)
+    means = [np.mean(pair) for pair in zip(*human.values())]
+    assert agreement["records"] == 6
+    assert agreement["spearman"]["value"] == pytest.approx(spearmanr(judge, means).statistic)
+    pooled_judge, pooled_human = judge * 2, human["rater1"] + human["rater2"]
+    expected = cohen_kappa_score(pooled_judge, pooled_human, labels=[1, 2, 3, 4, 5], weights="linear")
+    assert agreement["cohen_kappa"]["value"] == pytest.approx(expected)
+    for statistic in ("spearman", "cohen_kappa"):
+        ci = agreement[statistic]
+        assert ci["ci_lower"] <= ci["value"] <= ci["ci_upper"] < 1.0001
+
+    # a judge run that graded other outputs for the same record ids is refused, naming the record
+    others = judged_run(tmp_path, {r: "something else" for r in outputs}, grades, name="other-judge")
+    with pytest.raises(UserError, match="did not grade the outputs the humans rated for good: record 'q0'"):
+        judge_agreement(others, human_run, judge_metric="correctness", human_metric="likert_good")
+
+
+def test_the_raters_page_keeps_answers_shows_the_reference_and_ranks_side_by_side(browser, tmp_path):
+    runs = make_runs(tmp_path)
+    tokens = create_job(tmp_path / "job", runs=runs, kinds="likert:3,ranking,free-text", instructions="Grade",
+                        raters=1, per_item=1, show_reference=True)
+    port = free_port()
+    server = start_server(tmp_path / "job", port)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}/r/{tokens['rater1']}")
+        page.click("text=Start rating")
+        page.wait_for_selector("#rating")
+        item_id = int(page.url.rsplit("/", 1)[1])
+        job = Job(tmp_path / "job")
+        item = job.assignment("rater1", item_id)
+        assert page.locator("div.reference").inner_text() == "\n".join(item["target_output"])
+        first, second = page.locator("section.answer").all()
+        one, two = first.bounding_box(), second.bounding_box()
+        assert one["y"] == two["y"] and one["x"] + one["width"] <= two["x"]  # side by side, not stacked
+
+        # one grade left out: the save is refused, and every answer given stays on the page
+        page.check('input[name="likert_0"][value="2"]')
+        page.check('input[name="rank_0"][value="2"]')
+        page.check('input[name="rank_1"][value="1"]')
+        page.fill("textarea[name=comment]", "the second one <b>is</b> better")
+        page.click("text=Save (Enter)")
+        page.wait_for_selector("p.fail")
+        assert "likert:3 for output 2 is missing" in page.locator("p.fail").inner_text()
+        assert page.is_checked('input[name="likert_0"][value="2"]')
+        assert page.is_checked('input[name="rank_0"][value="2"]') and page.is_checked('input[name="rank_1"][value="1"]')
+        assert page.input_value("textarea[name=comment]") == "the second one <b>is</b> better"
+        assert job.assignment("rater1", item_id)["rating"] is None
+
+        page.check('input[name="likert_1"][value="3"]')
+        with page.expect_navigation():
+            page.click("text=Save (Enter)")
+        history = job.history("rater1", item_id)
+        assert len(history) == 1 and history[0]["rating"]["free-text"] == "the second one <b>is</b> better"
+        assert history[0]["seconds"] > 0  # from the first time the page was shown to the save
+        # coming back to a rated item says that saving replaces the rating, and keeps the history
+        page.goto(f"http://127.0.0.1:{port}/item/{item_id}")
+        assert "Saving again replaces that rating" in page.locator("p.revision").inner_text()
+        job.close()
+    finally:
+        server.kill()
+        server.wait()

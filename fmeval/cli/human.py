@@ -21,6 +21,8 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     create = actions.add_parser("create", help="a rating job from one or more runs of the same dataset")
     create.add_argument("--run", action="append", required=True, metavar="RUN",
                         help="run id or output directory; repeat to compare models side by side")
+    create.add_argument("--label", action="append", metavar="NAME",
+                        help="a name per --run, in order, for its metrics (default: the runs' model names)")
     create.add_argument("--instructions", required=True, metavar="FILE", help="a text file shown to the raters")
     create.add_argument("--rating", required=True, metavar="KINDS",
                         help="comma-separated: thumbs, likert:N, ranking, free-text")
@@ -28,15 +30,29 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     create.add_argument("--per-item", type=int, required=True, help="ratings per item, each by a different rater")
     create.add_argument("--seed", type=int, default=0, help="seed of the assignment and the output order")
     create.add_argument("--title", help="shown at the top of every page")
+    create.add_argument("--show-reference", action="store_true",
+                        help="show the raters each record's reference answer (target output)")
+    create.add_argument("--gold", metavar="FILE",
+                        help="gold items with known answers (JSON Lines: model_input, outputs, answers), mixed in "
+                        "to measure each rater's accuracy")
+    create.add_argument("--gold-rate", type=float,
+                        help="the share of each rater's items that are gold (default 0.1; needs --gold)")
     create.add_argument("--output", "-o", required=True, help="the job's directory")
     create.add_argument("--base-url", default="http://127.0.0.1:8765",
                         help="where `fmeval human serve` will be reached, for the invite links")
     create.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
-    serve = actions.add_parser("serve", help="the raters' web app (binds to 127.0.0.1 unless --host says otherwise)")
+    serve = actions.add_parser("serve", help="the raters' web app (binds to 127.0.0.1; another --host needs TLS)")
     serve.add_argument("job", help="the job's directory")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--tls-cert", help="a PEM certificate: serve HTTPS (and Secure cookies)")
+    serve.add_argument("--tls-key", help="its PEM private key")
+    serve.add_argument("--allow-insecure-remote", action="store_true",
+                       help="serve plain HTTP beyond loopback (only behind a proxy that adds TLS)")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS",
+                       help="proxies trusted for X-Forwarded-Proto/-For/-Host (default $FORWARDED_ALLOW_IPS, "
+                       "else 127.0.0.1)")
 
     status = actions.add_parser("status", help="each rater's progress")
     status.add_argument("job")
@@ -46,21 +62,24 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     results.add_argument("--output", "-o", required=True, help="the run's output directory")
     results.add_argument("--n-bootstrap", type=int, default=1000)
     results.add_argument("--seed", type=int, default=0)
+    results.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
 
     export = actions.add_parser("export", help="the raw ratings as CSV or JSON Lines")
     export.add_argument("job")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", "-o", help="a file (default: standard output)")
+    export.add_argument("--history", action="store_true", help="every revision of each rating, not only the current")
 
     imported = actions.add_parser("import", help="ratings made elsewhere (the export's layout, CSV or JSON Lines)")
     imported.add_argument("job")
     imported.add_argument("file")
 
-    agreement = actions.add_parser("agreement", help="a judge run's agreement with human ratings (Spearman, 95%% CI)")
+    agreement = actions.add_parser(
+        "agreement", help="a judge run's agreement with human ratings (Spearman; Cohen's kappa for likert; 95%% CIs)")
     agreement.add_argument("--judge-run", required=True, help="a model_graded run")
     agreement.add_argument("--human-run", required=True, help="the output of `fmeval human results`")
     agreement.add_argument("--judge-metric", required=True, help="e.g. correctness")
-    agreement.add_argument("--human-metric", required=True, help="e.g. likert_m1")
+    agreement.add_argument("--human-metric", required=True, help="e.g. likert_MODEL (MODEL: a rated run's model)")
     agreement.add_argument(*STORE_FLAGS, **STORE_OPTIONS)
     return {"human": run}
 
@@ -79,9 +98,12 @@ def _create(args: argparse.Namespace) -> int:
         instructions = Path(args.instructions).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"--instructions: {exc}") from None
-    runs = load_runs(args.run, store=args.store_url)
+    if args.gold_rate is not None and args.gold is None:
+        raise UserError("--gold-rate needs --gold FILE (the gold items to mix in)")
+    runs = load_runs(args.run, store=args.store_url, labels=args.label)
     tokens = create_job(args.output, runs=runs, kinds=args.rating, instructions=instructions, raters=args.raters,
-                        per_item=args.per_item, seed=args.seed, title=args.title)
+                        per_item=args.per_item, seed=args.seed, title=args.title, show_reference=args.show_reference,
+                        gold=args.gold, gold_rate=0.1 if args.gold_rate is None else args.gold_rate)
     invites = Path(args.output) / "invites.txt"
     # the only copy of the tokens: readable by the job's owner alone
     descriptor = os.open(invites, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -95,7 +117,8 @@ def _create(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from fmeval.human.app import serve
 
-    serve(args.job, host=args.host, port=args.port)
+    serve(args.job, host=args.host, port=args.port, certfile=args.tls_cert, keyfile=args.tls_key,
+          allow_insecure_remote=args.allow_insecure_remote, forwarded_allow_ips=args.forwarded_allow_ips)
     return EXIT_OK
 
 
@@ -115,19 +138,25 @@ def _status(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     from fmeval.human.results import write_results
 
-    summary = write_results(args.job, args.output, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    summary = write_results(args.job, args.output, n_bootstrap=args.n_bootstrap, seed=args.seed, store=args.store_url)
     for score in summary.dataset_scores:
         value = "n/a" if score.value is None else f"{score.value:.4f}"
         ci = f"  95% CI [{score.ci_lower:.3f}, {score.ci_upper:.3f}]" if score.ci_lower is not None else ""
         print(f"  {score.name:28} {value}{ci}")
-    print(f"Results: {args.output} (models: {json.dumps(summary.model['runs'])})")
+    for rater, quality in summary.config["rater_quality"].items():
+        gold = "" if quality["gold_accuracy"] is None else f", gold accuracy {quality['gold_accuracy']:.2f}"
+        seconds = quality["median_seconds_per_item"]
+        timing = "" if seconds is None else f", median {seconds:.1f} s per item"
+        flag = f"  FLAGGED: {quality['flagged']}" if quality["flagged"] else ""
+        print(f"  {rater}: {quality['items_rated']} item(s) rated{gold}{timing}{flag}")
+    print(f"Results: {args.output}, run {summary.run_id} (models: {json.dumps(summary.model['runs'])})")
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
     from fmeval.human.results import export_ratings
 
-    text = export_ratings(args.job, args.format)
+    text = export_ratings(args.job, args.format, history=args.history)
     if args.output:
         write_output(args.output, text, "ratings file")
     else:

@@ -1,4 +1,5 @@
-"""The raters' web app (`fmeval human serve`): server-rendered pages, no build step.
+"""The raters' web app (`fmeval human serve`): server-rendered pages (Jinja2 templates in
+`templates/`, autoescaped, on `fmeval.web`'s shell, CSP, same-origin and CSRF checks), no build step.
 
 A rater opens their invite link (`/r/TOKEN`): the token goes into an HttpOnly, SameSite=Strict
 cookie, and every page afterwards shows only that rater's own items (another item's address
@@ -7,23 +8,20 @@ answers 404). Each page shows the instructions' title, the progress, the prompt 
 shortcuts: 1-9 answer the next open question, u/d give a thumb up/down, Enter saves, s skips.
 Every answer is committed before the next page is sent; skipped items come back at the end.
 Forms carry a per-rater CSRF token (an HMAC of the rater's id) and requests from another origin
-are refused. The server binds to 127.0.0.1 unless told otherwise.
+are refused; the cookie is Secure when served over HTTPS. The server binds to 127.0.0.1; another
+address needs TLS (or `allow_insecure_remote` behind a TLS proxy).
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from fmeval.errors import UserError
-from fmeval.html import STYLE, esc
-from fmeval.human.job import Job
+from fmeval.human.job import COMMENT_LIMIT, Job
 
 COOKIE = "fmeval_rater"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
-       "frame-ancestors 'none'")
 SHORTCUTS_JS = """
 document.addEventListener("keydown", function (event) {
   if (event.target.tagName === "TEXTAREA" || event.target.tagName === "SELECT") { return; }
@@ -48,60 +46,63 @@ document.addEventListener("keydown", function (event) {
 
 
 def csrf_token(job: Job, rater: str) -> str:
-    return hmac.new(job.meta["csrf_secret"].encode(), rater.encode(), hashlib.sha256).hexdigest()
+    from fmeval.web import signed_csrf_token
+
+    return signed_csrf_token(job.meta["csrf_secret"], rater)
 
 
-def build_app(directory: str | Path) -> Any:
-    """The Starlette application over the job in `directory`."""
+def build_app(directory: str | Path, *, forwarded_allow_ips: str | None = None) -> Any:
+    """The Starlette application over the job in `directory`, behind `fmeval.web.ForwardedHeaders`
+    (`forwarded_allow_ips`: the proxies trusted to say the request came over HTTPS)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, RedirectResponse, Response
+    from starlette.responses import RedirectResponse, Response
     from starlette.routing import Route
 
-    job = Job(directory)
+    from fmeval.web import ForwardedHeaders, cookie_options, post_refusal, render, security_headers, templates
 
-    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-        html = (f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
-                f'<style>{STYLE}.output{{border:1px solid #ddd;padding:.6rem;margin:.6rem 0;white-space:pre-wrap}}'
-                f"fieldset{{border:0;padding:.2rem 0}}</style></head><body>{body}"
-                f'<script src="/shortcuts.js"></script></body></html>')
-        return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP,
-                                                               "X-Content-Type-Options": "nosniff",
-                                                               "Referrer-Policy": "same-origin"})
+    job = Job(directory)
+    environment = templates("fmeval.human")
+    headers = security_headers(scripts_from_self=True)  # the shortcuts script is the app's own file
+
+    def page(template: str, status: int = 200, **context: Any) -> Response:
+        return render(environment, template, status=status, headers=headers, **context)
+
+    def message(heading: str, status: int, detail: str = "") -> Response:
+        return page("message.html", status, title=heading, heading=heading, detail=detail)
+
+    def item_page(rater: str, item: dict[str, Any], status: int = 200, error: str | None = None) -> Response:
+        return page("item.html", status, title=job.meta["title"], error=error, **_item_context(job, rater, item))
 
     def rater_of(request: Request) -> str | None:
         token = request.cookies.get(COOKIE)
         return job.rater_of(token) if token else None
 
-    def not_found() -> HTMLResponse:
-        return page("Not found", "<h1>Not found</h1><p>This item is not one of yours.</p>", 404)
+    def not_found() -> Response:
+        return message("Not found", 404, "This item is not one of yours.")
 
     async def invite(request: Request) -> Response:
         token = request.path_params["token"]
         if job.rater_of(token) is None:
-            return page("Unknown invite", "<h1>This invite link is not valid.</h1>", 403)
+            return message("This invite link is not valid.", 403)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(COOKIE, token, **cookie_options(request))
         return response
 
     async def home(request: Request) -> Response:
         rater = rater_of(request)
         if rater is None:
-            return page("Sign in", "<h1>Open your invite link to start.</h1>", 401)
-        progress = job.progress(rater)
-        following = job.next_item(rater)
-        start = (f'<p><a href="/item/{following}">Start rating</a></p>' if following is not None
-                 else "<p>You have rated every item assigned to you. Thank you!</p>")
-        return page(job.meta["title"], f"<h1>{esc(job.meta['title'])}</h1><p>Signed in as {esc(rater)}: "
-                    f"{progress['done']} of {progress['total']} done.</p><div class=\"text\">"
-                    f"{esc(job.meta['instructions'])}</div>{start}")
+            return message("Open your invite link to start.", 401)
+        return page("home.html", title=job.meta["title"], rater=rater, progress=job.progress(rater),
+                    instructions=job.meta["instructions"], following=job.next_item(rater))
 
     async def show(request: Request) -> Response:
         rater = rater_of(request)
         item = job.assignment(rater, int(request.path_params["item_id"])) if rater else None
         if item is None:
             return not_found()
-        return page(job.meta["title"], _item_page(job, rater, item))
+        job.opened(rater, item["item_id"])
+        return item_page(rater, item)
 
     async def answer(request: Request) -> Response:
         rater = rater_of(request)
@@ -110,15 +111,19 @@ def build_app(directory: str | Path) -> Any:
         if item is None:
             return not_found()
         form = await request.form()
-        if not _same_origin(request) or not hmac.compare_digest(str(form.get("csrf", "")), csrf_token(job, rater)):
-            return page("Refused", "<h1>Refused: the form did not come from this page.</h1>", 403)
+        refusal = post_refusal(request, form.get("csrf"), csrf_token(job, rater))
+        if refusal:
+            return message("Refused", 403, refusal)
         if request.url.path.endswith("/skip"):
             job.skip(rater, item_id)
         else:
+            given, missing = _rating_of(job, form, item["order"])
             try:
-                job.save_rating(rater, item_id, _rating_of(job, form, item["order"]))
-            except UserError as exc:
-                return page(job.meta["title"], f'<p class="fail">{esc(exc)}</p>' + _item_page(job, rater, item), 400)
+                if missing:
+                    raise UserError(f"answer every question: {', '.join(missing)} is missing")
+                job.save_rating(rater, item_id, given)
+            except UserError as exc:  # the page comes back with every answer given so far
+                return item_page(rater, {**item, "rating": given}, 400, str(exc))
         following = job.next_item(rater, after=item_id)
         return RedirectResponse(f"/item/{following}" if following is not None else "/", status_code=303)
 
@@ -130,61 +135,47 @@ def build_app(directory: str | Path) -> Any:
               Route("/item/{item_id:int}/skip", answer, methods=["POST"]), Route("/shortcuts.js", shortcuts)]
     app = Starlette(routes=routes)
     app.state.job = job
-    return app
+    return ForwardedHeaders(app, forwarded_allow_ips)
 
 
-def _same_origin(request: Any) -> bool:
-    """Requests that name another origin (Origin, else Referer) are refused."""
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if not origin or origin == "null":
-        return origin is None
-    from urllib.parse import urlsplit
-
-    return urlsplit(origin).netloc == request.headers.get("host")
-
-
-def _item_page(job: Job, rater: str, item: dict[str, Any]) -> str:
-    progress = job.progress(rater)
-    outputs = [item["outputs"][index] for index in item["order"]]  # the rater's order
-    parts = [f"<p>Item {item['position'] + 1} of {progress['total']} ({progress['done']} done"
-             f"{', skipped before' if item['status'] == 'skipped' else ''})</p>",
-             f"<h2>Prompt</h2><div class=\"output\">{esc(item.get('model_input') or item.get('prompt'))}</div>",
-             '<form id="rating" method="post">', f'<input type="hidden" name="csrf" value="{csrf_token(job, rater)}">']
+def _item_context(job: Job, rater: str, item: dict[str, Any]) -> dict[str, Any]:
+    """What the item page shows: the outputs in the rater's order, each with its questions and
+    the answers already given (saved, or sent with a refused save)."""
     previous = item.get("rating") or {}
-    for shown, text in enumerate(outputs):
-        job_index = item["order"][shown]
-        parts.append(f"<h3>Output {shown + 1}</h3><div class=\"output\">{esc(text)}</div>")
+    shown_outputs = len(item["order"])
+    outputs = []
+    for shown, job_index in enumerate(item["order"]):
+        questions = []
         for kind in job.kinds:
             before = previous.get(kind.key)
             given = before[job_index] if isinstance(before, list) else None
             if kind.name == "thumbs":
-                parts.append(_choices(f"thumbs_{shown}", [("1", "👍 good"), ("0", "👎 bad")], given))
+                questions.append({"name": f"thumbs_{shown}", "legend": "", "given": given,
+                                  "options": [("1", "👍 good"), ("0", "👎 bad")]})
             elif kind.name == "likert":
-                parts.append(_choices(f"likert_{shown}", [(str(v), str(v)) for v in range(1, kind.scale + 1)], given,
-                                      legend=f"1 (worst) to {kind.scale} (best)"))
+                questions.append({"name": f"likert_{shown}", "legend": f"1 (worst) to {kind.scale} (best)",
+                                  "given": given, "options": [(str(v), str(v)) for v in range(1, kind.scale + 1)]})
             elif kind.name == "ranking":
-                parts.append(_choices(f"rank_{shown}", [(str(v), f"#{v}") for v in range(1, len(outputs) + 1)], given,
-                                      legend="rank (1 is best; equal ranks for a tie)"))
-    if any(kind.name == "free-text" for kind in job.kinds):
-        parts.append(f'<p><label>Comment<br><textarea name="comment" rows="3" cols="60">'
-                     f'{esc(previous.get("free-text", ""))}</textarea></label></p>')
-    parts.append('<p><button type="submit">Save (Enter)</button></p></form>'
-                 f'<form id="skip" method="post" action="/item/{item["item_id"]}/skip">'
-                 f'<input type="hidden" name="csrf" value="{csrf_token(job, rater)}">'
-                 '<button type="submit">Skip for now (s)</button></form>')
-    return "".join(parts)
+                questions.append({"name": f"rank_{shown}", "legend": "rank (1 is best; equal ranks for a tie)",
+                                  "given": given, "options": [(str(v), f"#{v}") for v in range(1, shown_outputs + 1)]})
+        outputs.append({"text": item["outputs"][job_index], "questions": questions})
+    target = item.get("target_output")
+    accepted = target if isinstance(target, list) else [target]  # each accepted answer on its own line
+    return {
+        "item": item, "progress": job.progress(rater), "csrf": csrf_token(job, rater), "outputs": outputs,
+        "prompt": item.get("model_input") or item.get("prompt"),
+        "reference": "\n".join(map(str, accepted)) if job.meta.get("show_reference") and target is not None else None,
+        # ranking compares the outputs: they stand side by side, as in SageMaker's ranking template
+        "side_by_side": shown_outputs > 1 and any(kind.name == "ranking" for kind in job.kinds),
+        "comment": previous.get("free-text", "") if any(kind.name == "free-text" for kind in job.kinds) else None,
+        "comment_limit": COMMENT_LIMIT}
 
 
-def _choices(name: str, options: list[tuple[str, str]], given: Any, legend: str = "") -> str:
-    inputs = "".join(f'<label><input type="radio" name="{name}" value="{value}"'
-                     f'{" checked" if given is not None and str(given) == value else ""}> {esc(label)}</label> '
-                     for value, label in options)
-    return f'<fieldset data-question="{name}"><legend>{esc(legend)}</legend>{inputs}</fieldset>'
-
-
-def _rating_of(job: Job, form: Any, order: list[int]) -> dict[str, Any]:
-    """The form's answers, put back into the job's order of outputs."""
+def _rating_of(job: Job, form: Any, order: list[int]) -> tuple[dict[str, Any], list[str]]:
+    """The form's answers, put back into the job's order of outputs (None where one is missing),
+    and the questions left open, named as the rater sees them."""
     value: dict[str, Any] = {}
+    missing: list[str] = []
     field = {"thumbs": "thumbs", "likert": "likert", "ranking": "rank"}
     for kind in job.kinds:
         if kind.name == "free-text":
@@ -192,17 +183,29 @@ def _rating_of(job: Job, form: Any, order: list[int]) -> dict[str, Any]:
             continue
         answers: list[Any] = [None] * len(order)
         for shown, job_index in enumerate(order):
-            given = form.get(f"{field[kind.name]}_{shown}")
-            if given in (None, ""):
-                raise UserError(f"answer every question: {kind.key} is missing for output {shown + 1}")
-            answers[job_index] = given
+            answers[job_index] = form.get(f"{field[kind.name]}_{shown}") or None
+            if answers[job_index] is None:
+                missing.append(f"{kind.key} for output {shown + 1}")
         value[kind.key] = answers
-    return value
+    return value, missing
 
 
-def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765, certfile: str | None = None,
+          keyfile: str | None = None, allow_insecure_remote: bool = False,
+          forwarded_allow_ips: str | None = None) -> None:
+    """Serve until interrupted, under the dashboard's rules (`fmeval.web.check_bind`): binding
+    beyond loopback without TLS is refused unless allowed, since invite tokens are credentials."""
     import uvicorn
 
-    app = build_app(directory)
-    print(json.dumps({"serving": f"http://{host}:{port}/", "job": str(directory)}), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    from fmeval.web import check_bind, serve_options
+
+    if bool(certfile) != bool(keyfile):
+        raise UserError("--tls-cert and --tls-key go together")
+    check_bind(host, tls=bool(certfile), allow_insecure_remote=allow_insecure_remote)
+    for path in (certfile, keyfile):
+        if path is not None and not os.access(path, os.R_OK):
+            raise UserError(f"cannot read the TLS file {path}")
+    app = build_app(directory, forwarded_allow_ips=forwarded_allow_ips)
+    print(json.dumps({"serving": f"{'https' if certfile else 'http'}://{host}:{port}/", "job": str(directory)}),
+          flush=True)
+    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, **serve_options())

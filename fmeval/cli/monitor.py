@@ -166,12 +166,12 @@ def run_capture(args: argparse.Namespace) -> int:
     from fmeval.monitoring.proxy import check_upstream, serve
 
     check_upstream(args.upstream)
-    check_listen_address(args.host, args.port)
     if not args.max_file_mb > 0 or not args.rotate_seconds > 0:
         raise UserError(f"--max-file-mb and --rotate-seconds must be positive, got {args.max_file_mb:g} and "
                         f"{args.rotate_seconds:g}")
     writer = CaptureWriter(args.output, name=args.name, sampling_percentage=args.sampling_percentage, seed=args.seed,
                            max_file_bytes=int(args.max_file_mb * (1 << 20)), max_file_seconds=args.rotate_seconds)
+    check_listen_address(args.host, args.port)  # after the options: each bad one is named, whatever the port
     serve(args.upstream, writer, host=args.host, port=args.port, redact_headers=args.redact_header,
           attribute_headers=args.attribute_header, timeout_s=args.upstream_timeout)
     return EXIT_OK

@@ -46,8 +46,7 @@ REPORT_EVERY = 16  # successes a worker reports in one call
 def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, Any]) -> ModelRunner:
     """The run's runner, rebuilt as the driver built it (same options, same defaults)."""
     runner = load_runner(spec, defaults=defaults, **options)
-    if hasattr(runner, "load"):
-        runner.load()
+    runner.load()
     return runner
 
 
@@ -88,12 +87,13 @@ class _RequestWorker:
     async def run(self, kind: RequestKind, texts: list[str]) -> tuple[list[ModelOutput], dict[str, int]]:
         import functools
 
-        single = getattr(self.runner, "agenerate" if kind == "generate" else "alog_probability")
+        single = self.runner.agenerate if kind == "generate" else self.runner.alog_probability
         stats = RequestStats()
-        extra_tokens = getattr(self.runner, "max_new_tokens", 0) or 0
+        extra_tokens = self.runner.max_new_tokens or 0
         outcomes = await run_with_retries(
             [functools.partial(single, text) for text in texts], limiter=self.limiter, retry=self.retry,
             rate=self.rate, costs=[len(text) // 4 + extra_tokens for text in texts], stats=stats, seed=self.seed,
+            should_retry=self.runner.should_retry,
         )
         return [answer(outcome) for outcome in outcomes], asdict(stats)
 
@@ -265,7 +265,7 @@ class RayBackend:
             if address is None:
                 settings["_node_ip_address"] = "127.0.0.1"  # a local instance listens on loopback only
             ray.init(**settings)
-        self.hosted = hasattr(runner, "agenerate")
+        self.hosted = runner.capabilities.single_requests
         self._spec, self._runner_options, self._seed = spec, dict(runner_options), seed
         self._runner_defaults = dict(runner_defaults)
         self._retry = RetryPolicy(max_retries=options.max_retries, base_delay_s=options.retry_base_delay_s)

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from fmeval.errors import UserError
 from fmeval.model_runners.http import retry_after_seconds
+from fmeval.retry import RetryableError, RetryPolicy
 from fmeval.secrets import MASK, register_secret
 
 logger = logging.getLogger(__name__)
@@ -413,6 +414,10 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}/..." if parts.path not in ("", "/") or parts.query else f"{parts.scheme}://{host}"
 
 
+class _Undelivered(Exception):
+    """A webhook's final refusal (3xx, or a 4xx other than 429): not retried."""
+
+
 def post_webhook(
     url: str,
     payload: dict,
@@ -463,43 +468,44 @@ def post_webhook(
     body = json.dumps(_jsonable(payload), default=str).encode()
     request_headers = {"Content-Type": "application/json"}
     request_headers.update({str(key): str(value) for key, value in headers.items() if value is not None})
-    rng = random.Random()
-    status: int | None = None
-    error: str | None = None
+    policy = RetryPolicy(max_retries=attempts - 1, base_delay_s=backoff_s, max_delay_s=max_backoff_s, jitter=0.5,
+                         give_up_beyond_cap=True)
+    last: dict[str, Any] = {"status": None, "error": None}
     tried = 0
+
+    def attempt() -> int:
+        nonlocal tried
+        tried += 1
+        try:
+            response = client.post(url, content=body, headers=request_headers)
+        except httpx.TransportError as failure:  # connection refused, DNS, timeouts, dropped connections
+            last.update(status=None, error=redact(f"{type(failure).__name__}: {failure}".rstrip(": ")))
+            raise RetryableError(last["error"]) from None
+        status = last["status"] = response.status_code
+        if 200 <= status < 300:
+            return status
+        snippet = " ".join(response.text[:200].split())
+        last["error"] = redact(f"HTTP {status}" + (f": {snippet}" if snippet else ""))
+        if status == 429 or status >= 500:
+            raise RetryableError(last["error"], retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+        raise _Undelivered(last["error"])
+
+    def sleep(delay: float) -> None:
+        logger.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe_url, tried, last["error"], delay)
+        time.sleep(delay)
+
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        while tried < attempts:
-            tried += 1
-            retry_after = None
-            try:
-                response = client.post(url, content=body, headers=request_headers)
-            except httpx.TransportError as failure:  # connection refused, DNS, timeouts, dropped connections
-                status = None
-                error = redact(f"{type(failure).__name__}: {failure}".rstrip(": "))
-                retryable = True
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    logger.info("webhook %s delivered (HTTP %d, attempt %d)", safe_url, status, tried)
-                    return {"delivered": True, "attempts": tried, "status": status, "error": None}
-                snippet = " ".join(response.text[:200].split())
-                error = redact(f"HTTP {status}" + (f": {snippet}" if snippet else ""))
-                retryable = status == 429 or status >= 500
-                if retryable:
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            if not retryable:
-                break
-            if tried >= attempts:
-                break
-            delay = backoff_s * 2 ** (tried - 1)
-            delay = min(max_backoff_s, delay / 2 + rng.uniform(0, delay / 2))
-            if retry_after is not None:
-                if retry_after > max_backoff_s:
-                    error = f"{error} (Retry-After {retry_after:g}s exceeds max_backoff_s {max_backoff_s:g}s)"
-                    break
-                delay = max(delay, retry_after)
-            logger.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", safe_url, tried, error, delay)
-            time.sleep(delay)
+        try:
+            status = policy.call(attempt, rng=random.Random(), sleep=sleep)
+        except RetryableError as failure:
+            if failure.retry_after is not None and failure.retry_after > max_backoff_s and tried < attempts:
+                last["error"] += f" (Retry-After {failure.retry_after:g}s exceeds max_backoff_s {max_backoff_s:g}s)"
+        except _Undelivered:
+            pass
+        else:
+            logger.info("webhook %s delivered (HTTP %d, attempt %d)", safe_url, status, tried)
+            return {"delivered": True, "attempts": tried, "status": status, "error": None}
+    status, error = last["status"], last["error"]
     logger.warning("webhook %s not delivered after %d attempt(s): %s", safe_url, tried, error)
     return {"delivered": False, "attempts": tried, "status": status, "error": error}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib
 import os
 import random
 from dataclasses import asdict
@@ -41,10 +42,15 @@ HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
 REPORT_EVERY = 16  # successes a worker reports in one call
+PLUGIN_MODULES = "fmeval_plugin_modules"
 
 
 def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, Any]) -> ModelRunner:
-    """The run's runner, rebuilt as the driver built it (same options, same defaults)."""
+    """The run's runner, rebuilt as the driver built it (same options, same defaults, and the
+    modules that registered runner prefixes in the driver: `PLUGIN_MODULES` in `defaults`)."""
+    defaults = dict(defaults)
+    for module in defaults.pop(PLUGIN_MODULES, ()):
+        importlib.import_module(module)
     runner = load_runner(spec, defaults=defaults, **options)
     runner.load()
     return runner
@@ -267,7 +273,11 @@ class RayBackend:
             ray.init(**settings)
         self.hosted = runner.capabilities.single_requests
         self._spec, self._runner_options, self._seed = spec, dict(runner_options), seed
-        self._runner_defaults = dict(runner_defaults)
+        from fmeval.model_runners import RUNNERS
+
+        # A prefix registered by a module the driver imported by hand: the workers import it too.
+        modules = sorted({factory.__module__ for factory in RUNNERS.values()} - {"__main__"})
+        self._runner_defaults = {**runner_defaults, PLUGIN_MODULES: modules}
         self._retry = RetryPolicy(max_retries=options.max_retries, base_delay_s=options.retry_base_delay_s)
         self._limiter = None
         if self.hosted:

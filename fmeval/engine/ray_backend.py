@@ -13,8 +13,12 @@ exactly-once records therefore work as they do locally.
   tokenizer), so greedy outputs are identical to the local backend's.
 - Hosted models: the adaptive concurrency limit and the request and token rate limits live in
   one limiter actor, so that N workers share the provider's quota instead of multiplying it.
+- Hosted answers stream back one by one (a Ray streaming generator), and the driver saves each
+  as it arrives, not per batch: a killed driver has lost at most the requests in flight.
+- Workers watch their driver and exit at once when it dies, instead of finishing their batches
+  for nobody.
 - A worker that dies mid-batch (killed, out of memory, its node lost) costs nothing but time:
-  its batches go to another worker, a replacement starts, and the summary counts both.
+  its unanswered prompts go to another worker, a replacement starts, and the summary counts both.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import importlib
 import os
 import random
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from fmeval.engine.calls import answer, batches, call_in_batch
 from fmeval.errors import UserError
@@ -42,6 +46,7 @@ HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
 REPORT_EVERY = 16  # successes a worker reports in one call
+DRIVER_POLL_S = 0.05  # how often a worker checks that its driver is alive
 PLUGIN_MODULES = "fmeval_plugin_modules"
 
 
@@ -56,11 +61,37 @@ def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, An
     return runner
 
 
+def _watch_driver(driver: tuple[str, int]) -> None:
+    """Exit this worker the moment its driver process dies (when both share a node; elsewhere
+    Ray's own clean-up of a dead job's actors applies)."""
+    import threading
+    import time
+
+    import ray
+
+    node, pid = driver
+    if ray.get_runtime_context().get_node_id() != node:
+        return
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)  # every request in flight here dies with it: nobody would save its answer
+            except PermissionError:
+                pass
+            time.sleep(DRIVER_POLL_S)
+
+    threading.Thread(target=watch, name="fmeval-driver-watch", daemon=True).start()
+
+
 class _BatchWorker:
     """A local model on its share of a node: one batch at a time, retried as locally."""
 
     def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], retry: RetryPolicy, seed: int,
-                 threads: int | None):
+                 threads: int | None, driver: tuple[str, int]):
+        _watch_driver(driver)
         if threads:
             import torch
 
@@ -81,7 +112,8 @@ class _RequestWorker:
     """A hosted model: many requests in flight, under the limits of the one limiter actor."""
 
     def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], limiter: Any, name: str,
-                 retry: RetryPolicy, seed: int, rate_limited: bool):
+                 retry: RetryPolicy, seed: int, rate_limited: bool, driver: tuple[str, int]):
+        _watch_driver(driver)
         self.runner = _runner_in_worker(spec, options, defaults)
         self.limiter = _LeasedSlots(limiter, name)
         self.rate = _RemoteRate(limiter) if rate_limited else None
@@ -90,18 +122,34 @@ class _RequestWorker:
     async def ready(self) -> int:
         return os.getpid()
 
-    async def run(self, kind: RequestKind, texts: list[str]) -> tuple[list[ModelOutput], dict[str, int]]:
+    async def run(self, kind: RequestKind, texts: list[str]) -> AsyncIterator[tuple[int, ModelOutput, dict[str, int]]]:
+        """Each answer as it arrives: (its index in `texts`, the answer, the request counts since
+        the previous one). A streaming generator, so that the driver saves it at once."""
         import functools
 
         single = self.runner.agenerate if kind == "generate" else self.runner.alog_probability
         stats = RequestStats()
+        reported = asdict(stats)
         extra_tokens = self.runner.max_new_tokens or 0
-        outcomes = await run_with_retries(
+        arrived: asyncio.Queue[tuple[int, ModelOutput]] = asyncio.Queue()
+
+        async def on_result(index: int, outcome: Any) -> None:
+            await arrived.put((index, answer(outcome)))
+
+        requests = asyncio.ensure_future(run_with_retries(
             [functools.partial(single, text) for text in texts], limiter=self.limiter, retry=self.retry,
             rate=self.rate, costs=[len(text) // 4 + extra_tokens for text in texts], stats=stats, seed=self.seed,
-            should_retry=self.runner.should_retry,
-        )
-        return [answer(outcome) for outcome in outcomes], asdict(stats)
+            should_retry=self.runner.should_retry, on_result=on_result,
+        ))
+        try:
+            for _ in texts:
+                index, reply = await arrived.get()
+                now = asdict(stats)
+                yield index, reply, {name: now[name] - reported[name] for name in now}
+                reported = now
+            await requests
+        finally:
+            requests.cancel()
 
 
 class _GlobalLimiter:
@@ -272,6 +320,7 @@ class RayBackend:
                 settings["_node_ip_address"] = "127.0.0.1"  # a local instance listens on loopback only
             ray.init(**settings)
         self.hosted = runner.capabilities.single_requests
+        self._driver = (ray.get_runtime_context().get_node_id(), os.getpid())  # the workers watch it
         self._spec, self._runner_options, self._seed = spec, dict(runner_options), seed
         from fmeval.model_runners import RUNNERS
 
@@ -310,7 +359,7 @@ class RayBackend:
         if self.hosted:
             actor = self._ray.remote(_RequestWorker).options(name=name, num_cpus=0, max_concurrency=1000)
             handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._limiter, name,
-                                  self._retry, self._seed, self._rate_limited)
+                                  self._retry, self._seed, self._rate_limited, self._driver)
         else:
             resources = self._ray.cluster_resources()
             if resources.get("GPU", 0) >= 1:
@@ -319,7 +368,7 @@ class RayBackend:
                 threads = max(1, int(resources.get("CPU", 1)) // self._count)
                 actor = self._ray.remote(_BatchWorker).options(name=name, num_cpus=threads)
             handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._retry, self._seed,
-                                  threads)
+                                  threads, self._driver)
         self._names[handle] = name
         return handle
 
@@ -335,12 +384,59 @@ class RayBackend:
 
     def send(self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None,
              stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
-        ray = self._ray
         if self.hosted:
             groups = [list(range(start, min(start + HOSTED_BATCH, len(texts))))
                       for start in range(0, len(texts), HOSTED_BATCH)]
-        else:
-            groups = batches(runner, kind, texts)  # the same batches as a local run
+            return self._stream(kind, texts, groups, save, stats)
+        return self._batches(kind, texts, batches(runner, kind, texts), save, stats)  # the same batches as locally
+
+    def _stream(self, kind: RequestKind, texts: list[str], groups: list[list[int]], save: Save | None,
+                stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Hosted: each answer is saved and yielded as it arrives; a dead worker's unanswered
+        prompts go to another."""
+        ray = self._ray
+        pending: dict[Any, tuple[list[int], set[int], Any]] = {}
+        turn = 0
+
+        def submit(group: list[int]) -> None:
+            nonlocal turn
+            worker = self.workers[turn % len(self.workers)]
+            turn += 1
+            stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group])
+            pending[stream] = (group, set(range(len(group))), worker)
+
+        for group in groups:
+            submit(group)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            if not ready:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+            answers = []
+            for stream in ready:
+                group, unanswered, worker = pending[stream]
+                try:
+                    position, reply, counts = ray.get(next(stream))
+                except StopIteration:
+                    del pending[stream]
+                    continue
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                    del pending[stream]
+                    self._replace(worker)
+                    self.resubmitted += 1
+                    submit([group[i] for i in sorted(unanswered)])
+                    continue
+                unanswered.discard(position)
+                _add(stats, counts)
+                answers.append((group[position], reply))
+            if answers:
+                if save is not None:
+                    save(answers)
+                yield answers
+
+    def _batches(self, kind: RequestKind, texts: list[str], groups: list[list[int]], save: Save | None,
+                 stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Local models: one answer per batch call, as each batch finishes."""
+        ray = self._ray
         pending: dict[Any, tuple[list[int], Any]] = {}
         turn = 0
 
@@ -362,8 +458,7 @@ class RayBackend:
                 self.resubmitted += 1
                 submit(group)
                 continue
-            for name, value in counts.items():
-                setattr(stats, name, getattr(stats, name) + value)
+            _add(stats, counts)
             answers = list(zip(group, outputs))
             if save is not None:
                 save(answers)
@@ -395,3 +490,8 @@ class RayBackend:
             if actor is not None:
                 self._ray.kill(actor)
         self.workers, self._limiter = [], None
+
+
+def _add(stats: RequestStats, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        setattr(stats, name, getattr(stats, name) + value)

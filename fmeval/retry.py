@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence, TypeVar
 
+from fmeval.errors import UserError
+
 T = TypeVar("T")
 
 
@@ -94,7 +96,10 @@ class RetryPolicy:
 
 
 def is_transient(exc: BaseException, should_retry: Callable[[BaseException], bool] | None = None) -> bool:
-    """Whether sending again may help: a `RetryableError`, or what `should_retry` accepts."""
+    """Whether sending again may help: a `RetryableError`, or what `should_retry` accepts; never
+    a `UserError` (the user asked for what cannot be given)."""
+    if isinstance(exc, UserError):
+        return False
     return isinstance(exc, RetryableError) or (should_retry is not None and bool(should_retry(exc)))
 
 

@@ -224,3 +224,32 @@ def test_a_runners_should_retry_names_its_transient_errors():
     attempts.clear()
     engine = Engine(FunctionRunner(model), options=options)  # Flaky is not transient by default
     assert engine.generate(["x"])[0].error == "Flaky: try again" and len(attempts) == 1
+
+
+def test_the_engine_asks_only_for_what_a_runner_declares():
+    """No probing for methods: `agenerate` is used only with `capabilities.single_requests`, and
+    `max_new_tokens`, the lengths, `load` and `aclose` come from the base class when not given."""
+    from fmeval.model_runners.base import Capabilities, ModelRunner
+
+    class Both(ModelRunner):
+        def __init__(self, single):
+            self.capabilities = Capabilities(single_requests=single, max_concurrency=4, batch_size=3)
+            self.calls = []
+
+        def identity(self, kind="generate"):
+            return {"type": "both"}
+
+        def predict(self, prompts):
+            self.calls.append(("predict", len(prompts)))
+            return [ModelOutput(output=p) for p in prompts]
+
+        async def agenerate(self, prompt):
+            self.calls.append(("agenerate", 1))
+            return ModelOutput(output=prompt)
+
+    for single, expected in ((False, [("predict", 3), ("predict", 2)]), (True, [("agenerate", 1)] * 5)):
+        runner = Both(single)
+        with Engine(runner) as engine:
+            assert [o.output for o in engine.generate(list("abcde"))] == list("abcde")
+        assert sorted(runner.calls) == sorted(expected)
+    assert Both(False).max_new_tokens == 0 and Both(False).text_lengths(["abc"]) == [3]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 
 from fmeval.errors import UserError
 from fmeval.plugins import import_spec, is_module_spec, load_plugins

@@ -13,7 +13,6 @@ a Ray worker), so nothing is imported by hand.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import re
 from typing import Any
@@ -32,6 +31,7 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
+    import importlib.metadata  # only where a name is unknown: it costs start-up time
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()

@@ -39,9 +39,10 @@ from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy
 if TYPE_CHECKING:  # workers import this module: they need neither pydantic nor the engine
     from fmeval.engine.engine import EngineOptions, Save
 
-HOSTED_BATCH = 16
-"""Prompts per task for a hosted model: small, so that a lost worker costs little and answers
-are saved often; the limiter, not the batch, sets how many requests are in flight."""
+HOSTED_BATCH = 256
+"""Prompts per task for a hosted model. Answers stream back one by one whatever its size, and a
+lost worker's unanswered prompts alone are sent again; the limiter, not the batch, sets how many
+requests are in flight. Fewer tasks cost the driver less waiting on them."""
 HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
@@ -61,9 +62,20 @@ def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, An
     return runner
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _watch_driver(driver: tuple[str, int]) -> None:
     """Exit this worker the moment its driver process dies (when both share a node; elsewhere
     Ray's own clean-up of a dead job's actors applies)."""
+    import select
     import threading
     import time
 
@@ -74,14 +86,12 @@ def _watch_driver(driver: tuple[str, int]) -> None:
         return
 
     def watch() -> None:
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)  # every request in flight here dies with it: nobody would save its answer
-            except PermissionError:
-                pass
-            time.sleep(DRIVER_POLL_S)
+        try:  # Linux: woken the moment the driver exits (even before it is reaped)
+            select.select([os.pidfd_open(pid)], [], [])
+        except (AttributeError, OSError):  # no pidfd here: look every DRIVER_POLL_S
+            while _alive(pid):
+                time.sleep(DRIVER_POLL_S)
+        os._exit(1)  # every request in flight here dies with it: nobody would save its answer
 
     threading.Thread(target=watch, name="fmeval-driver-watch", daemon=True).start()
 
@@ -118,13 +128,24 @@ class _RequestWorker:
         self.limiter = _LeasedSlots(limiter, name)
         self.rate = _RemoteRate(limiter) if rate_limited else None
         self.retry, self.seed = retry, seed
+        self._saved: dict[tuple[int, int], asyncio.Event] = {}
 
     async def ready(self) -> int:
         return os.getpid()
 
-    async def run(self, kind: RequestKind, texts: list[str]) -> AsyncIterator[tuple[int, ModelOutput, dict[str, int]]]:
+    async def saved(self, task: int, indices: list[int]) -> None:
+        """The driver saved these answers of task `task`: their slots may go."""
+        for index in indices:
+            event = self._saved.pop((task, index), None)
+            if event is not None:
+                event.set()
+
+    async def run(self, kind: RequestKind, texts: list[str], task: int
+                  ) -> AsyncIterator[tuple[int, ModelOutput, dict[str, int]]]:
         """Each answer as it arrives: (its index in `texts`, the answer, the request counts since
-        the previous one). A streaming generator, so that the driver saves it at once."""
+        the previous one). A streaming generator, so that the driver saves each at once; a
+        request keeps its slot until the driver says it saved the answer (`saved`), so that a
+        killed driver has lost at most the requests in flight."""
         import functools
 
         single = self.runner.agenerate if kind == "generate" else self.runner.alog_probability
@@ -134,7 +155,9 @@ class _RequestWorker:
         arrived: asyncio.Queue[tuple[int, ModelOutput]] = asyncio.Queue()
 
         async def on_result(index: int, outcome: Any) -> None:
+            saved = self._saved[(task, index)] = asyncio.Event()
             await arrived.put((index, answer(outcome)))
+            await saved.wait()
 
         requests = asyncio.ensure_future(run_with_retries(
             [functools.partial(single, text) for text in texts], limiter=self.limiter, retry=self.retry,
@@ -395,15 +418,15 @@ class RayBackend:
         """Hosted: each answer is saved and yielded as it arrives; a dead worker's unanswered
         prompts go to another."""
         ray = self._ray
-        pending: dict[Any, tuple[list[int], set[int], Any]] = {}
+        pending: dict[Any, tuple[int, list[int], set[int], Any]] = {}
         turn = 0
 
         def submit(group: list[int]) -> None:
             nonlocal turn
             worker = self.workers[turn % len(self.workers)]
+            stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group], turn)
+            pending[stream] = (turn, group, set(range(len(group))), worker)
             turn += 1
-            stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group])
-            pending[stream] = (group, set(range(len(group))), worker)
 
         for group in groups:
             submit(group)
@@ -411,9 +434,10 @@ class RayBackend:
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
             if not ready:
                 ready, _ = ray.wait(list(pending), num_returns=1)
-            answers = []
+            answers: list[tuple[int, ModelOutput]] = []
+            receipts: dict[tuple[Any, int], list[int]] = collections.defaultdict(list)
             for stream in ready:
-                group, unanswered, worker = pending[stream]
+                task, group, unanswered, worker = pending[stream]
                 try:
                     position, reply, counts = ray.get(next(stream))
                 except StopIteration:
@@ -428,9 +452,12 @@ class RayBackend:
                 unanswered.discard(position)
                 _add(stats, counts)
                 answers.append((group[position], reply))
+                receipts[(worker, task)].append(position)
             if answers:
                 if save is not None:
                     save(answers)
+                for (worker, task), positions in receipts.items():  # saved: the workers may free those slots
+                    worker.saved.remote(task, positions)
                 yield answers
 
     def _batches(self, kind: RequestKind, texts: list[str], groups: list[list[int]], save: Save | None,

@@ -95,7 +95,7 @@ def plugin_site(tmp_path_factory):
 
 
 def fmeval_cli(site, *arguments, cwd):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(REPO), str(site)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(site), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "fmeval", *arguments], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=300)
 

@@ -141,7 +141,7 @@ def test_a_killed_driver_resumes_like_a_local_run(tmp_path):
     import sys
 
     data, out = write_dataset(tmp_path / "d.jsonl", 200), tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with FakeOpenAIServer(latency_s=0.05) as server:
         command = [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data),
                    "-m", "openai:fake", "--base-url", server.url, "--api-key-env", "", "--backend", "ray",

@@ -39,10 +39,11 @@ from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy
 if TYPE_CHECKING:  # workers import this module: they need neither pydantic nor the engine
     from fmeval.engine.engine import EngineOptions, Save
 
-HOSTED_BATCH = 256
+HOSTED_BATCH = 64
 """Prompts per task for a hosted model. Answers stream back one by one whatever its size, and a
 lost worker's unanswered prompts alone are sent again; the limiter, not the batch, sets how many
-requests are in flight. Fewer tasks cost the driver less waiting on them."""
+requests are in flight."""
+TASKS_PER_WORKER = 4  # tasks out at once per worker: enough to keep its share of the limit busy
 HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
@@ -141,11 +142,12 @@ class _RequestWorker:
                 event.set()
 
     async def run(self, kind: RequestKind, texts: list[str], task: int
-                  ) -> AsyncIterator[tuple[int, ModelOutput, dict[str, int]]]:
-        """Each answer as it arrives: (its index in `texts`, the answer, the request counts since
-        the previous one). A streaming generator, so that the driver saves each at once; a
-        request keeps its slot until the driver says it saved the answer (`saved`), so that a
-        killed driver has lost at most the requests in flight."""
+                  ) -> AsyncIterator[tuple[list[tuple[int, ModelOutput]], dict[str, int]]]:
+        """The answers that have arrived, as soon as any has: [(index in `texts`, answer)], and
+        the request counts since the previous yield. A streaming generator, so that the driver
+        saves each answer at once (and, when busy, many per call). A request keeps its slot
+        until the driver says it saved the answer (`saved`): a killed driver has lost at most
+        the requests in flight."""
         import functools
 
         single = self.runner.agenerate if kind == "generate" else self.runner.alog_probability
@@ -165,10 +167,14 @@ class _RequestWorker:
             should_retry=self.runner.should_retry, on_result=on_result,
         ))
         try:
-            for _ in texts:
-                index, reply = await arrived.get()
+            remaining = len(texts)
+            while remaining:
+                bunch = [await arrived.get()]
+                while not arrived.empty():
+                    bunch.append(arrived.get_nowait())
+                remaining -= len(bunch)
                 now = asdict(stats)
-                yield index, reply, {name: now[name] - reported[name] for name in now}
+                yield bunch, {name: now[name] - reported[name] for name in now}
                 reported = now
             await requests
         finally:
@@ -368,6 +374,7 @@ class RayBackend:
         # their queues until they are up.
         self.workers.append(self._start_worker())
         self._wait_ready(self.workers)
+        self._up = set(self.workers)  # workers known to have loaded the model
         self.workers += [self._start_worker() for _ in range(self._count - 1)]
 
     def _default_workers(self) -> int:
@@ -408,51 +415,82 @@ class RayBackend:
     def send(self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None,
              stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
         if self.hosted:
-            groups = [list(range(start, min(start + HOSTED_BATCH, len(texts))))
-                      for start in range(0, len(texts), HOSTED_BATCH)]
-            return self._stream(kind, texts, groups, save, stats)
+            return self._stream(kind, texts, save, stats)
         return self._batches(kind, texts, batches(runner, kind, texts), save, stats)  # the same batches as locally
 
-    def _stream(self, kind: RequestKind, texts: list[str], groups: list[list[int]], save: Save | None,
+    def _stream(self, kind: RequestKind, texts: list[str], save: Save | None,
                 stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
-        """Hosted: each answer is saved and yielded as it arrives; a dead worker's unanswered
-        prompts go to another."""
+        """Hosted: each answer is saved and yielded as it arrives. Prompts go out in tasks of
+        HOSTED_BATCH, at most TASKS_PER_WORKER at a time to each worker that is up, so that the
+        first worker takes all the work until the others have started; a dead worker's
+        unanswered prompts go back in the queue."""
         ray = self._ray
+        queue = collections.deque(list(range(start, min(start + HOSTED_BATCH, len(texts))))
+                                  for start in range(0, len(texts), HOSTED_BATCH))
         pending: dict[Any, tuple[int, list[int], set[int], Any]] = {}
+        tasks: collections.Counter[Any] = collections.Counter()
+        starting = {worker.ready.remote(): worker for worker in self.workers if worker not in self._up}
         turn = 0
 
-        def submit(group: list[int]) -> None:
+        def fill(worker: Any) -> None:
             nonlocal turn
-            worker = self.workers[turn % len(self.workers)]
-            stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group], turn)
-            pending[stream] = (turn, group, set(range(len(group))), worker)
-            turn += 1
+            while queue and tasks[worker] < TASKS_PER_WORKER:
+                group = queue.popleft()
+                stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group], turn)
+                pending[stream] = (turn, group, set(range(len(group))), worker)
+                tasks[worker] += 1
+                turn += 1
 
-        for group in groups:
-            submit(group)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+        def lost(worker: Any) -> None:
+            for stream, (_, group, unanswered, owner) in list(pending.items()):
+                if owner is worker:
+                    del pending[stream]
+                    queue.appendleft([group[i] for i in sorted(unanswered)])
+                    self.resubmitted += 1
+            tasks.pop(worker, None)
+            replacement = self._replace(worker)
+            if replacement is not None:
+                fill(replacement)
+
+        for worker in self.workers:
+            if worker in self._up:
+                fill(worker)
+        while pending or (queue and starting):
+            waiting = [*pending, *starting]
+            ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
             if not ready:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(waiting, num_returns=1)
             answers: list[tuple[int, ModelOutput]] = []
             receipts: dict[tuple[Any, int], list[int]] = collections.defaultdict(list)
-            for stream in ready:
-                task, group, unanswered, worker = pending[stream]
+            for waited in ready:
+                if waited in starting:
+                    worker = starting.pop(waited)
+                    try:
+                        ray.get(waited)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                        lost(worker)
+                        continue
+                    self._up.add(worker)
+                    fill(worker)
+                    continue
+                if waited not in pending:  # its worker was lost in this round
+                    continue
+                task, group, unanswered, worker = pending[waited]
                 try:
-                    position, reply, counts = ray.get(next(stream))
+                    bunch, counts = ray.get(next(waited))
                 except StopIteration:
-                    del pending[stream]
+                    del pending[waited]
+                    tasks[worker] -= 1
+                    fill(worker)
                     continue
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
-                    del pending[stream]
-                    self._replace(worker)
-                    self.resubmitted += 1
-                    submit([group[i] for i in sorted(unanswered)])
+                    lost(worker)
                     continue
-                unanswered.discard(position)
                 _add(stats, counts)
-                answers.append((group[position], reply))
-                receipts[(worker, task)].append(position)
+                for position, reply in bunch:
+                    unanswered.discard(position)
+                    answers.append((group[position], reply))
+                    receipts[(worker, task)].append(position)
             if answers:
                 if save is not None:
                     save(answers)
@@ -491,11 +529,12 @@ class RayBackend:
                 save(answers)
             yield answers
 
-    def _replace(self, dead: Any) -> None:
+    def _replace(self, dead: Any) -> Any:
         """A worker died: it leaves the pool once (its other batches fail too), gives its slots of
-        the global limit back, and a new one takes its place."""
+        the global limit back, and a new one takes its place: the new one, once it is up (None
+        when `dead` was replaced already)."""
         if dead not in self.workers:
-            return
+            return None
         self.failures += 1
         self.workers.remove(dead)
         if self._limiter is not None:
@@ -503,6 +542,8 @@ class RayBackend:
         replacement = self._start_worker()
         self._wait_ready([replacement])
         self.workers.append(replacement)
+        self._up.add(replacement)
+        return replacement
 
     def report(self) -> dict[str, Any]:
         report: dict[str, Any] = {"backend": "ray", "workers": self._count, "worker_failures": self.failures,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib
+import itertools
 import os
 import random
 from dataclasses import asdict
@@ -48,6 +49,7 @@ HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
 REPORT_EVERY = 16  # successes a worker reports in one call
+_WORKER_NUMBERS = itertools.count()
 DRIVER_POLL_S = 0.05  # how often a worker checks that its driver is alive
 PLUGIN_MODULES = "fmeval_plugin_modules"
 
@@ -368,12 +370,13 @@ class RayBackend:
         self.workers: list[Any] = []
         self._names: dict[Any, str] = {}
         self.failures = self.resubmitted = 0
-        self._started = 0
         # One worker first, alone on the CPUs: it proves the model loads (a bad one fails here, before
         # the run) and the run starts with it; the others start meanwhile, their batches waiting in
         # their queues until they are up.
         self.workers.append(self._start_worker())
         self._wait_ready(self.workers)
+        if self._limiter is not None:  # started meanwhile; the first requests must not wait for it
+            ray.get(self._limiter.state.remote())
         self._up = set(self.workers)  # workers known to have loaded the model
         self.workers += [self._start_worker() for _ in range(self._count - 1)]
 
@@ -384,8 +387,8 @@ class RayBackend:
         return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)) // 2)
 
     def _start_worker(self) -> Any:
-        name = f"fmeval-worker-{os.getpid()}-{self._started}"
-        self._started += 1
+        # Unique in this process across backends: a closed backend's names may not be free yet.
+        name = f"fmeval-worker-{os.getpid()}-{next(_WORKER_NUMBERS)}"
         if self.hosted:
             actor = self._ray.remote(_RequestWorker).options(name=name, num_cpus=0, max_concurrency=1000)
             handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._limiter, name,

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence, TypeVar
 
+from fmeval.errors import UserError
+
 T = TypeVar("T")
 
 
@@ -29,20 +31,78 @@ class RetryableError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt k waits uniform(0, min(cap, base * 2**k))."""
+    """When a failed call is sent again, and after how long: the one policy of the engine's
+    concurrent requests, its batch calls, the Ray workers and the webhook posters.
+
+    Only what may pass is retried: a `RetryableError`, or an error a runner's `should_retry`
+    accepts; anything else (a `TypeError`, a 400) is final at once. Attempt k waits
+    `base_delay_s * 2**k`, at most `max_delay_s`, of which the `jitter` share is random; a
+    service's Retry-After replaces the random share."""
 
     max_retries: int = 5
+    """Retries after the first attempt; 0 sends once."""
     base_delay_s: float = 0.25
+    """The first backoff window; each retry doubles it."""
     max_delay_s: float = 30.0
+    """No wait is longer."""
+    jitter: float = 1.0
+    """The random share of each window: 1 waits uniform(0, window) (full jitter), 0.5 waits half
+    the window plus uniform(0, half)."""
+    give_up_beyond_cap: bool = False
+    """A Retry-After longer than `max_delay_s` ends the tries (True), or is cut to it (False)."""
 
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
             raise ValueError("max_retries and delays must be >= 0")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        window = min(self.max_delay_s, self.base_delay_s * 2**attempt)
+        fixed = window * (1 - self.jitter)
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay_s)
-        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+            return min(max(retry_after, fixed, 0.0), self.max_delay_s)
+        return fixed + rng.uniform(0, window * self.jitter)
+
+    def wait_before_retry(self, attempt: int, exc: BaseException, rng: random.Random, *,
+                          should_retry: Callable[[BaseException], bool] | None = None) -> float | None:
+        """Seconds to wait before sending again after attempt `attempt` (from 0) failed with
+        `exc`; None when it must not be sent again."""
+        if attempt >= self.max_retries or not is_transient(exc, should_retry):
+            return None
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        if retry_after is not None and self.give_up_beyond_cap and retry_after > self.max_delay_s:
+            return None
+        return self.delay(attempt, retry_after, rng)
+
+    def call(self, send: Callable[[], T], *, rng: random.Random, stats: RequestStats | None = None,
+             should_retry: Callable[[BaseException], bool] | None = None,
+             sleep: Callable[[float], object] = time.sleep) -> T:
+        """`send()` until it returns, or raise its last error (a final one at once)."""
+        attempt = 0
+        while True:
+            if stats is not None:
+                stats.requests += 1
+            try:
+                return send()
+            except Exception as exc:
+                wait = self.wait_before_retry(attempt, exc, rng, should_retry=should_retry)
+                if stats is not None and isinstance(exc, RetryableError):
+                    stats.throttled += int(exc.throttled)
+                if wait is None:
+                    raise
+            if stats is not None:
+                stats.retries += 1
+            attempt += 1
+            sleep(wait)
+
+
+def is_transient(exc: BaseException, should_retry: Callable[[BaseException], bool] | None = None) -> bool:
+    """Whether sending again may help: a `RetryableError`, or what `should_retry` accepts; never
+    a `UserError` (the user asked for what cannot be given)."""
+    if isinstance(exc, UserError):
+        return False
+    return isinstance(exc, RetryableError) or (should_retry is not None and bool(should_retry(exc)))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -184,43 +244,44 @@ async def run_with_retries(
     costs: Sequence[int] | None = None,
     stats: RequestStats | None = None,
     on_result: Callable[[int, T | BaseException], Awaitable[None]] | None = None,
+    should_retry: Callable[[BaseException], bool] | None = None,
     seed: int = 0,
 ) -> list[T | BaseException]:
     """Run every request concurrently under the limiter; each result is a value or the final exception.
-    `on_result(index, result)` is awaited as each request finishes (e.g. to save it at once)."""
+    `on_result(index, result)` is awaited as each request finishes (e.g. to save it at once), while
+    the request still holds its slot. `should_retry` names further transient errors (see `RetryPolicy`)."""
     rng = random.Random(seed)
     stats = stats if stats is not None else RequestStats()
 
-    async def attempt_all(index: int) -> T | BaseException:
+    async def settle(index: int) -> T | BaseException:
         attempt = 0
         while True:
             await limiter.acquire()
             throttled = False
+            wait: float | None = None
             try:
-                if rate is not None:
-                    await rate.wait(costs[index] if costs else 1)
-                stats.requests += 1
-                return await requests[index]()
-            except RetryableError as exc:
-                throttled = exc.throttled
-                stats.throttled += int(throttled)
-                if attempt >= retry.max_retries:
-                    stats.failed += 1
-                    return exc
-                wait = retry.delay(attempt, exc.retry_after, rng)
-            except Exception as exc:  # not worth retrying (e.g. a 400): recorded at once
-                stats.failed += 1
-                return exc
+                try:
+                    if rate is not None:
+                        await rate.wait(costs[index] if costs else 1)
+                    stats.requests += 1
+                    result: T | BaseException = await requests[index]()
+                except Exception as exc:
+                    throttled = isinstance(exc, RetryableError) and exc.throttled
+                    stats.throttled += int(throttled)
+                    wait = retry.wait_before_retry(attempt, exc, rng, should_retry=should_retry)
+                    if wait is None:
+                        stats.failed += 1
+                    result = exc
+                if wait is None:
+                    # The slot is held until the answer is saved: a process killed now has lost
+                    # at most the requests in flight.
+                    if on_result is not None:
+                        await on_result(index, result)
+                    return result
             finally:
                 await limiter.release(throttled=throttled)
             stats.retries += 1
             attempt += 1
             await asyncio.sleep(wait)
 
-    async def tracked(index: int) -> T | BaseException:
-        result = await attempt_all(index)
-        if on_result is not None:
-            await on_result(index, result)
-        return result
-
-    return list(await asyncio.gather(*(tracked(i) for i in range(len(requests)))))
+    return list(await asyncio.gather(*(settle(i) for i in range(len(requests)))))

@@ -18,7 +18,7 @@ import urllib.parse
 from typing import Any, Callable, Mapping
 
 from fmeval.errors import UserError
-from fmeval.retry import retry_after_seconds
+from fmeval.retry import RetryableError, RetryPolicy, retry_after_seconds
 from fmeval.secrets import MASK, register_authorization, register_url_credentials
 
 logger = logging.getLogger("fmeval.webhooks")
@@ -104,6 +104,10 @@ class _Request:
                        retry_after_seconds(response.headers.get("Retry-After")) if retryable else None)
 
 
+class _Undelivered(Exception):
+    """A webhook's final refusal (3xx, or a 4xx other than 429): not sent again."""
+
+
 def _check_timeout(timeout_s: Any) -> None:
     if not isinstance(timeout_s, numbers.Real) or timeout_s <= 0:
         raise UserError(f"timeout_s must be a number > 0, got {timeout_s!r}")
@@ -152,26 +156,35 @@ def post_webhook(
             raise UserError(f"{label} must be a number >= 0, got {value!r}")
     _check_timeout(timeout_s)
     request = _Request(url, payload, headers)
-    rng = random.Random()
-    tried = 0
+    policy = RetryPolicy(max_retries=attempts - 1, base_delay_s=backoff_s, max_delay_s=max_backoff_s, jitter=0.5,
+                         give_up_beyond_cap=True)
+    tried, outcome = 0, None
+
+    def attempt() -> int:
+        nonlocal tried, outcome
+        tried += 1
+        outcome = request.send(client)
+        if outcome.delivered:
+            return outcome.status
+        if outcome.retryable:
+            raise RetryableError(outcome.error, retry_after=outcome.retry_after)
+        raise _Undelivered(outcome.error)
+
+    def sleep(delay: float) -> None:
+        logger.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", request.safe_url, tried, outcome.error,
+                       delay)
+        time.sleep(delay)
+
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
-        while True:
-            tried += 1
-            outcome = request.send(client)
+        try:
+            status = policy.call(attempt, rng=random.Random(), sleep=sleep)
+        except (RetryableError, _Undelivered) as failure:
             error = outcome.error
-            if outcome.delivered:
-                logger.info("webhook %s delivered (HTTP %d, attempt %d)", request.safe_url, outcome.status, tried)
-                return {"delivered": True, "attempts": tried, "status": outcome.status, "error": None}
-            if not outcome.retryable or tried >= attempts:
-                break
-            delay = backoff_s * 2 ** (tried - 1)
-            delay = min(max_backoff_s, delay / 2 + rng.uniform(0, delay / 2))
-            if outcome.retry_after is not None:
-                if outcome.retry_after > max_backoff_s:
-                    error = f"{error} (Retry-After {outcome.retry_after:g}s exceeds max_backoff_s {max_backoff_s:g}s)"
-                    break
-                delay = max(delay, outcome.retry_after)
-            logger.warning("webhook %s attempt %d failed (%s); retrying in %.2fs", request.safe_url, tried, error, delay)
-            time.sleep(delay)
+            retry_after = getattr(failure, "retry_after", None)
+            if retry_after is not None and retry_after > max_backoff_s and tried < attempts:
+                error = f"{error} (Retry-After {retry_after:g}s exceeds max_backoff_s {max_backoff_s:g}s)"
+        else:
+            logger.info("webhook %s delivered (HTTP %d, attempt %d)", request.safe_url, status, tried)
+            return {"delivered": True, "attempts": tried, "status": status, "error": None}
     logger.warning("webhook %s not delivered after %d attempt(s): %s", request.safe_url, tried, error)
     return {"delivered": False, "attempts": tried, "status": outcome.status, "error": error}

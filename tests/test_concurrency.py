@@ -118,3 +118,59 @@ def test_engine_options_are_validated():
                          ({"max_retries": 2.5}, "engine_options.max_retries: Input should be a valid integer")):
         with pytest.raises(UserError, match=re.escape(message)):
             build_config(options={"evaluation": "qa_accuracy", "dataset": "trex", "engine_options": bad})
+
+
+def test_a_slot_is_held_until_the_answer_is_saved():
+    """A process killed at any moment must have lost at most the requests in flight: the slot of
+    a finished request stays taken while its answer is being saved (it was freed first, and a
+    SIGKILL once cost 2,128 requests for 2,000 prompts)."""
+    sent = saved = 0
+    unsaved_peak = 0
+
+    async def request():
+        nonlocal sent, unsaved_peak
+        sent += 1
+        unsaved_peak = max(unsaved_peak, sent - saved)
+        await asyncio.sleep(0)
+        return "ok"
+
+    async def save(index, result):
+        nonlocal saved
+        await asyncio.sleep(0.002)  # a slow disk
+        saved += 1
+
+    async def scenario():
+        return await run_with_retries([request] * 30, limiter=AdaptiveLimiter(3), retry=RetryPolicy(),
+                                      on_result=save)
+
+    assert asyncio.run(scenario()) == ["ok"] * 30
+    assert saved == 30 and unsaved_peak == 3
+
+
+def test_one_policy_decides_what_is_retried_and_how_long_it_waits():
+    rng = random.Random(0)
+    policy = RetryPolicy(max_retries=2, base_delay_s=1.0, max_delay_s=8.0)
+    assert policy.wait_before_retry(0, TypeError("bug"), rng) is None  # final at once
+    assert policy.wait_before_retry(0, TypeError("bug"), rng, should_retry=lambda e: True) is not None
+    assert 0 <= policy.wait_before_retry(1, RetryableError("503"), rng) <= 2.0
+    assert policy.wait_before_retry(2, RetryableError("503"), rng) is None  # out of retries
+    # The webhook posters' shape: half of each window fixed, and a Retry-After beyond the cap gives up.
+    webhook = RetryPolicy(max_retries=4, base_delay_s=1.0, max_delay_s=10.0, jitter=0.5, give_up_beyond_cap=True)
+    assert all(2.0 <= webhook.delay(2, None, rng) <= 4.0 for _ in range(100))
+    assert webhook.wait_before_retry(0, RetryableError("429", retry_after=3.0), rng) == 3.0
+    assert webhook.wait_before_retry(0, RetryableError("429", retry_after=11.0), rng) is None
+    assert policy.wait_before_retry(0, RetryableError("429", retry_after=11.0), rng) == 8.0  # cut to the cap
+    slept, stats = [], RequestStats()
+    calls = iter([RetryableError("503", throttled=True), RetryableError("503"), "done"])
+
+    def send():
+        outcome = next(calls)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert policy.call(send, rng=rng, stats=stats, sleep=slept.append) == "done"
+    assert len(slept) == 2 and (stats.requests, stats.retries, stats.throttled) == (3, 2, 1)
+    with pytest.raises(TypeError):
+        policy.call(lambda: int(None), rng=rng, sleep=slept.append)  # a bug: raised, not retried
+    assert len(slept) == 2

@@ -1,4 +1,6 @@
 """Runners against direct computations on a tiny local model; the engine's batching and error handling."""
+import time
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -144,10 +146,10 @@ def test_engine_batches_restores_order_and_records_failures():
     options = EngineOptions(max_retries=2, retry_base_delay_s=0.001)
     engine = Engine(FunctionRunner(model, batched=True, batch_size=2), options=options)
     outputs = engine.generate(["bb", "a", "boom", "dddd"])
-    assert [len(batch) for batch in seen] == [2, 2, 2, 2]  # the failing batch was tried 3 times
+    assert [len(batch) for batch in seen] == [2, 2]  # a RuntimeError is not transient: tried once
     assert outputs[0].output == "BB" and outputs[1].output == "A"
     assert outputs[2].error == "RuntimeError: server on fire" and outputs[3].error == outputs[2].error
-    assert engine.report() == {"requests": 4, "retries": 2, "throttled": 0, "failed_requests": 1,
+    assert engine.report() == {"requests": 2, "retries": 0, "throttled": 0, "failed_requests": 1,
                                "cache_hits": 0, "cache_misses": 0}
 
 
@@ -184,3 +186,70 @@ def test_engine_sorts_by_the_runners_own_length_measure():
     outputs = Engine(runner).generate(["a b c", "xxxxxxxxxxxx", "d e", "yyyyyyy"])
     assert seen == [["a b c", "d e"], ["xxxxxxxxxxxx", "yyyyyyy"]]  # by characters the long words would lead
     assert [o.output for o in outputs] == ["a b c", "xxxxxxxxxxxx", "d e", "yyyyyyy"]
+
+
+def test_a_batch_runners_type_error_is_recorded_at_once_not_retried():
+    """A bug in a local runner (a TypeError) was retried 5 times with backoff per batch: 4 records
+    took 20 retries and 19.2 s. Only transient errors are retried now."""
+    calls = []
+
+    def broken(prompt):
+        calls.append(prompt)
+        return prompt + 1  # TypeError: can only concatenate str
+
+    engine = Engine(FunctionRunner(broken), options=EngineOptions(max_retries=5, retry_base_delay_s=1.0))
+    started = time.perf_counter()
+    outputs = engine.generate(["a", "b", "c", "d"])
+    assert time.perf_counter() - started < 1.0  # no backoff was slept
+    assert calls == ["a", "b", "c", "d"]
+    assert all(o.error.startswith("TypeError:") and not o.retryable for o in outputs)
+    assert engine.report()["retries"] == 0 and engine.report()["failed_requests"] == 4
+
+
+def test_a_runners_should_retry_names_its_transient_errors():
+    class Flaky(Exception):
+        pass
+
+    attempts = []
+
+    def model(prompt):
+        attempts.append(prompt)
+        if len(attempts) < 3:
+            raise Flaky("try again")
+        return prompt.upper()
+
+    options = EngineOptions(max_retries=5, retry_base_delay_s=0.001)
+    engine = Engine(FunctionRunner(model, should_retry=lambda exc: isinstance(exc, Flaky)), options=options)
+    assert engine.generate(["x"])[0].output == "X" and engine.report()["retries"] == 2
+    attempts.clear()
+    engine = Engine(FunctionRunner(model), options=options)  # Flaky is not transient by default
+    assert engine.generate(["x"])[0].error == "Flaky: try again" and len(attempts) == 1
+
+
+def test_the_engine_asks_only_for_what_a_runner_declares():
+    """No probing for methods: `agenerate` is used only with `capabilities.single_requests`, and
+    `max_new_tokens`, the lengths, `load` and `aclose` come from the base class when not given."""
+    from fmeval.model_runners.base import Capabilities, ModelRunner
+
+    class Both(ModelRunner):
+        def __init__(self, single):
+            self.capabilities = Capabilities(single_requests=single, max_concurrency=4, batch_size=3)
+            self.calls = []
+
+        def identity(self, kind="generate"):
+            return {"type": "both"}
+
+        def predict(self, prompts):
+            self.calls.append(("predict", len(prompts)))
+            return [ModelOutput(output=p) for p in prompts]
+
+        async def agenerate(self, prompt):
+            self.calls.append(("agenerate", 1))
+            return ModelOutput(output=prompt)
+
+    for single, expected in ((False, [("predict", 3), ("predict", 2)]), (True, [("agenerate", 1)] * 5)):
+        runner = Both(single)
+        with Engine(runner) as engine:
+            assert [o.output for o in engine.generate(list("abcde"))] == list("abcde")
+        assert sorted(runner.calls) == sorted(expected)
+    assert Both(False).max_new_tokens == 0 and Both(False).text_lengths(["abc"]) == [3]

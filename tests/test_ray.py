@@ -141,7 +141,7 @@ def test_a_killed_driver_resumes_like_a_local_run(tmp_path):
     import sys
 
     data, out = write_dataset(tmp_path / "d.jsonl", 200), tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with FakeOpenAIServer(latency_s=0.05) as server:
         command = [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data),
                    "-m", "openai:fake", "--base-url", server.url, "--api-key-env", "", "--backend", "ray",
@@ -160,6 +160,38 @@ def test_a_killed_driver_resumes_like_a_local_run(tmp_path):
     assert sorted(ids, key=int) == [str(i) for i in range(200)]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"]["backend"] == "ray" and summary["engine"]["resumed_records"] == saved >= 40
+
+
+@pytest.mark.slow
+def test_a_killed_driver_wastes_at_most_the_requests_in_flight(tmp_path):
+    """SIGKILL the driver mid-run: its workers stop at once (they watch it) instead of finishing
+    their batches, and every answer that came back was saved as it arrived, so the killed run and
+    its resumption together send at most N + max_concurrency requests (the kill once cost about
+    210 more per kill)."""
+    import subprocess
+    import sys
+
+    n, concurrency = 600, 8
+    data, out = write_dataset(tmp_path / "d.jsonl", n), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with FakeOpenAIServer(latency_s=0.02) as server:
+        command = [sys.executable, "-m", "fmeval", "run", "-e", "factual_knowledge", "-d", str(data),
+                   "-m", "openai:fake", "--base-url", server.url, "--api-key-env", "", "--backend", "ray",
+                   "--ray-workers", "2", "--max-concurrency", str(concurrency), "--no-cache", "--no-progress",
+                   "-o", str(out)]
+        driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (out / "records.jsonl").exists() or len((out / "records.jsonl").read_text().splitlines()) < 60:
+            assert time.monotonic() < deadline and driver.poll() is None
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert final.returncode == 0, final.stderr
+        sent = server.requests
+    ids = [json.loads(line)["record_id"] for line in (out / "records.jsonl").read_text().splitlines()]
+    assert sorted(ids, key=int) == [str(i) for i in range(n)]
+    assert n <= sent <= n + concurrency, f"{sent} requests for {n} prompts"
 
 
 def test_bias_on_ray_data_equals_the_in_memory_analysis(ray_cluster, tmp_path):

@@ -1,11 +1,19 @@
-"""Evaluation algorithms, by name."""
+"""Evaluation algorithms, by name; the registries of evaluations and metrics.
+
+An evaluation is named by a built-in name, a name registered with `@register_evaluation`
+(or `@register_metric`, which makes a one-metric evaluation), or a `package.module:attribute`
+spec naming an `Algorithm` subclass, a function that returns one, or a registered metric.
+"""
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from fmeval.errors import UserError
+from fmeval.plugins import import_spec, is_module_spec, load_plugins
+
+T = TypeVar("T")
 
 # name -> (module, class, one-line description); modules import lazily.
 EVALUATIONS: dict[str, tuple[str, str, str]] = {
@@ -88,14 +96,102 @@ def takes_option(name: str, option: str) -> bool | None:
     return takes_option(base, option) if base in EVALUATIONS else None
 
 
+REGISTERED: dict[str, tuple[Callable[..., Any], str]] = {}
+"""Evaluations registered by `@register_evaluation` and `@register_metric`: name -> (factory, description)."""
+METRICS: dict[str, Any] = {}
+"""Metrics registered by `@register_metric`: name -> `fmeval.algorithms.metric.Metric`."""
+
+
+def register_evaluation(name: str, *, description: str = "") -> Callable[[T], T]:
+    """Make an `Algorithm` subclass (or a function that returns an Algorithm) an evaluation that
+    the CLI, YAML and `RunConfig` can name: `@register_evaluation("my_eval")`."""
+    _check_name(name, "evaluation")
+
+    def register(factory: T) -> T:
+        if not callable(factory):
+            raise TypeError(f"register_evaluation({name!r}) decorates a class or a function, got {factory!r}")
+        summary = description or (inspect.getdoc(factory) or "").split("\n")[0]
+        REGISTERED[name] = (factory, summary)  # type: ignore[assignment]
+        return factory
+
+    return register
+
+
+def register_metric(name: str, *, higher_is_better: bool | None, ideal: float | None = None,
+                    range: tuple[float, float] = (0.0, 1.0), description: str = "") -> Callable[[T], T]:
+    """Make `fn(model_output: str, target_output: list[str]) -> float` a metric, and an
+    evaluation of that one metric called `name`. `higher_is_better` says which way is better
+    (None with an `ideal` value for metrics judged by their distance to it): reports and
+    `fmeval compare` read it."""
+    _check_name(name, "metric")
+    from fmeval.scores import MetricSpec
+
+    spec = MetricSpec(name, higher_is_better=higher_is_better, ideal=ideal, range=range)
+
+    def register(fn: T) -> T:
+        from fmeval.algorithms.metric import Metric, metric_evaluation
+
+        if inspect.isclass(fn) or not callable(fn):
+            raise TypeError(f"register_metric({name!r}) decorates a function (model_output, target_output), "
+                            f"got {fn!r}")
+        METRICS[name] = Metric(spec, fn)  # type: ignore[arg-type]
+        summary = description or (inspect.getdoc(fn) or "").split("\n")[0] or f"the metric {name}"
+        REGISTERED[name] = (lambda **options: metric_evaluation([name], **options), summary)
+        return fn
+
+    return register
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not name or ":" in name:
+        raise TypeError(f"a {what} name must be a non-empty string without ':', got {name!r}")
+    if name in EVALUATIONS:
+        raise ValueError(f"{name!r} is a built-in evaluation; choose another name")
+
+
+def evaluation_names() -> dict[str, str]:
+    """Every evaluation that can be named, with its one-line description (plugins included)."""
+    load_plugins()
+    return {**{name: description for name, (_, _, description) in EVALUATIONS.items()},
+            **{name: description for name, (_, description) in REGISTERED.items()}}
+
+
 def get_algorithm(name: str, **options: Any):
-    """The evaluation called `name`, built with `options` (keyword arguments of its class)."""
+    """The evaluation called `name` (see the module docstring), built with `options` (keyword
+    arguments of its class)."""
+    from fmeval.algorithms.base import Algorithm
+
+    factory = _factory(name)
     try:
-        module_name, class_name, _ = EVALUATIONS[name]
-    except KeyError:
-        raise UserError(f"unknown evaluation {name!r}; available: {', '.join(EVALUATIONS)}") from None
-    cls = getattr(importlib.import_module(module_name), class_name)
-    try:
-        return cls(**options)
+        algorithm = factory(**options)
     except TypeError as exc:
         raise UserError(f"{name}: bad option: {exc}") from exc
+    if not isinstance(algorithm, Algorithm):
+        raise UserError(f"evaluation {name!r} built {type(algorithm).__name__}, not an Algorithm (subclass "
+                        f"fmeval.GenerationAlgorithm or fmeval.Algorithm)")
+    return algorithm
+
+
+def _factory(name: str) -> Callable[..., Any]:
+    from fmeval.algorithms.base import Algorithm
+
+    if name in EVALUATIONS:
+        module_name, class_name, _ = EVALUATIONS[name]
+        return getattr(importlib.import_module(module_name), class_name)
+    if name not in REGISTERED and not is_module_spec(name):
+        load_plugins()
+    if name in REGISTERED:
+        return REGISTERED[name][0]
+    if not is_module_spec(name):
+        raise UserError(f"unknown evaluation {name!r}; available: {', '.join(evaluation_names())}; or name your "
+                        f"own as package.module:Class")
+    value = import_spec(name, what="evaluation")
+    metric = next((key for key, registered in METRICS.items() if registered.fn is value), None)
+    if metric is not None:
+        return REGISTERED[metric][0]
+    if inspect.isclass(value) and not issubclass(value, Algorithm):
+        raise UserError(f"evaluation {name!r} is the class {value.__name__}, not an Algorithm subclass (subclass "
+                        f"fmeval.GenerationAlgorithm or fmeval.Algorithm)")
+    if not callable(value):
+        raise UserError(f"evaluation {name!r} is not a class or a function, but {type(value).__name__}")
+    return value

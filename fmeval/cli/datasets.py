@@ -53,9 +53,10 @@ def run_datasets(args: argparse.Namespace) -> int:
 
 
 def run_evaluations(_: argparse.Namespace) -> int:
-    from fmeval.algorithms import EVALUATIONS
+    from fmeval.algorithms import evaluation_names
 
-    width = max(map(len, EVALUATIONS))
-    for name, (_, _, description) in EVALUATIONS.items():
+    names = evaluation_names()  # the built-ins, then those plugins register
+    width = max(map(len, names))
+    for name, description in names.items():
         print(f"{name:<{width}}  {description}")
     return EXIT_OK

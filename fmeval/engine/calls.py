@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 
 from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
@@ -29,32 +28,28 @@ def answer(outcome: ModelOutput | BaseException) -> ModelOutput:
 
 def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list[str], *, retry: RetryPolicy,
                   stats: RequestStats, rng: random.Random) -> list[ModelOutput]:
-    """One batch call (`predict` or `log_probability`), retried with backoff; when it keeps
-    failing, every item gets the error."""
-    attempt = 0
-    while True:
-        stats.requests += 1
-        try:
-            outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
-            if len(outputs) != len(items):
-                raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
-            return outputs
-        except UserError:
-            raise  # a usage error (e.g. no log-probabilities): retrying cannot fix it
-        except Exception as exc:
-            if attempt == retry.max_retries:
-                stats.failed += 1
-                logger.warning("model call failed for %d inputs after %d attempts: %s", len(items), attempt + 1,
-                               error_text(exc))
-                return [answer(exc)] * len(items)
-        stats.retries += 1
-        time.sleep(retry.delay(attempt, None, rng))
-        attempt += 1
+    """One batch call (`predict` or `log_probability`), retried while its error is transient
+    (`RetryableError`, or what the runner's `should_retry` accepts); when it fails for good, every
+    item gets the error. A `UserError` (e.g. no log-probabilities) stops the run."""
+
+    def send() -> list[ModelOutput]:
+        outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
+        if len(outputs) != len(items):
+            raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
+        return outputs
+
+    try:
+        return retry.call(send, rng=rng, stats=stats, should_retry=runner.should_retry)
+    except UserError:
+        raise
+    except Exception as exc:
+        stats.failed += 1
+        logger.warning("model call failed for %d inputs: %s", len(items), error_text(exc))
+        return [answer(exc)] * len(items)
 
 
 def batches(runner: ModelRunner, kind: RequestKind, texts: list[str]) -> list[list[int]]:
     """Indices of `texts` in batches of the runner's size, sorted by the runner's own measure of
     length (tokens) when it has one: less padding."""
-    measure = getattr(runner, "prompt_lengths" if kind == "generate" else "text_lengths", None)
-    lengths = measure(texts) if measure is not None else [len(text) for text in texts]
+    lengths = runner.prompt_lengths(texts) if kind == "generate" else runner.text_lengths(texts)
     return length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__)

@@ -152,8 +152,7 @@ class Engine:
 
     def close(self) -> None:
         if self._loop is not None:
-            closer = getattr(self.runner, "aclose", None)
-            self._loop.close(closer() if closer is not None else None)
+            self._loop.close(self.runner.aclose() if self.runner is not None else None)
             self._loop = None
 
     def report(self) -> dict[str, Any]:
@@ -252,10 +251,10 @@ class Engine:
         self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None
     ) -> Iterator[list[tuple[int, ModelOutput]]]:
         """Answers to `texts` by index, in batches as they arrive; each batch is saved before it is yielded."""
-        single = getattr(runner, "agenerate" if kind == "generate" else "alog_probability", None)
         if self.backend is not None:
             stream = self.backend.send(runner, kind, texts, save, self.stats)
-        elif single is not None:
+        elif runner.capabilities.single_requests:
+            single = runner.agenerate if kind == "generate" else runner.alog_probability
             stream = self._send_concurrently(runner, single, texts, save)
         else:
             stream = self._send_in_batches(runner, kind, texts, save)
@@ -282,7 +281,7 @@ class Engine:
                 await asyncio.to_thread(save, [(index, result)])
             arrived.put((index, result))
 
-        extra_tokens = getattr(runner, "max_new_tokens", 0) or 0
+        extra_tokens = runner.max_new_tokens or 0
         future = asyncio.run_coroutine_threadsafe(
             run_with_retries(
                 [functools.partial(single, text) for text in texts],
@@ -292,6 +291,7 @@ class Engine:
                 costs=[len(text) // 4 + extra_tokens for text in texts],
                 stats=self.stats,
                 on_result=on_result,
+                should_retry=runner.should_retry,
                 seed=self._seed,
             ),
             self._loop.loop,

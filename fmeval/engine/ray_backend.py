@@ -13,17 +13,23 @@ exactly-once records therefore work as they do locally.
   tokenizer), so greedy outputs are identical to the local backend's.
 - Hosted models: the adaptive concurrency limit and the request and token rate limits live in
   one limiter actor, so that N workers share the provider's quota instead of multiplying it.
+- Hosted answers stream back one by one (a Ray streaming generator), and the driver saves each
+  as it arrives, not per batch: a killed driver has lost at most the requests in flight.
+- Workers watch their driver and exit at once when it dies, instead of finishing their batches
+  for nobody.
 - A worker that dies mid-batch (killed, out of memory, its node lost) costs nothing but time:
-  its batches go to another worker, a replacement starts, and the summary counts both.
+  its unanswered prompts go to another worker, a replacement starts, and the summary counts both.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import importlib
+import itertools
 import os
 import random
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from fmeval.engine.calls import answer, batches, call_in_batch
 from fmeval.errors import UserError
@@ -34,28 +40,71 @@ from fmeval.retry import AdaptiveLimiter, RateLimiter, RequestStats, RetryPolicy
 if TYPE_CHECKING:  # workers import this module: they need neither pydantic nor the engine
     from fmeval.engine.engine import EngineOptions, Save
 
-HOSTED_BATCH = 16
-"""Prompts per task for a hosted model: small, so that a lost worker costs little and answers
-are saved often; the limiter, not the batch, sets how many requests are in flight."""
+HOSTED_BATCH = 64
+"""Prompts per task for a hosted model. Answers stream back one by one whatever its size, and a
+lost worker's unanswered prompts alone are sent again; the limiter, not the batch, sets how many
+requests are in flight."""
+TASKS_PER_WORKER = 4  # tasks out at once per worker: enough to keep its share of the limit busy
 HOSTED_WORKERS = 4
 LIMITER_CONCURRENCY = 100_000  # calls the limiter actor may hold waiting at once
 LEASE_MAX = 16  # slots one lease may take
 REPORT_EVERY = 16  # successes a worker reports in one call
+_WORKER_NUMBERS = itertools.count()
+DRIVER_POLL_S = 0.05  # how often a worker checks that its driver is alive
+PLUGIN_MODULES = "fmeval_plugin_modules"
 
 
 def _runner_in_worker(spec: str, options: dict[str, Any], defaults: dict[str, Any]) -> ModelRunner:
-    """The run's runner, rebuilt as the driver built it (same options, same defaults)."""
+    """The run's runner, rebuilt as the driver built it (same options, same defaults, and the
+    modules that registered runner prefixes in the driver: `PLUGIN_MODULES` in `defaults`)."""
+    defaults = dict(defaults)
+    for module in defaults.pop(PLUGIN_MODULES, ()):
+        importlib.import_module(module)
     runner = load_runner(spec, defaults=defaults, **options)
-    if hasattr(runner, "load"):
-        runner.load()
+    runner.load()
     return runner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _watch_driver(driver: tuple[str, int]) -> None:
+    """Exit this worker the moment its driver process dies (when both share a node; elsewhere
+    Ray's own clean-up of a dead job's actors applies)."""
+    import select
+    import threading
+    import time
+
+    import ray
+
+    node, pid = driver
+    if ray.get_runtime_context().get_node_id() != node:
+        return
+
+    def watch() -> None:
+        try:  # Linux: woken the moment the driver exits (even before it is reaped)
+            select.select([os.pidfd_open(pid)], [], [])
+        except (AttributeError, OSError):  # no pidfd here: look every DRIVER_POLL_S
+            while _alive(pid):
+                time.sleep(DRIVER_POLL_S)
+        os._exit(1)  # every request in flight here dies with it: nobody would save its answer
+
+    threading.Thread(target=watch, name="fmeval-driver-watch", daemon=True).start()
 
 
 class _BatchWorker:
     """A local model on its share of a node: one batch at a time, retried as locally."""
 
     def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], retry: RetryPolicy, seed: int,
-                 threads: int | None):
+                 threads: int | None, driver: tuple[str, int]):
+        _watch_driver(driver)
         if threads:
             import torch
 
@@ -76,26 +125,62 @@ class _RequestWorker:
     """A hosted model: many requests in flight, under the limits of the one limiter actor."""
 
     def __init__(self, spec: str, options: dict[str, Any], defaults: dict[str, Any], limiter: Any, name: str,
-                 retry: RetryPolicy, seed: int, rate_limited: bool):
+                 retry: RetryPolicy, seed: int, rate_limited: bool, driver: tuple[str, int]):
+        _watch_driver(driver)
         self.runner = _runner_in_worker(spec, options, defaults)
         self.limiter = _LeasedSlots(limiter, name)
         self.rate = _RemoteRate(limiter) if rate_limited else None
         self.retry, self.seed = retry, seed
+        self._saved: dict[tuple[int, int], asyncio.Event] = {}
 
     async def ready(self) -> int:
         return os.getpid()
 
-    async def run(self, kind: RequestKind, texts: list[str]) -> tuple[list[ModelOutput], dict[str, int]]:
+    async def saved(self, task: int, indices: list[int]) -> None:
+        """The driver saved these answers of task `task`: their slots may go."""
+        for index in indices:
+            event = self._saved.pop((task, index), None)
+            if event is not None:
+                event.set()
+
+    async def run(self, kind: RequestKind, texts: list[str], task: int
+                  ) -> AsyncIterator[tuple[list[tuple[int, ModelOutput]], dict[str, int]]]:
+        """The answers that have arrived, as soon as any has: [(index in `texts`, answer)], and
+        the request counts since the previous yield. A streaming generator, so that the driver
+        saves each answer at once (and, when busy, many per call). A request keeps its slot
+        until the driver says it saved the answer (`saved`): a killed driver has lost at most
+        the requests in flight."""
         import functools
 
-        single = getattr(self.runner, "agenerate" if kind == "generate" else "alog_probability")
+        single = self.runner.agenerate if kind == "generate" else self.runner.alog_probability
         stats = RequestStats()
-        extra_tokens = getattr(self.runner, "max_new_tokens", 0) or 0
-        outcomes = await run_with_retries(
+        reported = asdict(stats)
+        extra_tokens = self.runner.max_new_tokens or 0
+        arrived: asyncio.Queue[tuple[int, ModelOutput]] = asyncio.Queue()
+
+        async def on_result(index: int, outcome: Any) -> None:
+            saved = self._saved[(task, index)] = asyncio.Event()
+            await arrived.put((index, answer(outcome)))
+            await saved.wait()
+
+        requests = asyncio.ensure_future(run_with_retries(
             [functools.partial(single, text) for text in texts], limiter=self.limiter, retry=self.retry,
             rate=self.rate, costs=[len(text) // 4 + extra_tokens for text in texts], stats=stats, seed=self.seed,
-        )
-        return [answer(outcome) for outcome in outcomes], asdict(stats)
+            should_retry=self.runner.should_retry, on_result=on_result,
+        ))
+        try:
+            remaining = len(texts)
+            while remaining:
+                bunch = [await arrived.get()]
+                while not arrived.empty():
+                    bunch.append(arrived.get_nowait())
+                remaining -= len(bunch)
+                now = asdict(stats)
+                yield bunch, {name: now[name] - reported[name] for name in now}
+                reported = now
+            await requests
+        finally:
+            requests.cancel()
 
 
 class _GlobalLimiter:
@@ -265,9 +350,14 @@ class RayBackend:
             if address is None:
                 settings["_node_ip_address"] = "127.0.0.1"  # a local instance listens on loopback only
             ray.init(**settings)
-        self.hosted = hasattr(runner, "agenerate")
+        self.hosted = runner.capabilities.single_requests
+        self._driver = (ray.get_runtime_context().get_node_id(), os.getpid())  # the workers watch it
         self._spec, self._runner_options, self._seed = spec, dict(runner_options), seed
-        self._runner_defaults = dict(runner_defaults)
+        from fmeval.model_runners import RUNNERS
+
+        # A prefix registered by a module the driver imported by hand: the workers import it too.
+        modules = sorted({factory.__module__ for factory in RUNNERS.values()} - {"__main__"})
+        self._runner_defaults = {**runner_defaults, PLUGIN_MODULES: modules}
         self._retry = RetryPolicy(max_retries=options.max_retries, base_delay_s=options.retry_base_delay_s)
         self._limiter = None
         if self.hosted:
@@ -280,12 +370,14 @@ class RayBackend:
         self.workers: list[Any] = []
         self._names: dict[Any, str] = {}
         self.failures = self.resubmitted = 0
-        self._started = 0
         # One worker first, alone on the CPUs: it proves the model loads (a bad one fails here, before
         # the run) and the run starts with it; the others start meanwhile, their batches waiting in
         # their queues until they are up.
         self.workers.append(self._start_worker())
         self._wait_ready(self.workers)
+        if self._limiter is not None:  # started meanwhile; the first requests must not wait for it
+            ray.get(self._limiter.state.remote())
+        self._up = set(self.workers)  # workers known to have loaded the model
         self.workers += [self._start_worker() for _ in range(self._count - 1)]
 
     def _default_workers(self) -> int:
@@ -295,12 +387,12 @@ class RayBackend:
         return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)) // 2)
 
     def _start_worker(self) -> Any:
-        name = f"fmeval-worker-{os.getpid()}-{self._started}"
-        self._started += 1
+        # Unique in this process across backends: a closed backend's names may not be free yet.
+        name = f"fmeval-worker-{os.getpid()}-{next(_WORKER_NUMBERS)}"
         if self.hosted:
             actor = self._ray.remote(_RequestWorker).options(name=name, num_cpus=0, max_concurrency=1000)
             handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._limiter, name,
-                                  self._retry, self._seed, self._rate_limited)
+                                  self._retry, self._seed, self._rate_limited, self._driver)
         else:
             resources = self._ray.cluster_resources()
             if resources.get("GPU", 0) >= 1:
@@ -309,7 +401,7 @@ class RayBackend:
                 threads = max(1, int(resources.get("CPU", 1)) // self._count)
                 actor = self._ray.remote(_BatchWorker).options(name=name, num_cpus=threads)
             handle = actor.remote(self._spec, self._runner_options, self._runner_defaults, self._retry, self._seed,
-                                  threads)
+                                  threads, self._driver)
         self._names[handle] = name
         return handle
 
@@ -325,12 +417,94 @@ class RayBackend:
 
     def send(self, runner: ModelRunner, kind: RequestKind, texts: list[str], save: Save | None,
              stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
-        ray = self._ray
         if self.hosted:
-            groups = [list(range(start, min(start + HOSTED_BATCH, len(texts))))
-                      for start in range(0, len(texts), HOSTED_BATCH)]
-        else:
-            groups = batches(runner, kind, texts)  # the same batches as a local run
+            return self._stream(kind, texts, save, stats)
+        return self._batches(kind, texts, batches(runner, kind, texts), save, stats)  # the same batches as locally
+
+    def _stream(self, kind: RequestKind, texts: list[str], save: Save | None,
+                stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Hosted: each answer is saved and yielded as it arrives. Prompts go out in tasks of
+        HOSTED_BATCH, at most TASKS_PER_WORKER at a time to each worker that is up, so that the
+        first worker takes all the work until the others have started; a dead worker's
+        unanswered prompts go back in the queue."""
+        ray = self._ray
+        queue = collections.deque(list(range(start, min(start + HOSTED_BATCH, len(texts))))
+                                  for start in range(0, len(texts), HOSTED_BATCH))
+        pending: dict[Any, tuple[int, list[int], set[int], Any]] = {}
+        tasks: collections.Counter[Any] = collections.Counter()
+        starting = {worker.ready.remote(): worker for worker in self.workers if worker not in self._up}
+        turn = 0
+
+        def fill(worker: Any) -> None:
+            nonlocal turn
+            while queue and tasks[worker] < TASKS_PER_WORKER:
+                group = queue.popleft()
+                stream = worker.run.options(num_returns="streaming").remote(kind, [texts[i] for i in group], turn)
+                pending[stream] = (turn, group, set(range(len(group))), worker)
+                tasks[worker] += 1
+                turn += 1
+
+        def lost(worker: Any) -> None:
+            for stream, (_, group, unanswered, owner) in list(pending.items()):
+                if owner is worker:
+                    del pending[stream]
+                    queue.appendleft([group[i] for i in sorted(unanswered)])
+                    self.resubmitted += 1
+            tasks.pop(worker, None)
+            replacement = self._replace(worker)
+            if replacement is not None:
+                fill(replacement)
+
+        for worker in self.workers:
+            if worker in self._up:
+                fill(worker)
+        while pending or (queue and starting):
+            waiting = [*pending, *starting]
+            ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+            if not ready:
+                ready, _ = ray.wait(waiting, num_returns=1)
+            answers: list[tuple[int, ModelOutput]] = []
+            receipts: dict[tuple[Any, int], list[int]] = collections.defaultdict(list)
+            for waited in ready:
+                if waited in starting:
+                    worker = starting.pop(waited)
+                    try:
+                        ray.get(waited)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                        lost(worker)
+                        continue
+                    self._up.add(worker)
+                    fill(worker)
+                    continue
+                if waited not in pending:  # its worker was lost in this round
+                    continue
+                task, group, unanswered, worker = pending[waited]
+                try:
+                    bunch, counts = ray.get(next(waited))
+                except StopIteration:
+                    del pending[waited]
+                    tasks[worker] -= 1
+                    fill(worker)
+                    continue
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                    lost(worker)
+                    continue
+                _add(stats, counts)
+                for position, reply in bunch:
+                    unanswered.discard(position)
+                    answers.append((group[position], reply))
+                    receipts[(worker, task)].append(position)
+            if answers:
+                if save is not None:
+                    save(answers)
+                for (worker, task), positions in receipts.items():  # saved: the workers may free those slots
+                    worker.saved.remote(task, positions)
+                yield answers
+
+    def _batches(self, kind: RequestKind, texts: list[str], groups: list[list[int]], save: Save | None,
+                 stats: RequestStats) -> Iterator[list[tuple[int, ModelOutput]]]:
+        """Local models: one answer per batch call, as each batch finishes."""
+        ray = self._ray
         pending: dict[Any, tuple[list[int], Any]] = {}
         turn = 0
 
@@ -352,18 +526,18 @@ class RayBackend:
                 self.resubmitted += 1
                 submit(group)
                 continue
-            for name, value in counts.items():
-                setattr(stats, name, getattr(stats, name) + value)
+            _add(stats, counts)
             answers = list(zip(group, outputs))
             if save is not None:
                 save(answers)
             yield answers
 
-    def _replace(self, dead: Any) -> None:
+    def _replace(self, dead: Any) -> Any:
         """A worker died: it leaves the pool once (its other batches fail too), gives its slots of
-        the global limit back, and a new one takes its place."""
+        the global limit back, and a new one takes its place: the new one, once it is up (None
+        when `dead` was replaced already)."""
         if dead not in self.workers:
-            return
+            return None
         self.failures += 1
         self.workers.remove(dead)
         if self._limiter is not None:
@@ -371,6 +545,8 @@ class RayBackend:
         replacement = self._start_worker()
         self._wait_ready([replacement])
         self.workers.append(replacement)
+        self._up.add(replacement)
+        return replacement
 
     def report(self) -> dict[str, Any]:
         report: dict[str, Any] = {"backend": "ray", "workers": self._count, "worker_failures": self.failures,
@@ -385,3 +561,8 @@ class RayBackend:
             if actor is not None:
                 self._ray.kill(actor)
         self.workers, self._limiter = [], None
+
+
+def _add(stats: RequestStats, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        setattr(stats, name, getattr(stats, name) + value)

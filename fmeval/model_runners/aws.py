@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from fmeval.retry import RetryableError
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
+from fmeval.model_runners.base import Capabilities, ModelOutput, ModelRunner, RequestKind
 from fmeval.model_runners.json_template import JsonTemplate
 from fmeval.secrets import redact
 
@@ -48,7 +48,7 @@ def _call(function: Any, **kwargs: Any) -> Any:
         raise RequestRejected(redact(str(exc))) from None
 
 
-class _AwsRunner(ABC):
+class _AwsRunner(ModelRunner, ABC):
     service: str
     template: JsonTemplate | None
 
@@ -129,7 +129,7 @@ class BedrockRunner(_AwsRunner):
             raise UserError("output/log_probability JMESPaths need a content_template (invoke_model)")
         self.capabilities = Capabilities(
             log_probability=bool(self.template and log_probability), chat=self.template is None,
-            max_concurrency=max_concurrency,
+            max_concurrency=max_concurrency, single_requests=True,
         )
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
@@ -188,7 +188,8 @@ class SageMakerRunner(_AwsRunner):
         self.endpoint_name = endpoint_name
         self.inference_component = inference_component
         self.template = JsonTemplate(content_template, output, log_probability)
-        self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency)
+        self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency,
+                                         single_requests=True)
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         return {

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Sequence
 
 from fmeval.errors import UserError
 
@@ -27,7 +27,7 @@ class ModelOutput:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a runner can do; the engine plans its calls from this."""
+    """What a runner can do; the engine plans its calls from this, never by probing for methods."""
 
     log_probability: bool = False
     """`log_probability(texts)` is implemented."""
@@ -36,43 +36,74 @@ class Capabilities:
     batch_size: int = 1
     """How many prompts one `predict` call should carry."""
     max_concurrency: int = 1
-    """How many requests may be in flight at once (runners with `agenerate`)."""
+    """How many requests may be in flight at once (runners with `single_requests`)."""
     cacheable: bool = True
     """Whether answers may be cached under `identity()`: false where the identity cannot
     tell two models apart (e.g. a Python function whose code may change between runs)."""
+    single_requests: bool = False
+    """The runner implements `agenerate(prompt)` (and `alog_probability(text)` where it scores
+    texts), one request per call: the engine sends them concurrently instead of `predict` batches."""
 
 
-@runtime_checkable
-class ModelRunner(Protocol):
-    """A model behind one batch-first interface.
+class ModelRunner:
+    """A model behind one batch-first interface: the base class of every runner.
 
-    `identity(kind)` names the model and every parameter that changes its answers to requests
-    of that kind (never a credential): results and caches are keyed on it. `predict` may raise:
-    the engine retries and then records the error on the records concerned.
+    A runner implements `predict` and `identity`, and declares in `capabilities` what else it
+    can do; the engine asks only for what is declared. Everything else has a default here:
 
-    Optional methods the engine and the run use when present:
+    - `identity(kind)` names the model and every parameter that changes its answers to requests
+      of that kind (never a credential): results and caches are keyed on it;
+    - `predict` may raise: the engine retries what `should_retry` (or a `RetryableError`) calls
+      transient, and records anything else at once as the error of the records concerned;
+    - `log_probability(texts)`, with `capabilities.log_probability`;
+    - `agenerate(prompt)` / `alog_probability(text)`, with `capabilities.single_requests`;
     - `load()`, to load weights or check the configuration before a run writes anything;
-    - `prompt_lengths(prompts) -> list[int]` and `text_lengths(texts) -> list[int]` (e.g. in
-      tokens), to batch prompts (and texts to score) of similar length together; without them
-      the engine sorts by characters;
-    - `async agenerate(prompt) -> ModelOutput` and `async alog_probability(text) -> ModelOutput`,
-      one request each, for services that take one prompt per call: the engine then sends
-      requests concurrently (raising `RetryableError` asks for a retry);
-    - `async aclose()`, to release connections when the engine closes.
+    - `prompt_lengths(prompts)` / `text_lengths(texts)` (e.g. in tokens), to batch prompts of
+      similar length together (characters by default);
+    - `max_new_tokens`, the most tokens one generation may take (for the token rate limit);
+    - `aclose()`, to release connections when the engine closes.
     """
 
-    capabilities: Capabilities
+    capabilities: Capabilities = Capabilities()
+    max_new_tokens: int = 0
+    """The most tokens one generation may take; 0 where it is not known."""
 
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         """Generate one output per prompt, in the order of `prompts`."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} must implement predict(prompts)")
+
+    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement identity(kind)")
 
     def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
         """Each whole text's summed log-probability under the model (`ModelOutput.log_probability`)."""
-        ...
+        raise LogProbabilityUnsupported(f"{type(self).__name__} cannot give log-probabilities")
 
-    def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
-        ...
+    async def agenerate(self, prompt: str) -> ModelOutput:
+        """One generation per call (with `capabilities.single_requests`); raising
+        `RetryableError` asks for a retry."""
+        raise NotImplementedError(f"{type(self).__name__} declares no single requests")
+
+    async def alog_probability(self, text: str) -> ModelOutput:
+        """One text's log-probability per call (with `single_requests` and `log_probability`)."""
+        raise LogProbabilityUnsupported(f"{type(self).__name__} cannot give log-probabilities")
+
+    def load(self) -> None:
+        """Load weights or check the configuration; nothing to do by default."""
+
+    def prompt_lengths(self, prompts: Sequence[str]) -> list[int]:
+        return [len(prompt) for prompt in prompts]
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(text) for text in texts]
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether an error `predict` (or `agenerate`) raised may pass if sent again, beyond a
+        `RetryableError`; by default nothing else is."""
+        return False
+
+    async def aclose(self) -> None:
+        """Release connections; nothing to do by default."""
 
 
 class LogProbabilityUnsupported(UserError):

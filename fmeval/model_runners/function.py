@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, RequestKind
+from fmeval.model_runners.base import Capabilities, LogProbabilityUnsupported, ModelOutput, ModelRunner, RequestKind
 
 ERR_BAD_RETURN = (
     "the model function returned {got!r}; it must return a str, a ModelOutput or a (str, log_probability) tuple"
@@ -21,12 +21,14 @@ def _to_output(value: Any) -> ModelOutput:
     raise TypeError(ERR_BAD_RETURN.format(got=value))
 
 
-class FunctionRunner:
+class FunctionRunner(ModelRunner):
     """Runs `fn` on prompts.
 
     With `batched=False` (default) `fn(prompt) -> str`; with `batched=True`
     `fn(prompts) -> list[str]`. Items may also be `ModelOutput` or `(text, log_probability)`.
-    Exceptions propagate: the engine retries the call, then records the error per record.
+    Exceptions propagate: the engine retries the transient ones (`RetryableError`, and what
+    `should_retry` accepts: by default connection errors and timeouts), then records the error
+    per record; any other error (a bug in `fn`, a `TypeError`) is recorded at once.
     Answers are not cached unless `cacheable=True`, since the function's name cannot tell
     whether its code changed.
     """
@@ -41,6 +43,7 @@ class FunctionRunner:
         log_probability_fn: Callable[[Sequence[str]], Sequence[float]] | None = None,
         parameters: dict[str, Any] | None = None,
         cacheable: bool = False,
+        should_retry: Callable[[BaseException], bool] | None = None,
     ):
         if not callable(fn):
             raise TypeError(f"FunctionRunner needs a callable, got {type(fn).__name__}")
@@ -51,6 +54,7 @@ class FunctionRunner:
         self._log_probability_fn = log_probability_fn
         self._name = name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
         self._parameters = dict(parameters or {})
+        self._should_retry = should_retry
         self.capabilities = Capabilities(
             log_probability=log_probability_fn is not None,
             batch_size=batch_size if batched else 1,
@@ -59,6 +63,11 @@ class FunctionRunner:
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
         return {"type": "function", "model": self._name, "parameters": self._parameters}
+
+    def should_retry(self, exc: BaseException) -> bool:
+        if self._should_retry is not None:
+            return bool(self._should_retry(exc))
+        return isinstance(exc, (ConnectionError, TimeoutError))
 
     def predict(self, prompts: Sequence[str]) -> list[ModelOutput]:
         if not self._batched:

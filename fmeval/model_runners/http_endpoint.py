@@ -12,13 +12,13 @@ import os
 from typing import Any, Sequence
 
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
+from fmeval.model_runners.base import Capabilities, ModelOutput, ModelRunner, RequestKind
 from fmeval.model_runners.http import HttpPoster, is_loopback, public_url, run_directly
 from fmeval.model_runners.json_template import JsonTemplate
 from fmeval.secrets import register_authorization
 
 
-class HttpEndpointRunner:
+class HttpEndpointRunner(ModelRunner):
     """One POST per request; the engine sends them concurrently (`max_concurrency`)."""
 
     def __init__(
@@ -41,7 +41,8 @@ class HttpEndpointRunner:
         self.template = JsonTemplate(content_template, output, log_probability)
         self.api_key_env = api_key_env
         self.api_key_header = api_key_header
-        self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency)
+        self.capabilities = Capabilities(log_probability=bool(log_probability), max_concurrency=max_concurrency,
+                                         single_requests=True)
         self._http = HttpPoster(max_concurrency=max_concurrency, timeout_s=timeout_s, headers=self._headers)
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 from fmeval.batching import length_sorted_batches
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
+from fmeval.model_runners.base import Capabilities, ModelOutput, ModelRunner, RequestKind
 from fmeval.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _convert_gguf(directory: Path, gguf_file: str) -> Path:
     return target
 
 
-class HuggingFaceRunner:
+class HuggingFaceRunner(ModelRunner):
     """A causal LM from a local directory, a hub id, or a GGUF file.
 
     Generation is batched: prompts are sorted by token length, left-padded, generated

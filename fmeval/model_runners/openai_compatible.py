@@ -12,7 +12,7 @@ from typing import Any, Literal, Sequence
 
 from fmeval.retry import RetryableError
 from fmeval.errors import UserError
-from fmeval.model_runners.base import Capabilities, ModelOutput, RequestKind
+from fmeval.model_runners.base import Capabilities, ModelOutput, ModelRunner, RequestKind
 from fmeval.model_runners.http import HttpPoster, is_loopback, public_url, run_directly
 from fmeval.secrets import redact, register_authorization
 
@@ -37,7 +37,7 @@ def _dig(payload: Any, *path: Any) -> Any:
     return value
 
 
-class OpenAICompatibleRunner:
+class OpenAICompatibleRunner(ModelRunner):
     """One request per prompt; the engine sends them concurrently (`max_concurrency`).
 
     `seed` is sent only when sampling (`temperature > 0`). `api_key_env` names the variable
@@ -79,7 +79,8 @@ class OpenAICompatibleRunner:
         self.output_log_probability = output_log_probability
         self.extra_body = dict(extra_body or {})
         self.timeout_s = timeout_s
-        self.capabilities = Capabilities(log_probability=True, chat=api == "chat", max_concurrency=max_concurrency)
+        self.capabilities = Capabilities(log_probability=True, chat=api == "chat", max_concurrency=max_concurrency,
+                                         single_requests=True)
         self._http = HttpPoster(max_concurrency=max_concurrency, timeout_s=timeout_s, headers=self._headers)
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:

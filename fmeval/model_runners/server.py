@@ -74,7 +74,7 @@ def build_app(runner: Any, *, model_name: str, batch_window_ms: float = 10.0) ->
     """The aiohttp application serving `runner` as `model_name`."""
     from aiohttp import web
 
-    batcher = Batcher(runner, max_batch=max(1, getattr(runner.capabilities, "batch_size", 1) or 1),
+    batcher = Batcher(runner, max_batch=max(1, runner.capabilities.batch_size),
                       window_s=batch_window_ms / 1000)
 
     tasks: list[asyncio.Task[None]] = []
@@ -144,8 +144,7 @@ def serve(runner: Any, *, model_name: str, host: str = "127.0.0.1", port: int = 
     """Serve until interrupted."""
     from aiohttp import web
 
-    if hasattr(runner, "load"):
-        runner.load()  # before the port opens: a client never waits on the first load
+    runner.load()  # before the port opens: a client never waits on the first load
     print(f"serving {model_name} on http://{host}:{port}/v1 (OpenAI-compatible)", flush=True)
     web.run_app(build_app(runner, model_name=model_name, batch_window_ms=batch_window_ms), host=host, port=port,
                 print=None)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from fmeval.errors import UserError
-from fmeval.model_runners.base import ModelOutput
+from fmeval.model_runners.base import ModelOutput, ModelRunner
 from fmeval.secrets import redact
 
 JSON_TYPES = ("application/json", "application/jsonlines", "text/json")
@@ -216,24 +216,37 @@ def decoded(part: dict[str, Any]) -> Any:
 
 
 # -- capturing a runner ------------------------------------------------------------------------------
-class CapturingRunner:
-    """A model runner whose generations are captured (see `capture`)."""
+class CapturingRunner(ModelRunner):
+    """A model runner whose generations are captured (see `capture`); it can do what its runner can."""
 
-    def __init__(self, runner: Any, writer: CaptureWriter, attributes: dict[str, Any] | None):
+    def __init__(self, runner: ModelRunner, writer: CaptureWriter, attributes: dict[str, Any] | None):
         self.runner, self.writer, self.attributes = runner, writer, attributes
         self.capabilities = runner.capabilities
-        if hasattr(runner, "agenerate"):
-            self.agenerate = self._agenerate
+        self.max_new_tokens = runner.max_new_tokens
 
     def identity(self, kind: str = "generate") -> dict[str, Any]:
-        return self.runner.identity(kind)
+        return self.runner.identity(kind)  # type: ignore[arg-type]
 
     def load(self) -> None:
-        if hasattr(self.runner, "load"):
-            self.runner.load()
+        self.runner.load()
 
-    def __getattr__(self, name: str) -> Any:  # prompt_lengths, log_probability, aclose, ...
-        return getattr(self.runner, name)
+    def prompt_lengths(self, prompts: Sequence[str]) -> list[int]:
+        return self.runner.prompt_lengths(prompts)
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        return self.runner.text_lengths(texts)
+
+    def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
+        return self.runner.log_probability(texts)
+
+    async def alog_probability(self, text: str) -> ModelOutput:
+        return await self.runner.alog_probability(text)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        return self.runner.should_retry(exc)
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
 
     def _record(self, prompt: str, answer: ModelOutput, latency_ms: float) -> None:
         if not self.writer.sampled():
@@ -251,7 +264,7 @@ class CapturingRunner:
             self._record(prompt, answer, per_prompt)
         return answers
 
-    async def _agenerate(self, prompt: str) -> ModelOutput:
+    async def agenerate(self, prompt: str) -> ModelOutput:
         started = time.perf_counter()
         answer = await self.runner.agenerate(prompt)
         self._record(prompt, answer, (time.perf_counter() - started) * 1000)

@@ -309,6 +309,11 @@ class RunConfig(BaseModel):
             return value
         if isinstance(value, (str, bool, int, float, list, dict)):
             raise ValueError("must be a model spec (a non-empty string), or null when the dataset carries outputs")
+        from fmeval.model_runners.base import ModelRunner
+
+        if not isinstance(value, ModelRunner):
+            raise ValueError(f"must be a model spec or a model runner (a subclass of fmeval.ModelRunner), got "
+                             f"{type(value).__name__}")
         return value  # a model runner, from Python
 
     @field_validator("output", "cache_dir", "dataset_mirror", mode="before")

@@ -172,11 +172,10 @@ def plan_run(config: RunConfig) -> RunPlan:
     directory.check_writable()
     if config.backend == "ray" and plan.runner is not None:
         plan.backend = _ray_backend(config, plan.runner)  # the workers load the model: the driver need not
-    elif plan.runner is not None and hasattr(plan.runner, "load"):
+    elif plan.runner is not None:
         plan.runner.load()
     for judge in algorithm.judges:
-        if hasattr(judge, "load"):
-            judge.load()
+        judge.load()
     plan.load_seconds = time.perf_counter() - started
     return plan
 
@@ -382,7 +381,7 @@ def _default_output(evaluation: str, dataset: str) -> Path:
 def _auto_chunk_size(runner: ModelRunner | None) -> int:
     """Records handed to the engine together. Local batch runners get 32 batches' worth, so that
     length sorting has enough to choose from; hosted runners enough to keep requests flowing."""
-    if runner is None or hasattr(runner, "agenerate"):
+    if runner is None or runner.capabilities.single_requests:
         return HOSTED_CHUNK
     return max(256, 32 * runner.capabilities.batch_size)
 

@@ -17,7 +17,6 @@ are dropped and reported (`"missing_values": "fail"` refuses them instead).
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,6 +29,7 @@ from fmeval.bias.groups import (  # noqa: F401  (re-exported for fmeval.bias.sca
     Selection, _Encoded, _facet_groups, _maximum, _one_outcome, _threshold, continuous_by_rule, integral_text,
     is_continuous, select, value_class,
 )
+from fmeval.bias.frame import described as _described  # noqa: F401  (re-exported for fmeval.bias.scale)
 from fmeval.bias.models import RunnerPredictor, close, from_config, label_headers
 from fmeval.errors import DataError, PredictionFailed, UserError
 
@@ -208,17 +208,6 @@ def _methods(section: Any, available: dict[str, str]) -> list[str]:
     if unknown:
         raise UserError(f"unknown bias metric(s) {', '.join(unknown)}; known: {', '.join(available)}")
     return sorted(set(chosen))
-
-
-def _described(values: dict[str, float | str], descriptions: dict[str, str]) -> list[dict[str, Any]]:
-    """Clarify's layout: name, description and value ("Infinity" as a string, as Clarify writes it),
-    or value null and the error for a metric undefined on these data."""
-    def entry(value: float | str) -> dict[str, Any]:
-        if isinstance(value, str):
-            return {"value": None, "error": value}
-        return {"value": str(value).replace("inf", "Infinity") if math.isinf(value) else value}
-
-    return [{"name": name, "description": descriptions[name], **entry(value)} for name, value in values.items()]
 
 
 def analyze(

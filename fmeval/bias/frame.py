@@ -22,6 +22,7 @@ same distribution as resampling rows, at a cost that does not grow with the data
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -231,6 +232,20 @@ class BiasFrame:
                 out[name] = (float(low), float(high))
         return out
 
+    def analysis_section(self, stage: str, metrics: Sequence[str] | str = "all", *,
+                         label_name: str | None = None) -> dict[str, Any]:
+        """analysis.json's `pre_training_bias_metrics` (stage "pre") or `post_training_bias_metrics`
+        ("post"): per facet, per group, each metric's value or error, in Clarify's layout."""
+        if stage == "post" and self.predicted is None:
+            raise UserError(ERR_NO_PREDICTIONS)
+        descriptions = bias.PRE_TRAINING if stage == "pre" else bias.POST_TRAINING
+        facets: dict[str, list[dict[str, Any]]] = {}
+        for facet, selection, values in self.results(stage, metrics):
+            facets.setdefault(facet, []).append({"value_or_threshold": selection.description,
+                                                 "metrics": described(values, descriptions)})
+        return {"label": str(label_name if label_name is not None else self.y_true.name),
+                "label_value_or_threshold": self.label_description, "facets": facets}
+
     # -- by group ----------------------------------------------------------------------------------
     @property
     def by_group(self) -> pd.DataFrame:
@@ -335,6 +350,17 @@ class BiasFrame:
                                 pd.Categorical(self.y_pred, categories=labels), dropna=False)
             report["confusion_matrix"] = {str(t): {str(p): float(table.loc[t, p]) for p in labels} for t in labels}
         return report
+
+
+def described(values: dict[str, float | str], descriptions: dict[str, str]) -> list[dict[str, Any]]:
+    """Clarify's layout: name, description and value ("Infinity" as a string, as Clarify writes it),
+    or value null and the error for a metric undefined on these data."""
+    def entry(value: float | str) -> dict[str, Any]:
+        if isinstance(value, str):
+            return {"value": None, "error": value}
+        return {"value": str(value).replace("inf", "Infinity") if math.isinf(value) else value}
+
+    return [{"name": name, "description": descriptions[name], **entry(value)} for name, value in values.items()]
 
 
 def _chosen(metrics: Sequence[str] | str, available: dict[str, str]) -> list[str]:

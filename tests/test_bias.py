@@ -382,3 +382,73 @@ def test_a_threshold_that_leaves_one_outcome_explains_the_continuous_rule(tmp_pa
         analyze(cfg, frame, tmp_path / "out")
     result = analyze({**cfg, "label_type": "categorical"}, frame, tmp_path / "out")
     assert result["pre_training_bias_metrics"]["label_value_or_threshold"] == "1"
+
+
+# -- one metric that cannot be computed does not lose the analysis (issue 22) ------------------------
+FACET_ONLY_CSV = """x,y,yhat
+M,yes,yes
+M,yes,yes
+M,yes,yes
+M,yes,no
+M,no,no
+M,no,yes
+F,yes,no
+F,no,no
+F,no,yes
+F,no,no
+F,no,no
+F,yes,yes
+"""
+
+
+def test_a_facet_only_file_reports_ft_as_an_error_and_every_other_metric(tmp_path, capsys):
+    from sklearn.metrics import accuracy_score, recall_score  # scikit-learn 1.9, the oracle for RD and AD
+
+    from fmeval.cli import main
+
+    (tmp_path / "x.csv").write_text(FACET_ONLY_CSV)
+    (tmp_path / "config.json").write_text(json.dumps({
+        "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": ["yes"],
+        "facet": [{"name_or_index": "x"}], "predicted_label_name_or_index": "yhat",
+        "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}}}))
+    assert main(["analyze", "--config", str(tmp_path / "config.json"), "--data", str(tmp_path / "x.csv"),
+                 "-o", str(tmp_path / "out")]) == 0
+    analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    frame = pd.read_csv(tmp_path / "x.csv")
+    for stage, names in (("pre_training_bias_metrics", bias.PRE_TRAINING),
+                         ("post_training_bias_metrics", bias.POST_TRAINING)):
+        groups = analysis[stage]["facets"]["x"]
+        assert [g["value_or_threshold"] for g in groups] == ["F", "M"]
+        for group in groups:
+            metrics = {m["name"]: m for m in group["metrics"]}
+            assert list(metrics) == sorted(names)  # every metric asked for is there, in Clarify's order
+            failed = {name for name, m in metrics.items() if "error" in m}
+            # smclarify's MetricError: name, description, value null and the error's text
+            assert all(metrics[name]["value"] is None and metrics[name]["error"] for name in failed)
+            # CDDL/CDDPL need a group variable; FT needs a feature besides the facet: nothing else fails
+            assert failed == ({"CDDL"} if stage.startswith("pre") else {"CDDPL", "FT"})
+    post = {m["name"]: m for m in analysis["post_training_bias_metrics"]["facets"]["x"][0]["metrics"]}
+    assert "FlipTest needs at least one feature column besides the facet" in post["FT"]["error"]
+    d, a = frame[frame.x == "F"], frame[frame.x == "M"]
+    y_true = lambda rows: rows.y == "yes"  # noqa: E731
+    y_pred = lambda rows: rows.yhat == "yes"  # noqa: E731
+    assert post["RD"]["value"] == pytest.approx(recall_score(y_true(a), y_pred(a)) - recall_score(y_true(d), y_pred(d)))
+    assert post["AD"]["value"] == pytest.approx(accuracy_score(y_true(a), y_pred(a))
+                                                - accuracy_score(y_true(d), y_pred(d)))
+    assert post["DPPL"]["value"] == pytest.approx(y_pred(a).mean() - y_pred(d).mean())
+    pre = {m["name"]: m["value"] for m in analysis["pre_training_bias_metrics"]["facets"]["x"][0]["metrics"]}
+    assert pre["DPL"] == pytest.approx(y_true(a).mean() - y_true(d).mean())
+    assert pre["CI"] == pytest.approx(0.0)
+
+
+def test_a_metric_that_raises_anything_is_that_metrics_error_and_the_others_are_computed():
+    def broken() -> float:
+        raise ZeroDivisionError("a bug in one metric")
+
+    def misconfigured() -> float:
+        raise UserError("a bad configuration stops the analysis")
+
+    assert bias.evaluate({"A": lambda: 1.5, "B": broken, "C": lambda: 2}, ["A", "B", "C"]) == {
+        "A": 1.5, "B": "ZeroDivisionError: a bug in one metric", "C": 2.0}
+    with pytest.raises(UserError, match="a bad configuration"):
+        bias.evaluate({"A": lambda: 1.5, "B": misconfigured}, ["A", "B"])

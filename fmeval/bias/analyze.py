@@ -44,6 +44,8 @@ CONFIG_KEYS = {
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
     "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
+NO_FLIP_TEST_FEATURES = ("FlipTest needs at least one feature column besides the facet, label and prediction "
+                         "columns: there is none to find each row's nearest neighbours on")
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
     "may have written; pass --trust-model (or trust_model=True from Python) for a file you trust"
@@ -390,6 +392,8 @@ def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray,
 def _flip_test(frame: pd.DataFrame, names: list[str], d: np.ndarray, predicted: np.ndarray) -> float:
     """FT on the features without the facet, label and prediction columns (as smclarify's report does)."""
     features = frame[names]
+    if not names:
+        raise bias.MetricUndefined(NO_FLIP_TEST_FEATURES)
     if len(features.columns) != len(features.select_dtypes([np.number, bool]).columns):
         raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
     return bias.flip_test(features.to_numpy(dtype=float), d, predicted)

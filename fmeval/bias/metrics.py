@@ -20,6 +20,7 @@ src/smclarify/bias/metrics at commit 024329d):
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -29,6 +30,7 @@ import numpy as np
 
 from fmeval.errors import UserError
 
+logger = logging.getLogger(__name__)
 A, D = 0, 1  # the facet axis: the rest, and the sensitive group
 NEGATIVE, POSITIVE = 0, 1
 NO_COMMON_VALUE = "No instance of common facet found, dataset may be too small"
@@ -295,13 +297,21 @@ def flip_test(features: np.ndarray, d: np.ndarray, predicted: np.ndarray) -> flo
 
 
 def evaluate(metrics: dict[str, Callable[[], float]], chosen: list[str]) -> dict[str, float | str]:
-    """The chosen metrics' values, or for a metric undefined on these data, the reason."""
+    """The chosen metrics' values, or for a metric that cannot be computed on these data, the reason.
+
+    As smclarify's report does, one metric's failure (of any kind) is that metric's error, and the
+    other metrics are still computed; only a bad configuration (UserError) stops the analysis."""
     results: dict[str, float | str] = {}
     for name in chosen:
         if name not in metrics:
             raise UserError(f"unknown bias metric {name!r}; known: {', '.join(metrics)}")
         try:
             results[name] = float(metrics[name]())
+        except UserError:
+            raise
         except MetricUndefined as exc:
             results[name] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported on the metric, as smclarify does
+            logger.warning("bias metric %s failed", name, exc_info=True)
+            results[name] = f"{type(exc).__name__}: {exc}"
     return results

@@ -167,3 +167,28 @@ def test_edges_an_empty_rest_a_one_class_label_missing_values_and_lengths():
         BiasFrame(y_true=df.y, sensitive_features=df.g).post_training()
     no_features = BiasFrame(y_true=df.y, y_pred=df.p, sensitive_features=df.g).post_training(["FT"])
     assert no_features.attrs["errors"][("g", "a", "FT")] == "FlipTest needs the features: pass features="
+
+
+def test_analyze_writes_what_bias_frame_computes_rows_with_missing_values_dropped(tmp_path):
+    from fmeval.bias.analyze import analyze
+
+    df = biased_data(seed=5)
+    df.loc[[3, 7], "g"] = None  # dropped by analyze, then the same as a BiasFrame of the other rows
+    config = {"label": "y", "predicted_label_name_or_index": "p", "group_variable": "region",
+              "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}, {"name_or_index": "x1", "value_or_threshold": [0.5]}],
+              "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}}}
+    result = analyze(config, df, tmp_path / "out")
+    assert result["rows_with_missing_values"]["rows"] == [3, 7]
+    kept = df.drop(index=[3, 7]).reset_index(drop=True)
+    frame = BiasFrame(y_true=kept.y, y_pred=kept.p, sensitive_features=kept[["g", "x1"]], group_variable=kept.region,
+                      facet_values={"g": ["b"], "x1": [0.5]}, features=kept[["x1", "x2", "g", "region"]])
+    pre, post = frame.pre_training(), frame.post_training()
+    for stage, table in (("pre_training_bias_metrics", pre), ("post_training_bias_metrics", post)):
+        for facet, entries in result[stage]["facets"].items():
+            (entry,) = entries
+            for metric in entry["metrics"]:
+                value = table.loc[(facet, entry["value_or_threshold"]), metric["name"]]
+                assert_same(value, metric)
+    assert result["post_training_bias_metrics"]["facets"]["x1"][0]["value_or_threshold"].startswith("(0.5, ")
+    # analyze's features are every column but the label and prediction: the text ones leave FT undefined
+    assert post.attrs["errors"][("g", "b", "FT")] == "FlipTest does not support non-numeric columns"

@@ -25,11 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fmeval.bias import metrics as bias
-from fmeval.bias.groups import (  # noqa: F401  (re-exported for fmeval.bias.scale)
-    Selection, _Encoded, _facet_groups, _maximum, _one_outcome, _threshold, continuous_by_rule, integral_text,
-    is_continuous, select, value_class,
-)
-from fmeval.bias.frame import described as _described  # noqa: F401  (re-exported for fmeval.bias.scale)
+from fmeval.bias.frame import BiasFrame, _chosen, binarised_predictions, described
+from fmeval.bias.groups import _facet_groups
 from fmeval.bias.models import RunnerPredictor, close, from_config, label_headers
 from fmeval.errors import DataError, PredictionFailed, UserError
 
@@ -44,8 +41,6 @@ CONFIG_KEYS = {
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
     "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
-NO_FLIP_TEST_FEATURES = ("FlipTest needs at least one feature column besides the facet, label and prediction "
-                         "columns: there is none to find each row's nearest neighbours on")
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
     "may have written; pass --trust-model (or trust_model=True from Python) for a file you trust"
@@ -201,17 +196,6 @@ def _missing_rows(frame: pd.DataFrame, columns: list[str], action: str) -> np.nd
     return missing
 
 
-def _methods(section: Any, available: dict[str, str]) -> list[str]:
-    """The metrics asked for, in Clarify's (alphabetical) order."""
-    chosen = (section or {}).get("methods", "all")
-    if chosen == "all":
-        return sorted(available)
-    unknown = [m for m in chosen if m not in available]
-    if unknown:
-        raise UserError(f"unknown bias metric(s) {', '.join(unknown)}; known: {', '.join(available)}")
-    return sorted(set(chosen))
-
-
 def analyze(
     config: Mapping[str, Any] | str | os.PathLike[str],
     data: str | os.PathLike[str] | pd.DataFrame,
@@ -342,61 +326,44 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
 def _bias_report(config: dict[str, Any], frame: pd.DataFrame, label_column: str, facets: list[tuple[Any, str]],
                  predicted: np.ndarray | None, feature_names: list[str],
                  answered: np.ndarray | None = None) -> dict[str, Any]:
-    """analysis.json's pre- and post-training sections: each facet group's metrics."""
+    """analysis.json's pre- and post-training sections: each facet group's metrics, from a BiasFrame
+    of all rows (pre-training) and of the rows the model answered (post-training)."""
     methods = config.get("methods") or {}
-    stages = [(stage, methods[section]) for stage, section in (("pre_training_bias_metrics", "pre_training_bias"),
-                                                               ("post_training_bias_metrics", "post_training_bias"))
+    stages = [(stage, methods[section]) for stage, section in (("pre", "pre_training_bias"),
+                                                               ("post", "post_training_bias"))
               if methods.get(section) is not None]
     if not stages:
         return {}
     if not facets:
         raise UserError("bias metrics need at least one `facet` in the analysis config")
-    label_spec = config.get("label_values_or_threshold", [1])
-    label = select(frame[label_column], label_spec, "label_values_or_threshold", kind=config.get("label_type"))
-    if label.mask.all() or not label.mask.any():
-        raise UserError(_one_outcome(frame[label_column], label_spec, config.get("label_type"), label.mask.all()))
     group = None
     if config.get("group_variable") is not None:
         group = frame[_column(frame, config["group_variable"], "group_variable")]
     report: dict[str, Any] = {}
     for stage, section in stages:
         rows = np.ones(len(frame), dtype=bool)
-        if stage == "post_training_bias_metrics":
+        if stage == "post":
             if predicted is None:
                 raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
                                 "or probability_name_or_index")
             rows = answered if answered is not None else rows
-        stage_frame = frame[rows].reset_index(drop=True)
-        report[stage] = {"label": str(label_column), "label_value_or_threshold": label.description, "facets": {
-            str(column): [{"value_or_threshold": selection.description,
-                           "metrics": _bias_metrics(stage, section, selection.mask[rows], label.mask[rows], predicted,
-                                                    None if group is None else group[rows].reset_index(drop=True),
-                                                    stage_frame, column, feature_names)}
-                          for selection in _facet_groups(frame[column], facet, str(column))]
-            for facet, column in facets}}
+        kept = frame[rows].reset_index(drop=True)
+        bias_frame = BiasFrame(
+            y_true=kept[label_column], sensitive_features=kept[[column for _, column in facets]],
+            predicted_positive=predicted if stage == "post" else None,
+            label_values=config.get("label_values_or_threshold", [1]), label_type=config.get("label_type"),
+            facet_values={str(column): facet.get("value_or_threshold") for facet, column in facets},
+            facet_type={str(column): facet.get("type") for facet, column in facets},
+            group_variable=None if group is None else group[rows], features=kept[feature_names])
+        available = bias.PRE_TRAINING if stage == "pre" else bias.POST_TRAINING
+        report[f"{stage}_training_bias_metrics"] = bias_frame.analysis_section(
+            stage, _methods(section, available), label_name=label_column)
     return report
 
 
-def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None,
-                  group: pd.Series | None, frame: pd.DataFrame, facet_column: str,
-                  feature_names: list[str]) -> list[dict[str, Any]]:
-    counts = bias.Counts.of(d, positive, predicted, group=group)
-    if stage == "pre_training_bias_metrics":
-        return _described(bias.evaluate(bias.pre_training(counts), _methods(section, bias.PRE_TRAINING)),
-                          bias.PRE_TRAINING)
-    computed = bias.post_training(counts)
-    computed["FT"] = lambda: _flip_test(frame, [n for n in feature_names if n != facet_column], d, predicted)
-    return _described(bias.evaluate(computed, _methods(section, bias.POST_TRAINING)), bias.POST_TRAINING)
-
-
-def _flip_test(frame: pd.DataFrame, names: list[str], d: np.ndarray, predicted: np.ndarray) -> float:
-    """FT on the features without the facet, label and prediction columns (as smclarify's report does)."""
-    features = frame[names]
-    if not names:
-        raise bias.MetricUndefined(NO_FLIP_TEST_FEATURES)
-    if len(features.columns) != len(features.select_dtypes([np.number, bool]).columns):
-        raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
-    return bias.flip_test(features.to_numpy(dtype=float), d, predicted)
+def _methods(section: Any, available: dict[str, str]) -> list[str]:
+    """The metrics a config's section asks for, in Clarify's (alphabetical) order."""
+    return _chosen((section or {}).get("methods", "all"), available)
 
 
 def _numeric_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -421,11 +388,7 @@ def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, feat
     label_spec = config.get("label_values_or_threshold", [1])
     if config.get("predicted_label_name_or_index") is not None:
         column = _column(frame, config["predicted_label_name_or_index"], "predicted_label_name_or_index")
-        labels = frame[label_column]
-        # smclarify: the threshold's interval spans both columns
-        upper = _maximum(pd.concat([labels, frame[column]])) if _threshold(label_spec) is not None else None
-        kind = "continuous" if is_continuous(labels, label_spec, config.get("label_type")) else "categorical"
-        return select(frame[column], label_spec, "predicted labels", kind=kind, required=False, upper=upper).mask, None
+        return binarised_predictions(frame[label_column], frame[column], label_spec, config.get("label_type")), None
     if config.get("probability_name_or_index") is not None:
         column = _column(frame, config["probability_name_or_index"], "probability_name_or_index")
         return frame[column].to_numpy(dtype=float) > threshold, None
@@ -517,7 +480,7 @@ def _detection_bias(section: Any, frame: pd.DataFrame, label_column: str, facets
         for selection in _facet_groups(frame[column], facet, str(column)):
             table = detection_bias(found, truth, selection.mask[rows], **options)
             recall_difference = table.pop("RD")
-            facets_out[str(column)].append({"value_or_threshold": selection.description, **table, "metrics": _described(
+            facets_out[str(column)].append({"value_or_threshold": selection.description, **table, "metrics": described(
                 {"RD": recall_difference}, bias.POST_TRAINING)})
     return {"label": str(label_column), **options, "facets": facets_out}
 

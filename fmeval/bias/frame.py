@@ -36,6 +36,8 @@ from fmeval.stats import CONFIDENCE
 ERR_LENGTHS = "y_true, y_pred, sensitive_features, group_variable and features must have one entry per row"
 ERR_NO_PREDICTIONS = "post-training metrics need predictions: pass y_pred"
 ERR_MISSING = "{count} row(s) have no value in {column} (rows {rows}); drop or fill them first"
+NO_FLIP_TEST_FEATURES = ("FlipTest needs at least one feature column besides the facet, label and prediction "
+                         "columns: there is none to find each row's nearest neighbours on")
 NO_FT_INTERVAL = "the flip test gets no bootstrap interval (it refits a nearest-neighbour model)"
 CI_COLUMNS = ("value", "ci_low", "ci_high")
 RATES = ("label_positive_rate", "selection_rate", "accuracy", "precision", "recall", "specificity",
@@ -70,33 +72,39 @@ class BiasFrame:
         y_true: Any,
         sensitive_features: Any,
         y_pred: Any = None,
+        predicted_positive: Any = None,
         label_values: Any = (1,),
         facet_values: Any = None,
         group_variable: Any = None,
         features: Any = None,
         label_type: str | None = None,
-        facet_type: str | None = None,
+        facet_type: str | Mapping[str, str | None] | None = None,
     ):
         """
         y_true: the observed labels. y_pred: the predicted labels (in the labels' own values),
-        for the post-training metrics. sensitive_features: one column (a Series or array), or
+        for the post-training metrics; or predicted_positive instead: the predictions already
+        binarised (True for the positive outcome, e.g. a probability above a threshold).
+        sensitive_features: one column (a Series or array), or
         several (a DataFrame or a mapping of name to column), each a facet.
         label_values: the positive label values (a list), or a threshold (a number) on a
         continuous label. facet_values: each facet's sensitive group, values or a threshold; a
         mapping of facet name to that when there are several facets; None: each value of the
         facet against the rest. group_variable: the subgroups of CDDL and CDDPL. features:
         numeric feature columns, for the flip test (FT). label_type, facet_type: `categorical`
-        or `continuous`, to override smclarify's rule.
+        or `continuous`, to override smclarify's rule (facet_type: one for all facets, or a mapping).
         """
         self.y_true = _series(y_true, "label")
         self.facets = _facet_columns(sensitive_features)
+        if y_pred is not None and predicted_positive is not None:
+            raise UserError("pass y_pred (predicted labels) or predicted_positive (binarised predictions), not both")
         self.y_pred = None if y_pred is None else _series(y_pred, "predicted_label")
+        positive_predictions = None if predicted_positive is None else _series(predicted_positive, "predicted_positive")
         self.group = None if group_variable is None else _series(group_variable, "group_variable")
         self.features = None if features is None else pd.DataFrame(features).reset_index(drop=True)
         n = len(self.y_true)
         if n == 0:
             raise UserError("y_true is empty: there are no rows to measure bias on")
-        others = [self.facets, self.y_pred, self.group, self.features]
+        others = [self.facets, self.y_pred, positive_predictions, self.group, self.features]
         if any(other is not None and len(other) != n for other in others):
             raise UserError(f"{ERR_LENGTHS}; y_true has {n}, the others "
                             f"{', '.join(str(len(o)) for o in others if o is not None)}")
@@ -112,7 +120,10 @@ class BiasFrame:
             raise UserError(_one_outcome(self.y_true, self.label_values, label_type, bool(label.mask.all())))
         self.label_description = label.description
         self.positive = label.mask
-        self.predicted = None if self.y_pred is None else self._predicted_positive(label_type)
+        self.predicted = None if self.y_pred is None else binarised_predictions(
+            self.y_true, self.y_pred, self.label_values, label_type)
+        if positive_predictions is not None:
+            self.predicted = positive_predictions.to_numpy(dtype=bool)
         if isinstance(facet_values, Mapping):
             unknown = sorted(set(map(str, facet_values)) - set(map(str, self.facets.columns)))
             if unknown:
@@ -121,15 +132,10 @@ class BiasFrame:
         self.groups: list[tuple[str, Selection]] = []
         for column in self.facets.columns:
             chosen = facet_values.get(column) if isinstance(facet_values, Mapping) else facet_values
-            spec = {"value_or_threshold": chosen, "type": facet_type}
+            kind = facet_type.get(column) if isinstance(facet_type, Mapping) else facet_type
+            spec = {"value_or_threshold": chosen, "type": kind}
             for selection in _facet_groups(self.facets[column], spec, str(column)):
                 self.groups.append((str(column), selection))
-
-    def _predicted_positive(self, label_type: str | None) -> np.ndarray:
-        """The predictions binarised as the labels are (a threshold's interval spans both columns, as smclarify's)."""
-        upper = _maximum(pd.concat([self.y_true, self.y_pred])) if _threshold(self.label_values) is not None else None
-        kind = "continuous" if is_continuous(self.y_true, self.label_values, label_type) else "categorical"
-        return select(self.y_pred, self.label_values, "predicted labels", kind=kind, required=False, upper=upper).mask
 
     # -- the metrics --------------------------------------------------------------------------------
     def counts(self, d: np.ndarray) -> bias.Counts:
@@ -151,7 +157,7 @@ class BiasFrame:
             raise bias.MetricUndefined("FlipTest needs the features: pass features=")
         features = self.features.drop(columns=[facet], errors="ignore")
         if features.shape[1] == 0:
-            raise bias.MetricUndefined("FlipTest needs at least one feature column besides the facet")
+            raise bias.MetricUndefined(NO_FLIP_TEST_FEATURES)
         if features.shape[1] != features.select_dtypes([np.number, bool]).shape[1]:
             raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
         return bias.flip_test(features.to_numpy(dtype=float), d, self.predicted)
@@ -350,6 +356,15 @@ class BiasFrame:
                                 pd.Categorical(self.y_pred, categories=labels), dropna=False)
             report["confusion_matrix"] = {str(t): {str(p): float(table.loc[t, p]) for p in labels} for t in labels}
         return report
+
+
+def binarised_predictions(labels: pd.Series, predicted: pd.Series, label_values: Any,
+                          label_type: str | None = None) -> np.ndarray:
+    """Predicted labels binarised as the labels are: the same values, or the same threshold (whose
+    interval spans both columns, as smclarify's)."""
+    upper = _maximum(pd.concat([labels, predicted])) if _threshold(label_values) is not None else None
+    kind = "continuous" if is_continuous(labels, label_values, label_type) else "categorical"
+    return select(predicted, label_values, "predicted labels", kind=kind, required=False, upper=upper).mask
 
 
 def described(values: dict[str, float | str], descriptions: dict[str, str]) -> list[dict[str, Any]]:

@@ -91,3 +91,43 @@ def test_the_sdk_rules_are_enforced():
         explain_series(linear, X, related={"price": Z}, static=U, baseline={"target_time_series": "median"})
     with pytest.raises(UserError, match="non-finite"):
         explain_series(linear, np.r_[X[:-1], np.nan], related={"price": Z}, static=U)
+
+
+def test_analyze_takes_the_sdks_time_series_config_and_a_model_file(tmp_path):
+    """Two shops as a long table, the SDK's keys, the linear model behind a joblib file (--trust-model)
+    that answers objects read through time_series_predictor_config.forecast."""
+    import joblib
+    import pandas as pd
+
+    from fmeval.bias.analyze import analyze
+    from tests.support import ForecastModel
+
+    rows = []
+    for shop, shift in (("shop-1", 0.0), ("shop-2", 1.0)):
+        for t in range(T):
+            rows.append({"id": shop, "day": f"2026-01-0{t + 1}", "sales": X[t] + shift, "price": Z[t],
+                         "store_size": U["store_size"] + shift, "region": U["region"]})
+    frame = pd.DataFrame(rows).sample(frac=1, random_state=0)  # the rows in any order: sorted by timestamp
+    joblib.dump(ForecastModel(A.tolist(), C.tolist(), W.tolist(), B), tmp_path / "model.joblib")
+    config = {"dataset_type": "text/csv",
+              "time_series_data_config": {"target_time_series": "sales", "item_id": "id", "timestamp": "day",
+                                          "related_time_series": ["price"],
+                                          "static_covariates": ["store_size", "region"]},
+              "predictor": {"model_path": str(tmp_path / "model.joblib"),
+                            "time_series_predictor_config": {"forecast": "mean"}},
+              "methods": {"asymmetric_shapley_value": {"direction": "chronological", "granularity": "fine_grained",
+                                                       "num_samples": 4, "baseline": {"target_time_series": "mean"}}}}
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    with pytest.raises(UserError, match="--trust-model"):
+        analyze(config, tmp_path / "sales.csv", tmp_path / "out")
+    result = analyze(config, tmp_path / "sales.csv", tmp_path / "out", trust_model=True)
+    block = result["explanations"]["asymmetric_shapley_value"]
+    assert [item["item_id"] for item in block["items"]] == ["shop-1", "shop-2"]
+    second = block["items"][1]
+    assert second["timestamps"] == [f"2026-01-0{t + 1}" for t in range(T)]
+    target = np.array([[horizon[d] for d in second["timestamps"]] for horizon in second["attributions"]["target_time_series"]])
+    np.testing.assert_allclose(target, A[:, ::-1] * (X + 1.0 - (X + 1.0).mean()), atol=1e-10)
+    np.testing.assert_allclose(second["attributions"]["static_covariates"]["store_size"], W[0] * 3.0, atol=1e-10)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Time series: asymmetric Shapley values (chronological, fine_grained)" in html
+    assert html.count("<rect") == 2 * K * 2 * T  # items x forecast steps x series x steps

@@ -39,7 +39,7 @@ CONFIG_KEYS = {
     "dataset_type", "headers", "label", "label_values_or_threshold", "probability_threshold", "features",
     "excluded_columns", "facet", "group_variable", "joinsource_name_or_index", "predicted_label_name_or_index",
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
-    "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
+    "time_series_data_config", "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
@@ -316,6 +316,9 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
         explanations["kernel_shap"], global_importance = _shap(shap_section, frame, config, predict, features,
                                                                feature_names, headers, output, n_jobs, result,
                                                                backend)
+    if methods.get("asymmetric_shapley_value") is not None:
+        explanations["asymmetric_shapley_value"] = _time_series(config, frame, methods["asymmetric_shapley_value"],
+                                                                predict)
     if methods.get("pdp") is not None:
         if text or images:
             raise UserError("pdp needs numeric features; it does not apply to text or images")
@@ -649,6 +652,30 @@ def _text_baseline(baseline: Any, rows: pd.DataFrame, is_text: list[bool]) -> li
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _time_series(config: dict[str, Any], frame: pd.DataFrame, section: dict[str, Any], predict: Any) -> dict[str, Any]:
+    """Clarify's time-series explainability: asymmetric Shapley values of each item's forecast."""
+    from fmeval.explain.time_series import explain_items
+
+    if predict is None:
+        raise UserError("asymmetric_shapley_value needs a forecasting model: a predictor section, or a model passed "
+                        "from Python")
+    data = config.get("time_series_data_config")
+    if not isinstance(data, Mapping) or not all(key in data for key in ("target_time_series", "item_id", "timestamp")):
+        raise UserError("asymmetric_shapley_value needs time_series_data_config with target_time_series, item_id and "
+                        "timestamp (and optionally related_time_series, static_covariates)")
+    if data.get("dataset_format", "columns") != "columns":
+        raise UserError(f"time_series_data_config.dataset_format {data['dataset_format']!r}: only the long table "
+                        f"(columns: a row per item and time step) is read")
+    column = lambda key, value: _column(frame, value, f"time_series_data_config.{key}")  # noqa: E731
+    forecast = ((config.get("predictor") or {}).get("time_series_predictor_config") or {}).get("forecast")
+    return explain_items(predict, frame, item_id=column("item_id", data["item_id"]),
+                         timestamp=column("timestamp", data["timestamp"]),
+                         target=column("target_time_series", data["target_time_series"]),
+                         related=[column("related_time_series", c) for c in data.get("related_time_series") or []],
+                         static=[column("static_covariates", c) for c in data.get("static_covariates") or []],
+                         section=section, forecast=forecast)
 
 
 def _pdp(section: dict[str, Any], predict: Any, features: Any, feature_names: list[str], headers: Any,

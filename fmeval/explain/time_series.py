@@ -195,3 +195,79 @@ def _exact_shapley(by_subset: dict[tuple[bool, ...], np.ndarray], players: int) 
             with_i = tuple(True if j == i else flag for j, flag in enumerate(subset))
             values[:, i] += weight * (by_subset[with_i] - output)
     return values
+
+
+def explain_items(
+    predict: Callable[[list[dict[str, Any]]], Any],
+    frame: Any,
+    *,
+    item_id: str,
+    timestamp: str,
+    target: str,
+    related: Sequence[str] = (),
+    static: Sequence[str] = (),
+    section: Mapping[str, Any],
+    forecast: str | None = None,
+) -> dict[str, Any]:
+    """analysis.json's `explanations.asymmetric_shapley_value` for a long table (a row per item and
+    time step, static covariates repeated on each of an item's rows), every item explained.
+    `forecast` is the predictor's JMESPath to the forecast in each answer (the SDK's
+    `time_series_predictor_config.forecast`), for models that answer objects."""
+    direction = section.get("direction", "chronological")
+    granularity = section.get("granularity", "timewise")
+    num_samples = section.get("num_samples")
+    baseline = section.get("baseline") or {}
+    if isinstance(baseline, str):
+        raise UserError("asymmetric_shapley_value.baseline: give the baseline block itself (a file or S3 URI is "
+                        "not read)")
+    check_settings(direction, granularity, num_samples, baseline)
+    read = _reader(forecast)
+    items = []
+    for item, rows in frame.groupby(item_id, sort=True):
+        rows = rows.sort_values(timestamp)
+        for name in static:
+            if rows[name].nunique(dropna=False) > 1:
+                raise UserError(f"item {item!r}: static covariate {name!r} changes over time; it must be the same "
+                                f"on every row of an item")
+        explained = explain_series(
+            predict, rows[target].to_numpy(dtype=float), related={n: rows[n].to_numpy(dtype=float) for n in related},
+            static={n: float(rows[n].iloc[0]) for n in static}, item_id=_plain(item), direction=direction,
+            granularity=granularity, num_samples=num_samples, baseline=baseline, seed=int(section.get("seed", 0)),
+            read=read)
+        timestamps = [str(t) for t in rows[timestamp]]
+        if granularity == "timewise":
+            attributions = {"timewise": [dict(zip(timestamps, horizon.tolist())) for horizon in explained.time]}
+        else:
+            attributions = {name: [dict(zip(timestamps, horizon[:, s].tolist())) for horizon in explained.time]
+                            for s, name in enumerate(explained.series_names)}
+        items.append({"item_id": _plain(item), "timestamps": timestamps, "forecast": explained.forecast.tolist(),
+                      "baseline_forecast": explained.baseline_forecast.tolist(),
+                      "attributions": {**attributions,
+                                       "static_covariates": {n: v.tolist() for n, v in explained.static.items()}}})
+    if not items:
+        raise UserError("the time series data have no rows")
+    return {"direction": direction, "granularity": granularity, "num_samples": num_samples,
+            "baseline": {"target_time_series": baseline.get("target_time_series", "zero"),
+                         "related_time_series": baseline.get("related_time_series", "zero")},
+            "items": items}
+
+
+def _reader(forecast: str | None) -> Callable[[Any], np.ndarray]:
+    """The model's answers as a (records, K) array; with a JMESPath, read from each answer first."""
+    if forecast is None:
+        return lambda outputs: np.asarray(outputs, dtype=float)
+    import jmespath
+
+    path = jmespath.compile(forecast)
+
+    def read(outputs: Any) -> np.ndarray:
+        found = [path.search(answer) for answer in outputs]
+        if any(value is None for value in found):
+            raise UserError(f"time_series_predictor_config.forecast {forecast!r} finds nothing in the model's answer")
+        return np.asarray(found, dtype=float)
+
+    return read
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

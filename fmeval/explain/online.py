@@ -152,8 +152,12 @@ class OnlineExplainer:
         return phi
 
     def response(self, rows: np.ndarray) -> dict[str, Any]:
+        """Clarify's online response for these rows."""
+        return self.response_of(*self.explain(rows))
+
+    def response_of(self, predictions: np.ndarray, values: np.ndarray) -> dict[str, Any]:
         """Clarify's online response: the predictions, and per record and feature its attributions per label."""
-        predictions, values = self.explain(rows)
+        rows = predictions
         records = [[{"feature_header": name, "attributions": [{"attribution": values[r, :, f].tolist()}]}
                     for f, name in enumerate(self.feature_headers)] for r in range(len(rows))]
         body: dict[str, Any] = {"version": "1.0",
@@ -162,3 +166,102 @@ class OnlineExplainer:
         if self.label_headers:
             body["label_headers"] = self.label_headers
         return body
+
+
+class _BatchExplainer:
+    """What the server's Batcher calls: each request's rows explained together with the others'."""
+
+    def __init__(self, explainer: OnlineExplainer):
+        self.explainer = explainer
+
+    def predict(self, requests: list[np.ndarray]) -> list[dict[str, Any]]:
+        sizes = [len(rows) for rows in requests]
+        predictions, values = self.explainer.explain(np.concatenate(requests))
+        answers, start = [], 0
+        for size in sizes:
+            answers.append(self.explainer.response_of(predictions[start:start + size], values[start:start + size]))
+            start += size
+        return answers
+
+
+def parse_records(body: bytes, content_type: str, features: int) -> np.ndarray:
+    """A request's rows: JSON `{"instances": [[...], ...]}` (or a bare list of rows), or CSV lines."""
+    import json
+
+    try:
+        if content_type.startswith("text/csv"):
+            rows = np.loadtxt(io.StringIO(body.decode("utf-8")), delimiter=",", ndmin=2)
+        else:
+            document = json.loads(body)
+            rows = np.asarray(document["instances"] if isinstance(document, dict) else document, dtype=float)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise UserError(f"the request must be CSV rows or JSON {{\"instances\": [[...]]}} of numbers: {exc}") from None
+    rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+    if rows.ndim != 2 or rows.shape[1] != features or not len(rows):
+        raise UserError(f"each record needs {features} numeric features, got shape {rows.shape}")
+    return rows
+
+
+def build_app(explainer: OnlineExplainer, *, batch_window_ms: float = 10.0, max_batch: int = 256) -> Any:
+    """The aiohttp application: POST /invocations (the SageMaker endpoint path), GET /ping."""
+    from aiohttp import web
+
+    from fmeval.model_runners.server import Batcher
+
+    batcher = Batcher(_BatchExplainer(explainer), max_batch=max_batch, window_s=batch_window_ms / 1000)
+    features = len(explainer.feature_headers)
+
+    async def start(app: web.Application) -> None:
+        import asyncio
+
+        app["worker"] = asyncio.create_task(batcher.run())
+
+    async def stop(app: web.Application) -> None:
+        app["worker"].cancel()
+
+    async def invocations(request: web.Request) -> web.Response:
+        try:
+            rows = parse_records(await request.read(), request.content_type or "", features)
+        except UserError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        answer = await batcher.answer(rows)
+        if not isinstance(answer, dict):  # the batch failed: the Batcher's ModelOutput says why
+            return web.json_response({"error": answer.error}, status=500)
+        return web.json_response(answer)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "batches": batcher.batches, "requests": batcher.prompts})
+
+    app = web.Application()
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_post("/invocations", invocations)
+    app.router.add_get("/ping", ping)
+    return app
+
+
+def serve_explained(model_path: str, config_path: str, *, trusted: bool, host: str = "127.0.0.1", port: int = 8080,
+                    batch_window_ms: float = 10.0) -> None:
+    """`fmeval serve MODEL --explain CONFIG`: a tabular model (a joblib file) with explanations, until interrupted."""
+    import json
+    from pathlib import Path
+
+    from aiohttp import web
+
+    from fmeval.bias.models import ERR_UNTRUSTED
+
+    if not trusted:
+        raise UserError(ERR_UNTRUSTED.format(path=model_path))
+    try:
+        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read the explainer config: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{config_path}:{exc.lineno}: the explainer config is not JSON: {exc.msg}") from None
+    if not Path(model_path).is_file():
+        raise UserError(f"model file not found: {model_path}")
+    import joblib
+
+    explainer = OnlineExplainer(joblib.load(model_path), **read_config(config))
+    print(f"serving {model_path} with explanations on http://{host}:{port}/invocations", flush=True)
+    web.run_app(build_app(explainer, batch_window_ms=batch_window_ms), host=host, port=port, print=None)

@@ -125,8 +125,8 @@ class OnlineExplainer:
         answers = self.model(np.concatenate([fast, synthetic.reshape(-1, features)]))
         outputs = answers.shape[1]
         fx = answers[:len(fast)]  # (rows, outputs)
-        ey = np.einsum("rkno,n->rko", answers[len(fast):].reshape(len(fast), samples, background, outputs),
-                       self.weights)
+        ey = np.matmul(answers[len(fast):].reshape(len(fast), samples, background, outputs).transpose(0, 1, 3, 2),
+                       self.weights)  # (rows, samples, outputs): the baseline-weighted mean
         values = np.zeros((len(rows), outputs, features))
         values[every_feature_varies] = self._solve(fx, ey)
         predictions = np.zeros((len(rows), outputs))
@@ -145,7 +145,7 @@ class OnlineExplainer:
         adjusted = adjusted - last[None, :, None] * total[:, None, :]
         design = self.masks[:, :-1] - last[:, None]
         weighted = self.kernel_weights[:, None] * design
-        right = np.einsum("kf,rko->fro", weighted, adjusted).reshape(design.shape[1], -1)
+        right = np.tensordot(weighted, adjusted, axes=([0], [1])).reshape(design.shape[1], -1)  # (features, rows*outputs)
         solved = np.linalg.solve(design.T @ weighted, right).reshape(design.shape[1], *total.shape)
         phi = np.concatenate([solved.transpose(1, 2, 0), (total - solved.sum(axis=0))[:, :, None]], axis=2)
         phi[np.abs(phi) < 1e-10] = 0.0  # as shap cleans up rounding

@@ -88,8 +88,8 @@ def main() -> None:
     baseline = X[:BASELINE_ROWS]
     rows = X[1000:1000 + CLIENTS * REQUESTS_EACH]
 
-    explainer = OnlineExplainer(model, baseline=baseline, num_samples=SAMPLES, seed=SEED,
-                                feature_headers=[f"f{i}" for i in range(FEATURES)])
+    explainer = OnlineExplainer(lambda batch: model.predict_proba(batch)[:, 1], baseline=baseline, num_samples=SAMPLES,
+                                seed=SEED, feature_headers=[f"f{i}" for i in range(FEATURES)])
     url, stop = serve_in_thread(build_app(explainer, batch_window_ms=5))
     try:
         ours, ours_answers = load(url, rows)

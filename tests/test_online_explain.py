@@ -43,7 +43,7 @@ def test_a_batch_equals_kernel_explainer_per_row_and_adds_up(model_and_data):
     model, X = model_and_data
     baseline = X[:8].copy()
     baseline[:, 9] = 0.5  # a constant baseline column
-    explainer = OnlineExplainer(model, **read_config(config(baseline)))
+    explainer = OnlineExplainer(lambda rows: model.predict_proba(rows)[:, 1], **read_config(config(baseline)))
     rows = X[200:212].copy()
     rows[3, :9] = baseline[2, :9]  # equal to one baseline row in those: it differs from the others, the batched path
     rows[5, 9] = 0.5  # equal to every baseline row in feature 9: shap leaves it out, and explains the row itself
@@ -61,7 +61,8 @@ def test_a_batch_equals_kernel_explainer_per_row_and_adds_up(model_and_data):
 def test_the_server_answers_concurrent_requests_in_clarifys_online_format(model_and_data, tmp_path, capsys):
     model, X = model_and_data
     baseline = X[:8]
-    url, stop = serve_in_thread(build_app(OnlineExplainer(model, **read_config(config(baseline))), batch_window_ms=20))
+    explainer = OnlineExplainer(lambda rows: model.predict_proba(rows)[:, 1], **read_config(config(baseline)))
+    url, stop = serve_in_thread(build_app(explainer, batch_window_ms=20))
     try:
         rows = X[300:320]
         with httpx.Client(timeout=60) as client, ThreadPoolExecutor(20) as pool:

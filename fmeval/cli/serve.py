@@ -29,10 +29,11 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.explain:
+        from fmeval.bias.models import from_file
         from fmeval.explain.online import serve_explained
 
-        serve_explained(args.model, args.explain, trusted=args.trust_model, host=args.host, port=args.port,
-                        batch_window_ms=args.batch_window_ms)
+        serve_explained(from_file(args.model, trusted=args.trust_model), args.explain, name=args.model, host=args.host,
+                        port=args.port, batch_window_ms=args.batch_window_ms)
         return EXIT_OK
     from fmeval.model_runners import load_runner
     from fmeval.model_runners.server import serve

@@ -18,7 +18,7 @@ itself, the same way.
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -59,13 +59,12 @@ def read_config(config: dict[str, Any]) -> dict[str, Any]:
 class OnlineExplainer:
     """Predictions and KernelSHAP attributions of a batch of rows, with one model call per batch."""
 
-    def __init__(self, model: Any, *, baseline: np.ndarray, num_samples: int, seed: int = 0, use_logit: bool = False,
-                 feature_headers: Sequence[str] | None = None, label_headers: Sequence[str] | None = None):
+    def __init__(self, predict: Callable[[np.ndarray], Any], *, baseline: np.ndarray, num_samples: int, seed: int = 0,
+                 use_logit: bool = False, feature_headers: Sequence[str] | None = None,
+                 label_headers: Sequence[str] | None = None):
+        """`predict`: rows (a 2-D array) -> one output per row, or a row of outputs (e.g. class probabilities)."""
         import shap
 
-        from fmeval.bias.models import from_estimator
-
-        predict = from_estimator(model)
         self.model = lambda rows: np.asarray(predict(rows), dtype=float).reshape(len(rows), -1)
         self.baseline = np.asarray(baseline, dtype=float)
         self.num_samples, self.seed = num_samples, seed
@@ -240,28 +239,20 @@ def build_app(explainer: OnlineExplainer, *, batch_window_ms: float = 10.0, max_
     return app
 
 
-def serve_explained(model_path: str, config_path: str, *, trusted: bool, host: str = "127.0.0.1", port: int = 8080,
-                    batch_window_ms: float = 10.0) -> None:
-    """`fmeval serve MODEL --explain CONFIG`: a tabular model (a joblib file) with explanations, until interrupted."""
+def serve_explained(predict: Callable[[np.ndarray], Any], config_path: str, *, name: str, host: str = "127.0.0.1",
+                    port: int = 8080, batch_window_ms: float = 10.0) -> None:
+    """`fmeval serve MODEL --explain CONFIG`: a tabular model with explanations, until interrupted."""
     import json
     from pathlib import Path
 
     from aiohttp import web
 
-    from fmeval.bias.models import ERR_UNTRUSTED
-
-    if not trusted:
-        raise UserError(ERR_UNTRUSTED.format(path=model_path))
     try:
         config = json.loads(Path(config_path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"cannot read the explainer config: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{config_path}:{exc.lineno}: the explainer config is not JSON: {exc.msg}") from None
-    if not Path(model_path).is_file():
-        raise UserError(f"model file not found: {model_path}")
-    import joblib
-
-    explainer = OnlineExplainer(joblib.load(model_path), **read_config(config))
-    print(f"serving {model_path} with explanations on http://{host}:{port}/invocations", flush=True)
+    explainer = OnlineExplainer(predict, **read_config(config))
+    print(f"serving {name} with explanations on http://{host}:{port}/invocations", flush=True)
     web.run_app(build_app(explainer, batch_window_ms=batch_window_ms), host=host, port=port, print=None)

@@ -20,7 +20,7 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
         "mitigate", help="mitigate a scikit-learn classifier's bias with fairlearn, with a before/after report",
         description="Fit a scikit-learn-compatible classifier on DATA with and without one of fairlearn's "
         "mitigations (split 60/20/20 into training, validation and test rows, stratified and seeded), and report "
-        "accuracy and post-training bias metrics with 95%% bootstrap CIs on the test rows. --search tunes the "
+        "accuracy and post-training bias metrics with 95% bootstrap CIs on the test rows. --search tunes the "
         "model's C and the constraint's bound with Optuna's multi-objective NSGA-II sampler and reports the Pareto "
         "front of accuracy against --metric. Writes model.joblib (the chosen model), provenance.json, "
         "mitigation.json, analysis.json (for `fmeval cards create --from-analysis`) and report.html to --output.")

@@ -121,3 +121,12 @@ def test_bad_input_exits_2(biased_csv, tmp_path, capsys):
     frame.assign(y=0).to_csv(tmp_path / "one.csv", index=False)
     assert mitigate(tmp_path / "one.csv", tmp_path / "o") == 2
     assert "every row has the same outcome" in capsys.readouterr().err
+
+
+def test_a_small_file_is_judged_by_its_0_1_label(biased_csv, tmp_path):
+    """100 rows, so 20 test rows: smclarify's rule would call a 0/1 column of so few rows continuous."""
+    path, frame = biased_csv
+    frame.iloc[:100].to_csv(tmp_path / "small.csv", index=False)
+    assert mitigate(tmp_path / "small.csv", tmp_path / "small", "--method", "threshold-optimizer") == 0
+    summary = json.loads((tmp_path / "small" / "mitigation.json").read_text())
+    assert summary["split"]["test"] == 20 and summary["baseline"]["metrics"]["DPPL"] is not None

@@ -101,3 +101,16 @@ def test_bad_input_exits_2_and_says_what(biased_csv, tmp_path, capsys):
     assert "column(s) 'city' are not numeric: use --method smotenc" in capsys.readouterr().err
     assert main(["rebalance", str(path), "--label", "nope", "--facet", "gender", "-o", str(tmp_path / "o5")]) == 2
     assert "--label: no column 'nope'" in capsys.readouterr().err
+
+
+def test_a_small_file_with_a_0_1_label_is_rebalanced_by_its_classes(tmp_path):
+    """30 rows: smclarify's rule would call the 0/1 label continuous (2 values are >= 5% of the rows)."""
+    frame = pd.DataFrame({"x": np.arange(30.0), "gender": ["female"] * 10 + ["male"] * 20,
+                          "y": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] + [1] * 12 + [0] * 8})
+    frame.to_csv(tmp_path / "small.csv", index=False)
+    assert run_rebalance(tmp_path / "small.csv", tmp_path / "out") == 0
+    out = pd.read_csv(tmp_path / "out" / "rebalanced.csv")
+    assert (cells(out) == 12).all()
+    metrics = {m["name"]: m for m in json.loads((tmp_path / "out" / "rebalance.json").read_text())
+               ["pre_training_bias_metrics"]}
+    assert metrics["DPL"]["before"] == pytest.approx(12 / 20 - 1 / 10) and metrics["DPL"]["after"] == 0

@@ -115,7 +115,8 @@ def predict(model: Any, X: pd.DataFrame, facet: pd.Series, seed: int) -> np.ndar
 def _judged(name: str, params: dict[str, Any], model: Any, X: pd.DataFrame, y: np.ndarray, facet: pd.Series,
             facet_values: Any, metric: str, seed: int) -> tuple[Candidate, BiasFrame]:
     predicted = predict(model, X, facet, seed).astype(int)
-    frame = BiasFrame(y_true=y, y_pred=predicted, sensitive_features=facet, facet_values=facet_values)
+    frame = BiasFrame(y_true=y, y_pred=predicted, sensitive_features=facet, facet_values=facet_values,
+                      label_type="categorical")  # 0/1, however few rows
     names = sorted({*REPORTED, metric})
     table = frame.post_training(names, ci=True, n_bootstrap=N_BOOTSTRAP, seed=seed).iloc[0]
     metrics = table.unstack("statistic")[["value", "ci_low", "ci_high"]]
@@ -167,7 +168,7 @@ def mitigate(frame: pd.DataFrame, *, label: str, facet: str, facet_values: Any, 
     if frame[[label, facet, *features]].isna().any().any():
         raise UserError("the data have missing values; drop or fill them first")
     y = select(frame[label], list(label_values) if isinstance(label_values, (list, tuple)) else label_values,
-               "--label-values", required=False).mask.astype(int)
+               "--label-values", required=False, kind="categorical").mask.astype(int)
     if y.min() == y.max():
         raise UserError(f"label {label!r}: every row has the same outcome; there is nothing to learn")
     group = select(frame[facet], facet_values, f"facet {facet!r}").mask

@@ -26,6 +26,7 @@ from fmeval.errors import UserError
 
 METHODS = ("random-undersample", "random-oversample", "smote", "smotenc")
 SMOTE_NEIGHBOURS = 5
+MAX_CLASSES = 20
 ERR_ONE_CLASS = "label {label!r}: every row has the same value ({value}); there is nothing to rebalance"
 ERR_NON_NUMERIC = ("plain SMOTE interpolates every column, and column(s) {columns} are not numeric: use --method "
                    "smotenc (SMOTE for mixed columns), encode them, or drop them")
@@ -61,11 +62,13 @@ def rebalance(frame: pd.DataFrame, *, label: str, facet: str, method: str = "ran
     labels = frame[label]
     if labels.nunique() < 2:
         raise UserError(ERR_ONE_CLASS.format(label=label, value=labels.iloc[0]))
-    if is_continuous(labels, None):
-        raise UserError(f"label {label!r} is continuous ({labels.nunique()} distinct values): rebalancing balances "
-                        f"the label's classes; bin it into classes first")
+    if labels.nunique() > MAX_CLASSES:
+        raise UserError(f"label {label!r} has {labels.nunique()} distinct values: rebalancing balances the label's "
+                        f"classes (at most {MAX_CLASSES}); bin it into classes first")
+    # the label's values are its classes, however few rows there are (smclarify's rule would call a 0/1
+    # column of under 40 rows continuous)
     before = BiasFrame(y_true=labels, sensitive_features=frame[facet], label_values=label_values,
-                       facet_values=facet_values, facet_type=facet_type)
+                       facet_values=facet_values, facet_type=facet_type, label_type="categorical")
     facet_cell = _facet_cells(frame[facet], facet_values, facet_type)
     cells = pd.Series(pd.factorize(pd.Series(list(zip(facet_cell, labels.astype(str)))))[0])
     names = pd.DataFrame({"facet_cell": facet_cell, "label": labels}).groupby(cells.to_numpy()).first()
@@ -79,7 +82,7 @@ def rebalance(frame: pd.DataFrame, *, label: str, facet: str, method: str = "ran
                      facet_numeric=_threshold_facet(frame[facet], facet_values, facet_type),
                      names=names, seed=seed)
     after = BiasFrame(y_true=data[label], sensitive_features=data[facet], label_values=label_values,
-                      facet_values=facet_values, facet_type=facet_type)
+                      facet_values=facet_values, facet_type=facet_type, label_type="categorical")
     metrics = [m for m in PRE_TRAINING if m != "CDDL"]  # CDDL needs a group variable
     old, new = before.pre_training(metrics), after.pre_training(metrics)
     report = pd.DataFrame({"before": old.stack(), "after": new.reindex(old.index).stack()})

@@ -1,11 +1,12 @@
 """`fmeval analyze`: SageMaker Clarify's analysis configuration, run on your own machine.
 
 Reads the data (CSV, JSON Lines or Parquet), computes the pre- and post-training bias metrics
-per facet, KernelSHAP attributions and partial dependence, and writes `analysis.json` with
-Clarify's keys, the local SHAP values (`explanations_shap/out.csv`, with a join id), and a
-self-contained `report.html`.
+per facet (through `BiasFrame`), KernelSHAP attributions, asymmetric Shapley values of forecasts
+(`fmeval.explain.time_series`) and partial dependence, and writes `analysis.json` with Clarify's
+keys, the local SHAP values (`explanations_shap/out.csv`, with a join id), and a self-contained
+`report.html`.
 
-Facets and labels follow smclarify 0.5. A column is continuous when it is float-typed, or
+Facets and labels follow smclarify 0.5 (`fmeval.bias.groups`). A column is continuous when it is float-typed, or
 numeric (or numeric text) with at least 5% distinct values, unless a facet's `"type"` or the
 config's `"label_type"` (`categorical` or `continuous`) says otherwise. On a continuous column a
 single number, or a one-element list, is a threshold: the group is the values above it, reported
@@ -39,7 +40,8 @@ CONFIG_KEYS = {
     "dataset_type", "headers", "label", "label_values_or_threshold", "probability_threshold", "features",
     "excluded_columns", "facet", "group_variable", "joinsource_name_or_index", "predicted_label_name_or_index",
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
-    "time_series_data_config", "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
+    "time_series_data_config",
+    "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "

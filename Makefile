@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml scripts/install_wordnet.sh
 	# The model card tests' oracle: the SageMaker SDK's card shapes and limits (files read alone; their
 	# dependencies would downgrade protobuf, rich, attrs and packaging).
 	$(BIN)/pip install -q --no-deps sagemaker==2.257.7 sagemaker-core==2.27.0
+	# The bias tests' oracle: smclarify 0.5 (its dependencies pin old boto3 and s3fs; it imports pyfunctional).
+	$(BIN)/pip install -q --no-deps smclarify==0.5 && $(BIN)/pip install -q pyfunctional==1.5.0
 	bash scripts/install_wordnet.sh $(VENV)/nltk_data
 	touch $@
 

@@ -87,3 +87,22 @@ def serve_in_thread(app):
         thread.join(10)
 
     return f"http://127.0.0.1:{port}", stop
+
+
+class ForecastModel:
+    """A linear autoregressive forecaster (saved with joblib by the time-series tests): per forecast
+    step k, sum_l a[k][l] x[T-1-l] + sum_l c[k][l] z[T-1-l] + w . u + b; it answers {"mean": [...]}."""
+
+    def __init__(self, a, c, w, b):
+        self.a, self.c, self.w, self.b = a, c, w, b
+
+    def predict(self, records):
+        import numpy as np
+
+        answers = []
+        for r in records:
+            x, z = np.array(r["target_time_series"]), np.array(r["related_time_series"]["price"])
+            u = np.array([r["static_covariates"]["store_size"], r["static_covariates"]["region"]])
+            answers.append({"mean": (np.array(self.a) @ x[::-1] + np.array(self.c) @ z[::-1] + np.array(self.w) @ u
+                                     + self.b).tolist()})
+        return answers

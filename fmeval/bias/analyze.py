@@ -1,11 +1,12 @@
 """`fmeval analyze`: SageMaker Clarify's analysis configuration, run on your own machine.
 
 Reads the data (CSV, JSON Lines or Parquet), computes the pre- and post-training bias metrics
-per facet, KernelSHAP attributions and partial dependence, and writes `analysis.json` with
-Clarify's keys, the local SHAP values (`explanations_shap/out.csv`, with a join id), and a
-self-contained `report.html`.
+per facet (through `BiasFrame`), KernelSHAP attributions, asymmetric Shapley values of forecasts
+(`fmeval.explain.time_series`) and partial dependence, and writes `analysis.json` with Clarify's
+keys, the local SHAP values (`explanations_shap/out.csv`, with a join id), and a self-contained
+`report.html`.
 
-Facets and labels follow smclarify 0.5. A column is continuous when it is float-typed, or
+Facets and labels follow smclarify 0.5 (`fmeval.bias.groups`). A column is continuous when it is float-typed, or
 numeric (or numeric text) with at least 5% distinct values, unless a facet's `"type"` or the
 config's `"label_type"` (`categorical` or `continuous`) says otherwise. On a continuous column a
 single number, or a one-element list, is a threshold: the group is the values above it, reported
@@ -17,16 +18,16 @@ are dropped and reported (`"missing_values": "fail"` refuses them instead).
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from fmeval.bias import metrics as bias
+from fmeval.bias.frame import BiasFrame, _chosen, binarised_predictions, described
+from fmeval.bias.groups import _facet_groups
 from fmeval.bias.models import RunnerPredictor, close, from_config, label_headers
 from fmeval.errors import DataError, PredictionFailed, UserError
 
@@ -34,17 +35,14 @@ DATASET_TYPES = ("text/csv", "application/jsonlines", "application/x-parquet", "
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BIAS_METHODS = ("pre_training_bias", "post_training_bias", "detection_bias")
 BACKENDS = ("local", "ray")
-UNIQUENESS_THRESHOLD = 0.05
-"""smclarify's: a numeric column with at least this share of distinct values is continuous."""
 MISSING_REPORTED = 20
 CONFIG_KEYS = {
     "dataset_type", "headers", "label", "label_values_or_threshold", "probability_threshold", "features",
     "excluded_columns", "facet", "group_variable", "joinsource_name_or_index", "predicted_label_name_or_index",
     "probability_name_or_index", "methods", "predictor", "version", "dataset_uri", "missing_values", "label_type",
+    "time_series_data_config",
     "thresholds",  # fmeval's: each bias metric's allowed [low, high], for bias-drift monitoring
 }
-NO_FLIP_TEST_FEATURES = ("FlipTest needs at least one feature column besides the facet, label and prediction "
-                         "columns: there is none to find each row's nearest neighbours on")
 ERR_TRUST_IN_CONFIG = (
     "predictor.trusted: whether to load (and so run) a pickled model is not read from a config file, which anyone "
     "may have written; pass --trust-model (or trust_model=True from Python) for a file you trust"
@@ -193,123 +191,6 @@ def _column(frame: pd.DataFrame, name_or_index: Any, what: str) -> str:
     return name_or_index
 
 
-# -- groups and outcomes ---------------------------------------------------------------------------
-def value_class(values: pd.Series) -> str:
-    """What smclarify's rule looks at in a column's type: categorical, bool, float, int or text."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return "categorical"
-    if pd.api.types.is_bool_dtype(values):
-        return "bool"
-    if pd.api.types.is_float_dtype(values):
-        return "float"
-    return "int" if pd.api.types.is_integer_dtype(values) else "text"
-
-
-def integral_text(distinct: Any) -> bool:
-    """Whether every one of these values is an integer written as text (e.g. "3")."""
-    numbers = pd.to_numeric(pd.Series(distinct), errors="coerce")
-    return bool(numbers.notna().all() and (numbers == np.round(numbers)).all())
-
-
-def continuous_by_rule(value_kind: str, present: int, distinct: int, all_integral_text: Callable[[], bool]) -> bool:
-    """smclarify's rule: float-typed, or numeric (or numeric text) with at least 5% distinct values."""
-    if value_kind in ("categorical", "bool"):
-        return False
-    if value_kind == "float":
-        return present > 0
-    if present == 0 or distinct < UNIQUENESS_THRESHOLD * present:
-        return False
-    return value_kind == "int" or all_integral_text()
-
-
-def is_continuous(values: pd.Series, chosen: Any = None, kind: str | None = None) -> bool:
-    """smclarify's rule (`continuous_by_rule`); categorical whatever the values when several
-    values are chosen. `kind` overrides it."""
-    if kind is not None:
-        return kind == "continuous"
-    if isinstance(chosen, list) and len(chosen) > 1:
-        return False
-    present = values.dropna()
-    distinct = pd.unique(present) if value_class(values) not in ("categorical", "bool", "float") else ()
-    # the distinct values only are parsed: fast on text
-    return continuous_by_rule(value_class(values), len(present), len(distinct), lambda: integral_text(distinct))
-
-
-def _threshold(chosen: Any) -> int | float | None:
-    """A number, or a one-element list of one (Clarify's usual spelling of a threshold). An int
-    stays an int: the group's label, `(2, 4]`, is written as smclarify writes it."""
-    if isinstance(chosen, list) and len(chosen) == 1:
-        chosen = chosen[0]
-    if isinstance(chosen, (int, float)) and not isinstance(chosen, bool):
-        return chosen
-    if isinstance(chosen, str):
-        for parse in (int, float):
-            try:
-                return parse(chosen)
-            except ValueError:
-                pass
-    return None
-
-
-def _maximum(values: pd.Series) -> int | float:
-    """The largest number in a column, an int for an integer column."""
-    return pd.to_numeric(values, errors="coerce").max().item()
-
-
-@dataclass
-class Selection:
-    """A group of rows (or the positive outcomes) and how analysis.json names it."""
-
-    description: str
-    mask: np.ndarray
-
-
-class _Encoded:
-    """A column's values, factorised once: selections are then comparisons of integer codes."""
-
-    def __init__(self, values: pd.Series):
-        self.values = values
-        self.codes, self.uniques = pd.factorize(values, use_na_sentinel=True)
-
-    def of_values(self, wanted: list[Any], what: str, *, required: bool = True) -> np.ndarray:
-        numeric = pd.api.types.is_numeric_dtype(self.values) and not pd.api.types.is_bool_dtype(self.values)
-
-        def key(value: Any) -> Any:
-            if numeric:
-                try:
-                    return float(value)
-                except (TypeError, ValueError):
-                    return None
-            return str(value).lower() if isinstance(value, bool) else str(value)
-
-        index = {key(value): code for code, value in enumerate(self.uniques)}
-        found = [index[key(v)] for v in wanted if key(v) in index]
-        if not found and required:  # some absent values are fine (smclarify allows them), none present is a typo
-            raise UserError(f"{what}: value(s) {', '.join(map(str, wanted))} never occur in column "
-                            f"{self.values.name!r}")
-        return np.isin(self.codes, found)
-
-    def one_vs_all(self) -> list[Selection]:
-        return [Selection(str(value), self.codes == code) for code, value in sorted(
-            enumerate(self.uniques), key=lambda pair: str(pair[1]))]
-
-
-def select(values: pd.Series, chosen: Any, what: str, *, kind: str | None = None, required: bool = True,
-           encoded: _Encoded | None = None, upper: int | float | None = None) -> Selection:
-    """The rows a facet value (or label value) picks: above a threshold on a continuous column,
-    else the values listed. `upper` is the top of the threshold's interval (default: the column's max)."""
-    threshold = _threshold(chosen)
-    if threshold is not None and is_continuous(values, chosen, kind):
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-        top = upper if upper is not None else _maximum(values)
-        return Selection(str(pd.Interval(threshold, max(top, threshold), closed="right")), numbers > threshold)
-    if kind == "continuous":
-        raise UserError(f"{what}: a continuous column needs a threshold (a number), got {chosen!r}")
-    wanted = chosen if isinstance(chosen, list) else [chosen]
-    mask = (encoded or _Encoded(values)).of_values(wanted, what, required=required)
-    return Selection(",".join(map(str, wanted)), mask)
-
-
 def _missing_rows(frame: pd.DataFrame, columns: list[str], action: str) -> np.ndarray:
     """Rows with no value in one of `columns`: refused, or to be dropped (and reported)."""
     missing = frame[columns].isna().any(axis=1).to_numpy()
@@ -318,28 +199,6 @@ def _missing_rows(frame: pd.DataFrame, columns: list[str], action: str) -> np.nd
         raise UserError(f"{int(missing.sum())} row(s) have no value in {', '.join(map(str, columns))} (rows "
                         f"{', '.join(map(str, rows))}); set missing_values to drop to leave them out")
     return missing
-
-
-def _methods(section: Any, available: dict[str, str]) -> list[str]:
-    """The metrics asked for, in Clarify's (alphabetical) order."""
-    chosen = (section or {}).get("methods", "all")
-    if chosen == "all":
-        return sorted(available)
-    unknown = [m for m in chosen if m not in available]
-    if unknown:
-        raise UserError(f"unknown bias metric(s) {', '.join(unknown)}; known: {', '.join(available)}")
-    return sorted(set(chosen))
-
-
-def _described(values: dict[str, float | str], descriptions: dict[str, str]) -> list[dict[str, Any]]:
-    """Clarify's layout: name, description and value ("Infinity" as a string, as Clarify writes it),
-    or value null and the error for a metric undefined on these data."""
-    def entry(value: float | str) -> dict[str, Any]:
-        if isinstance(value, str):
-            return {"value": None, "error": value}
-        return {"value": str(value).replace("inf", "Infinity") if math.isinf(value) else value}
-
-    return [{"name": name, "description": descriptions[name], **entry(value)} for name, value in values.items()]
 
 
 def analyze(
@@ -474,6 +333,9 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
         explanations["kernel_shap"], global_importance = _shap(shap_section, frame, config, predict, features,
                                                                feature_names, headers, output, n_jobs, result,
                                                                backend)
+    if methods.get("asymmetric_shapley_value") is not None:
+        explanations["asymmetric_shapley_value"] = _time_series(config, frame, methods["asymmetric_shapley_value"],
+                                                                predict)
     if methods.get("pdp") is not None:
         if text or images:
             raise UserError("pdp needs numeric features; it does not apply to text or images")
@@ -484,83 +346,44 @@ def _analyses(config: dict[str, Any], frame: pd.DataFrame, result: dict[str, Any
 def _bias_report(config: dict[str, Any], frame: pd.DataFrame, label_column: str, facets: list[tuple[Any, str]],
                  predicted: np.ndarray | None, feature_names: list[str],
                  answered: np.ndarray | None = None) -> dict[str, Any]:
-    """analysis.json's pre- and post-training sections: each facet group's metrics."""
+    """analysis.json's pre- and post-training sections: each facet group's metrics, from a BiasFrame
+    of all rows (pre-training) and of the rows the model answered (post-training)."""
     methods = config.get("methods") or {}
-    stages = [(stage, methods[section]) for stage, section in (("pre_training_bias_metrics", "pre_training_bias"),
-                                                               ("post_training_bias_metrics", "post_training_bias"))
+    stages = [(stage, methods[section]) for stage, section in (("pre", "pre_training_bias"),
+                                                               ("post", "post_training_bias"))
               if methods.get(section) is not None]
     if not stages:
         return {}
     if not facets:
         raise UserError("bias metrics need at least one `facet` in the analysis config")
-    label_spec = config.get("label_values_or_threshold", [1])
-    label = select(frame[label_column], label_spec, "label_values_or_threshold", kind=config.get("label_type"))
-    if label.mask.all() or not label.mask.any():
-        raise UserError(_one_outcome(frame[label_column], label_spec, config.get("label_type"), label.mask.all()))
     group = None
     if config.get("group_variable") is not None:
         group = frame[_column(frame, config["group_variable"], "group_variable")]
     report: dict[str, Any] = {}
     for stage, section in stages:
         rows = np.ones(len(frame), dtype=bool)
-        if stage == "post_training_bias_metrics":
+        if stage == "post":
             if predicted is None:
                 raise UserError("post-training bias needs predictions: a predictor, predicted_label_name_or_index, "
                                 "or probability_name_or_index")
             rows = answered if answered is not None else rows
-        stage_frame = frame[rows].reset_index(drop=True)
-        report[stage] = {"label": str(label_column), "label_value_or_threshold": label.description, "facets": {
-            str(column): [{"value_or_threshold": selection.description,
-                           "metrics": _bias_metrics(stage, section, selection.mask[rows], label.mask[rows], predicted,
-                                                    None if group is None else group[rows].reset_index(drop=True),
-                                                    stage_frame, column, feature_names)}
-                          for selection in _facet_groups(frame[column], facet, str(column))]
-            for facet, column in facets}}
+        kept = frame[rows].reset_index(drop=True)
+        bias_frame = BiasFrame(
+            y_true=kept[label_column], sensitive_features=kept[[column for _, column in facets]],
+            predicted_positive=predicted if stage == "post" else None,
+            label_values=config.get("label_values_or_threshold", [1]), label_type=config.get("label_type"),
+            facet_values={str(column): facet.get("value_or_threshold") for facet, column in facets},
+            facet_type={str(column): facet.get("type") for facet, column in facets},
+            group_variable=None if group is None else group[rows], features=kept[feature_names])
+        available = bias.PRE_TRAINING if stage == "pre" else bias.POST_TRAINING
+        report[f"{stage}_training_bias_metrics"] = bias_frame.analysis_section(
+            stage, _methods(section, available), label_name=label_column)
     return report
 
 
-def _one_outcome(labels: pd.Series, label_spec: Any, label_type: str | None, all_positive: bool) -> str:
-    message = (f"label: every row has the same outcome ({'positive' if all_positive else 'negative'}) under "
-               f"label_values_or_threshold {label_spec!r}")
-    if label_type is None and _threshold(label_spec) is not None and is_continuous(labels, label_spec):
-        present = labels.dropna()
-        message += (f". Column {labels.name!r} counts as continuous ({present.nunique()} distinct values in "
-                    f"{len(present)} rows, at least {UNIQUENESS_THRESHOLD:.0%}: smclarify's rule), so "
-                    f"{label_spec!r} is a threshold and the positive labels are those above it; set "
-                    f'"label_type": "categorical" to match the value instead')
-    return message
-
-
-def _facet_groups(values: pd.Series, facet: Mapping[str, Any], column: str) -> list[Selection]:
-    chosen, kind = facet.get("value_or_threshold"), facet.get("type")
-    if chosen is not None:
-        return [select(values, chosen, f"facet {column!r}", kind=kind)]
-    if is_continuous(values, None, kind):
-        raise UserError(f"facet {column!r} is continuous: give a threshold (value_or_threshold: [number]), or "
-                        f'"type": "categorical" to report each of its values')
-    return _Encoded(values).one_vs_all()
-
-
-def _bias_metrics(stage: str, section: Any, d: np.ndarray, positive: np.ndarray, predicted: np.ndarray | None,
-                  group: pd.Series | None, frame: pd.DataFrame, facet_column: str,
-                  feature_names: list[str]) -> list[dict[str, Any]]:
-    counts = bias.Counts.of(d, positive, predicted, group=group)
-    if stage == "pre_training_bias_metrics":
-        return _described(bias.evaluate(bias.pre_training(counts), _methods(section, bias.PRE_TRAINING)),
-                          bias.PRE_TRAINING)
-    computed = bias.post_training(counts)
-    computed["FT"] = lambda: _flip_test(frame, [n for n in feature_names if n != facet_column], d, predicted)
-    return _described(bias.evaluate(computed, _methods(section, bias.POST_TRAINING)), bias.POST_TRAINING)
-
-
-def _flip_test(frame: pd.DataFrame, names: list[str], d: np.ndarray, predicted: np.ndarray) -> float:
-    """FT on the features without the facet, label and prediction columns (as smclarify's report does)."""
-    features = frame[names]
-    if not names:
-        raise bias.MetricUndefined(NO_FLIP_TEST_FEATURES)
-    if len(features.columns) != len(features.select_dtypes([np.number, bool]).columns):
-        raise bias.MetricUndefined("FlipTest does not support non-numeric columns")
-    return bias.flip_test(features.to_numpy(dtype=float), d, predicted)
+def _methods(section: Any, available: dict[str, str]) -> list[str]:
+    """The metrics a config's section asks for, in Clarify's (alphabetical) order."""
+    return _chosen((section or {}).get("methods", "all"), available)
 
 
 def _numeric_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -585,11 +408,7 @@ def _predictions(config: dict[str, Any], frame: pd.DataFrame, predict: Any, feat
     label_spec = config.get("label_values_or_threshold", [1])
     if config.get("predicted_label_name_or_index") is not None:
         column = _column(frame, config["predicted_label_name_or_index"], "predicted_label_name_or_index")
-        labels = frame[label_column]
-        # smclarify: the threshold's interval spans both columns
-        upper = _maximum(pd.concat([labels, frame[column]])) if _threshold(label_spec) is not None else None
-        kind = "continuous" if is_continuous(labels, label_spec, config.get("label_type")) else "categorical"
-        return select(frame[column], label_spec, "predicted labels", kind=kind, required=False, upper=upper).mask, None
+        return binarised_predictions(frame[label_column], frame[column], label_spec, config.get("label_type")), None
     if config.get("probability_name_or_index") is not None:
         column = _column(frame, config["probability_name_or_index"], "probability_name_or_index")
         return frame[column].to_numpy(dtype=float) > threshold, None
@@ -681,7 +500,7 @@ def _detection_bias(section: Any, frame: pd.DataFrame, label_column: str, facets
         for selection in _facet_groups(frame[column], facet, str(column)):
             table = detection_bias(found, truth, selection.mask[rows], **options)
             recall_difference = table.pop("RD")
-            facets_out[str(column)].append({"value_or_threshold": selection.description, **table, "metrics": _described(
+            facets_out[str(column)].append({"value_or_threshold": selection.description, **table, "metrics": described(
                 {"RD": recall_difference}, bias.POST_TRAINING)})
     return {"label": str(label_column), **options, "facets": facets_out}
 
@@ -850,6 +669,30 @@ def _text_baseline(baseline: Any, rows: pd.DataFrame, is_text: list[bool]) -> li
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _time_series(config: dict[str, Any], frame: pd.DataFrame, section: dict[str, Any], predict: Any) -> dict[str, Any]:
+    """Clarify's time-series explainability: asymmetric Shapley values of each item's forecast."""
+    from fmeval.explain.time_series import explain_items
+
+    if predict is None:
+        raise UserError("asymmetric_shapley_value needs a forecasting model: a predictor section, or a model passed "
+                        "from Python")
+    data = config.get("time_series_data_config")
+    if not isinstance(data, Mapping) or not all(key in data for key in ("target_time_series", "item_id", "timestamp")):
+        raise UserError("asymmetric_shapley_value needs time_series_data_config with target_time_series, item_id and "
+                        "timestamp (and optionally related_time_series, static_covariates)")
+    if data.get("dataset_format", "columns") != "columns":
+        raise UserError(f"time_series_data_config.dataset_format {data['dataset_format']!r}: only the long table "
+                        f"(columns: a row per item and time step) is read")
+    column = lambda key, value: _column(frame, value, f"time_series_data_config.{key}")  # noqa: E731
+    forecast = ((config.get("predictor") or {}).get("time_series_predictor_config") or {}).get("forecast")
+    return explain_items(predict, frame, item_id=column("item_id", data["item_id"]),
+                         timestamp=column("timestamp", data["timestamp"]),
+                         target=column("target_time_series", data["target_time_series"]),
+                         related=[column("related_time_series", c) for c in data.get("related_time_series") or []],
+                         static=[column("static_covariates", c) for c in data.get("static_covariates") or []],
+                         section=section, forecast=forecast)
 
 
 def _pdp(section: dict[str, Any], predict: Any, features: Any, feature_names: list[str], headers: Any,

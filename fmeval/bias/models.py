@@ -66,10 +66,10 @@ def from_estimator(model: Any) -> Predictor:
 
 
 def _outputs(values: Any) -> Any:
-    """Numbers as an array; a ragged answer (a detector's boxes per image) stays a list."""
+    """Numbers as an array; a ragged answer (a detector's boxes per image) or objects (a forecaster's) stay a list."""
     try:
         return np.asarray(values, dtype=float)
-    except ValueError:
+    except (ValueError, TypeError):
         return list(values)
 
 

@@ -33,6 +33,31 @@ def line_chart(title: str, xs: list[float], series: dict[str, list[float]]) -> s
     return "".join(parts)
 
 
+def heatmap(title: str, rows: list[str], columns: list[str], values: list[list[float]]) -> str:
+    """An SVG grid: a cell per (row, column), red for a positive value, blue for a negative one,
+    the deeper the larger |value| against the largest in the grid."""
+    cell, left, top = 22, 130, 24
+    largest = max((abs(v) for row in values for v in row), default=0.0) or 1.0
+    width, height = left + cell * len(columns) + 10, top + cell * len(rows) + 40
+    parts = [f'<svg class="chart" role="img" aria-label="{esc(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="0" y="14" class="title">{esc(title)}</text>']
+    for i, (name, row) in enumerate(zip(rows, values)):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 4}" y="{y + 15}" class="label" text-anchor="end">{esc(name)}</text>')
+        for j, value in enumerate(row):
+            share = min(1.0, abs(value) / largest)
+            colour = (255, round(255 * (1 - share)), round(255 * (1 - share))) if value > 0 else \
+                (round(255 * (1 - share)), round(255 * (1 - share)), 255)
+            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                         f'fill="rgb{colour}"><title>{esc(name)} at {esc(columns[j])}: {value:.4g}</title></rect>')
+    bottom = top + len(rows) * cell + 14
+    parts.append(f'<text x="{left}" y="{bottom}" class="label">{esc(columns[0])}</text>')
+    parts.append(f'<text x="{width - 10}" y="{bottom}" class="label" text-anchor="end">{esc(columns[-1])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _cell(metric: dict[str, Any]) -> str:
     """A metric's value, or "n/a" with the reason it is undefined on these data."""
     if metric.get("value") is None:
@@ -84,6 +109,23 @@ def render_analysis(result: dict[str, Any]) -> str:
             ranked = sorted(block["global_shap_values"].items(), key=lambda item: -abs(item[1]))
             rows = [(name, value, None, None, PALETTE[0]) for name, value in ranked]
             out.append(bar_chart(f"{label}: global SHAP (expected value {block['expected_value']:.4f})", rows))
+        out.append("</div>")
+    if "asymmetric_shapley_value" in explanations:
+        block = explanations["asymmetric_shapley_value"]
+        out.append(f"<h2>Time series: asymmetric Shapley values ({esc(block['direction'])}, "
+                   f"{esc(block['granularity'])})</h2><div class=\"charts\">")
+        for item in block["items"]:
+            series = {name: rows for name, rows in item["attributions"].items() if name != "static_covariates"}
+            for step, value in enumerate(item["forecast"]):
+                grid = [[rows[step][t] for t in item["timestamps"]] for rows in series.values()]
+                out.append(heatmap(f"item {item['item_id']}, forecast step {step + 1}: {value:.4g} (baseline "
+                                   f"{item['baseline_forecast'][step]:.4g})", list(series), item["timestamps"], grid))
+            statics = item["attributions"]["static_covariates"]
+            if statics:
+                out.append("<table><tr><th>static covariate</th>" + "".join(
+                    f"<th>step {k + 1}</th>" for k in range(len(item["forecast"]))) + "</tr>" + "".join(
+                    f"<tr><th>{esc(name)}</th>" + "".join(f'<td class="num">{v:.4g}</td>' for v in values) + "</tr>"
+                    for name, values in statics.items()) + "</table>")
         out.append("</div>")
     if "pdp" in explanations:
         out.append("<h2>Partial dependence</h2><div class=\"charts\">")

@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from fmeval.bias import metrics as bias
-from fmeval.bias.analyze import (
-    _Encoded, _described, _methods, _one_outcome, _threshold, continuous_by_rule, integral_text, select, value_class,
+from fmeval.bias.analyze import _methods
+from fmeval.bias.frame import described as _described
+from fmeval.bias.groups import (
+    _Encoded, _one_outcome, _threshold, continuous_by_rule, integral_text, select, value_class,
 )
 from fmeval.errors import UserError
 

@@ -20,10 +20,21 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
     serve.add_argument("--batch-size", type=int, help="the most prompts in one batch")
     serve.add_argument("--batch-window-ms", type=float, default=10.0,
                        help="how long the first request of a batch waits for others (default 10 ms)")
+    serve.add_argument("--explain", metavar="CONFIG",
+                       help="serve MODEL (a joblib file of a tabular model) at POST /invocations with KernelSHAP "
+                       "attributions for each prediction, per a ClarifyExplainerConfig JSON file (needs --trust-model)")
+    serve.add_argument("--trust-model", action="store_true", help="allow loading the --explain model's joblib file")
     return {"serve": run_serve}
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.explain:
+        from fmeval.bias.models import from_file
+        from fmeval.explain.online import serve_explained
+
+        serve_explained(from_file(args.model, trusted=args.trust_model), args.explain, name=args.model, host=args.host,
+                        port=args.port, batch_window_ms=args.batch_window_ms)
+        return EXIT_OK
     from fmeval.model_runners import load_runner
     from fmeval.model_runners.server import serve
 

@@ -341,5 +341,16 @@ def from_analysis(analysis: dict[str, Any], *, name: str) -> EvaluationJob:
             groups.append(MetricGroup(name=fitted(f"global SHAP values: {label}"), metric_data=[
                 Metric(name="global_shap_values", type="bar_chart", value=list(values.values()),
                        x_axis_name=list(values), y_axis_name="mean |SHAP|")]))
-    return EvaluationJob(name=fitted(name), evaluation_observation="fmeval analyze (SageMaker Clarify's configuration)",
-                         metric_groups=groups)
+    observation = "fmeval analyze (SageMaker Clarify's configuration)"
+    if analysis.get("mitigation"):  # `fmeval mitigate`: the unmitigated and the chosen model, on the test rows
+        mitigation = analysis["mitigation"]
+        settings = mitigation["settings"]
+        observation = fitted(f"fmeval mitigate: {settings['method']} under {settings['constraint']}; chosen "
+                             f"{mitigation['chosen']['name']} ({mitigation['rule']})", 2096)
+        for which in ("baseline", "chosen"):
+            entry = mitigation[which]
+            data = [_metric("accuracy", float(entry["accuracy"]), "test rows")]
+            data += [_metric(metric, float(value), f"95% CI {entry['ci'][metric]}") for metric, value in
+                     entry["metrics"].items() if _numeric(value)]
+            groups.append(MetricGroup(name=fitted(f"bias mitigation, {which}: {entry['name']}"), metric_data=data))
+    return EvaluationJob(name=fitted(name), evaluation_observation=observation, metric_groups=groups)

@@ -21,6 +21,19 @@ def slow_echo(prompt: str) -> str:
     return prompt
 
 
+def gated_echo(prompt: str) -> str:
+    """Echoes once the file $FMEVAL_TEST_GATE exists: a test holds a run part-way, however loaded
+    the machine, until it has done what it must do while the run is going."""
+    import os
+    import time
+    from pathlib import Path
+
+    gate = Path(os.environ["FMEVAL_TEST_GATE"])
+    while not gate.exists():
+        time.sleep(0.01)
+    return prompt
+
+
 def context_reader(prompt: str) -> str:
     """Answers from the prompt's context when it has one (the word after the last 'is', 'was', 'by' ...)."""
     answers = {"Biscuit": "Biscuit", "1887": "1887", "dark green": "dark green", "Agnes Moore": "Agnes Moore",

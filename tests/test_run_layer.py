@@ -117,17 +117,22 @@ def test_the_run_seed_reaches_sampled_generation(tiny_llama_dir, tmp_path):
 
 # -- one writer, nothing lost, nothing twice ---------------------------------------------------------
 def test_a_second_process_on_the_same_output_is_refused_with_the_holders_pid(tmp_path):
-    data, out = write_dataset(tmp_path / "d.jsonl", 120), tmp_path / "run"
-    command = [FMEVAL, "run", "-e", "factual_knowledge", "-d", str(data), "-m", "function:tests.support:slow_echo",
+    """The first run is held at its first answer until the second has been refused: on a loaded
+    machine it could otherwise finish first, and the second would resume a finished run."""
+    data, out, gate = write_dataset(tmp_path / "d.jsonl", 120), tmp_path / "run", tmp_path / "gate"
+    command = [FMEVAL, "run", "-e", "factual_knowledge", "-d", str(data), "-m", "function:tests.support:gated_echo",
                "--no-progress", "-o", str(out)]
-    first = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command, env={**ENV, "FMEVAL_TEST_GATE": str(gate)}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: (out / "run.json").exists())
-        second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(command, env={**ENV, "FMEVAL_TEST_GATE": str(gate)}, capture_output=True, text=True,
+                                timeout=120)
         assert second.returncode == 2, second.stderr
         assert f"being written by another fmeval process (pid {first.pid})" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
+        gate.touch()
         assert first.wait(timeout=120) == 0, first.stderr.read()
     assert sorted(record_ids(out), key=int) == [str(i) for i in range(120)]  # each record once
 

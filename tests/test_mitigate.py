@@ -64,7 +64,8 @@ def test_exponentiated_gradient_narrows_dppl_and_the_card_records_it(biased_csv,
     assert provenance["method"] == "exponentiated-gradient" and len(provenance["data_sha256"]) == 64
     assert provenance["versions"]["fairlearn"] == "0.15.0"
     assert summary["split"] == {"train": 360, "validation": 120, "test": 120}
-    assert main(["cards", "create", "loans", "--from-analysis", str(out), "--store", str(tmp_path / "s.sqlite")]) == 0
+    assert main(["cards", "create", "loans", "--from-analysis", str(out), "--store", str(tmp_path / "s.sqlite"),
+                 "--create"]) == 0
     assert main(["cards", "export", "loans", "--format", "json", "-o", str(tmp_path / "card.json"),
                  "--store", str(tmp_path / "s.sqlite")]) == 0
     card = json.loads((tmp_path / "card.json").read_text())

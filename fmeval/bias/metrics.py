@@ -28,6 +28,8 @@ from typing import Callable
 from numpy.typing import ArrayLike
 import numpy as np
 
+from fmeval.bias.names import POST_TRAINING, PRE_TRAINING  # noqa: F401  (the tables, as bias.PRE_TRAINING)
+
 from fmeval.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -35,31 +37,6 @@ A, D = 0, 1  # the facet axis: the rest, and the sensitive group
 NEGATIVE, POSITIVE = 0, 1
 NO_COMMON_VALUE = "No instance of common facet found, dataset may be too small"
 
-PRE_TRAINING: dict[str, str] = {
-    "CI": "Class Imbalance (CI)",
-    "DPL": "Difference in Positive Proportions in Labels (DPL)",
-    "KL": "Kullback-Liebler Divergence (KL)",
-    "JS": "Jensen-Shannon Divergence (JS)",
-    "LP": "L-p Norm (LP)",
-    "TVD": "Total Variation Distance (TVD)",
-    "KS": "Kolmogorov-Smirnov Distance (KS)",
-    "CDDL": "Conditional Demographic Disparity in Labels (CDDL)",
-}
-POST_TRAINING: dict[str, str] = {
-    "DPPL": "Difference in Positive Proportions in Predicted Labels (DPPL)",
-    "DI": "Disparate Impact (DI)",
-    "DCA": "Difference in Conditional Acceptance (DCA)",
-    "DCR": "Difference in Conditional Rejection (DCR)",
-    "RD": "Recall Difference (RD)",
-    "SD": "Specificity Difference (SD)",
-    "DAR": "Difference in Acceptance Rates (DAR)",
-    "DRR": "Difference in Rejection Rates (DRR)",
-    "AD": "Accuracy Difference (AD)",
-    "CDDPL": "Conditional Demographic Disparity in Predicted Labels (CDDPL)",
-    "TE": "Treatment Equality (TE)",
-    "FT": "Flip Test (FT)",
-    "GE": "Generalized Entropy (GE)",
-}
 
 
 class MetricUndefined(ValueError):

@@ -26,12 +26,10 @@ import pandas as pd
 
 from fmeval.bias.frame import BiasFrame
 from fmeval.bias.groups import select
-from fmeval.bias.metrics import POST_TRAINING
+from fmeval.bias.names import CONSTRAINTS, SEARCH_METRICS
+from fmeval.bias.names import MITIGATION_METHODS as METHODS
 from fmeval.errors import UserError
 
-METHODS = ("exponentiated-gradient", "grid-search", "threshold-optimizer")
-CONSTRAINTS = ("demographic-parity", "equalized-odds")
-SEARCH_METRICS = tuple(m for m in POST_TRAINING if m not in ("FT", "CDDPL"))
 REPORTED = ("DPPL", "DI", "DAR", "DRR", "RD", "SD", "AD", "TE")
 N_BOOTSTRAP = 1000
 C_RANGE = (1e-3, 1e2)

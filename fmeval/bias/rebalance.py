@@ -22,9 +22,9 @@ import pandas as pd
 from fmeval.bias.frame import BiasFrame
 from fmeval.bias.groups import is_continuous, select
 from fmeval.bias.metrics import PRE_TRAINING
+from fmeval.bias.names import REBALANCE_METHODS as METHODS
 from fmeval.errors import UserError
 
-METHODS = ("random-undersample", "random-oversample", "smote", "smotenc")
 SMOTE_NEIGHBOURS = 5
 MAX_CLASSES = 20
 ERR_ONE_CLASS = "label {label!r}: every row has the same value ({value}); there is nothing to rebalance"

@@ -14,7 +14,8 @@ FORMATS = {".csv": "text/csv", ".jsonl": "application/jsonlines", ".parquet": "a
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
-    from fmeval.bias.mitigate import CONSTRAINTS, METHODS, SEARCH_METRICS
+    from fmeval.bias.names import CONSTRAINTS, SEARCH_METRICS
+    from fmeval.bias.names import MITIGATION_METHODS as METHODS
 
     parser = commands.add_parser(
         "mitigate", help="mitigate a scikit-learn classifier's bias with fairlearn, with a before/after report",

@@ -13,7 +13,7 @@ FORMATS = {".csv": "text/csv", ".jsonl": "application/jsonlines", ".parquet": "a
 
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
-    from fmeval.bias.rebalance import METHODS
+    from fmeval.bias.names import REBALANCE_METHODS as METHODS
 
     parser = commands.add_parser(
         "rebalance", help="rebalance a dataset's (facet, label) groups, with a before/after pre-training bias report",

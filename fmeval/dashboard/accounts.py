@@ -133,7 +133,7 @@ class Accounts:
         account or the client is locked (no password is checked then)."""
         from argon2.exceptions import VerificationError
 
-        keys = (f"account:{username}", f"client:{client}"[:200])
+        keys = (f"account:{username[:MAX_USER]}", f"client:{client}"[:200])  # within the key column's 200
         now = _now()
         with self.database.reading() as connection:
             row = connection.execute(select(users_table).where(users_table.c.username == username)).first()

@@ -184,5 +184,7 @@ class ForwardedHeaders:
 
 
 def serve_options() -> dict[str, Any]:
-    """uvicorn.run options for an app wrapped in `ForwardedHeaders` (which does the proxy handling)."""
-    return {"proxy_headers": False, "log_level": "warning"}
+    """uvicorn.run options for an app wrapped in `ForwardedHeaders` (which does the proxy handling).
+    No `log_config`: uvicorn's would replace the process's logging set-up (closing every handler
+    already there), which a caller serving in its own process keeps; warnings still reach stderr."""
+    return {"proxy_headers": False, "log_level": "warning", "log_config": None}

@@ -162,3 +162,29 @@ def test_constant_columns_one_row_windows_and_flags(tmp_path):
     one_row = dq.profile([now.iloc[:1]])  # a one-row window checks, with no crash
     assert dq.check(reference, dq.constraints_json(reference), one_row)["status"] in ("Completed", "CompletedWithViolations")
     assert dq.distributions(reference, one_row)["constant"]["baseline"]
+
+
+def test_a_0_1_flag_read_from_files_is_categorical_in_evidently_mode(tmp_path):
+    """Issue 20's flag, 50% -> 56.3%, through the CLI on CSV files: Evidently 0.7.23 types an integer column
+    of at most 10 values as categorical and compares it by Jensen-Shannon above 1,000 reference rows (0.045,
+    no drift). Profiles merged from blocks used to drop the flag's value counts, so the CLI compared it as a
+    number (normed Wasserstein 0.126 >= 0.1: drift)."""
+    rng = np.random.default_rng(3)
+
+    def frame(rows, ones):
+        flag = np.zeros(rows, dtype=int)
+        flag[:ones] = 1
+        return pd.DataFrame({"flag": rng.permutation(flag), "x": rng.normal(0, 1, rows)})
+
+    frame(5000, 2500).to_csv(tmp_path / "reference.csv", index=False)
+    frame(2000, 1126).to_csv(tmp_path / "current.csv", index=False)
+    merged = dq.profile([frame(300, 100), frame(200, 150)]).columns["flag"]
+    assert merged.values == {0.0: 250, 1.0: 250}  # the counts survive merging blocks
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline"), "--drift-method", "evidently"]) == 0
+    assert main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+                 str(tmp_path / "current.csv"), "-o", str(tmp_path / "check")]) == 0
+    flag = json.loads((tmp_path / "check" / "drift.json").read_text())["columns"]["flag"]
+    assert flag["type"] == "categorical" and flag["test"] == "jensen_shannon"
+    assert flag["score"] == pytest.approx(distance.jensenshannon([0.5, 0.5], [1 - 0.563, 0.563]), rel=1e-9)
+    assert not flag["drifted"]

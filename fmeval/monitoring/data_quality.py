@@ -130,10 +130,12 @@ class ColumnProfile:
         merged = ColumnProfile(kind, self.present + other.present, self.missing + other.missing,
                                integer_dtype=all(side.integer_dtype for side in (self, other) if side.present),
                                fractional=self.fractional + other.fractional)
-        if self.values is not None and other.values is not None:
-            few = dict(self.values)
-            for value, count in other.values.items():
-                few[value] = few.get(value, 0) + count
+        sides = [side for side in (self, other) if side.present]  # a block without values keeps the counts
+        if sides and all(side.values is not None for side in sides):
+            few: dict[float, int] = {}
+            for side in sides:
+                for value, count in side.values.items():
+                    few[value] = few.get(value, 0) + count
             merged.values = few if len(few) <= FEW_VALUES else None
         if merged.present:
             delta = other.mean - self.mean

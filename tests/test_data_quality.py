@@ -188,3 +188,31 @@ def test_a_0_1_flag_read_from_files_is_categorical_in_evidently_mode(tmp_path):
     assert flag["type"] == "categorical" and flag["test"] == "jensen_shannon"
     assert flag["score"] == pytest.approx(distance.jensenshannon([0.5, 0.5], [1 - 0.563, 0.563]), rel=1e-9)
     assert not flag["drifted"]
+
+
+def test_a_number_column_with_one_word_in_it_is_still_checked_as_numbers(tmp_path, capsys):
+    """One "unknown" among 200 ages (0.5%, within datatype_check_threshold's 10%) made pandas read the
+    window's column as text, and the check then skipped it: an age shift of 40 years passed with exit 0."""
+    reference = table(3000, 1)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline")]) == 0
+
+    def window(name, years):
+        frame = table(200, 2).astype({"age": object})
+        frame["age"] = [str(age + years) for age in frame["age"]]
+        frame.loc[0, "age"] = "unknown"
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        return main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+                     str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / name), "--fail-on-violations"])
+
+    assert window("older", 40) == 1
+    violations = json.loads((tmp_path / "older" / "constraint_violations.json").read_text())["violations"]
+    assert [(v["feature_name"], v["constraint_check_type"]) for v in violations] == [("age", "baseline_drift_check")]
+    assert window("same", 0) == 0
+    age = json.loads((tmp_path / "same" / "drift.json").read_text())["columns"]["age"]
+    ages = table(200, 2)["age"].iloc[1:]  # the 199 numbers, compared as numbers (KS exact at these sizes)
+    assert age["type"] == "numerical" and not age["drifted"]
+    assert age["ks"]["statistic"] == pytest.approx(stats.ks_2samp(reference["age"], ages).statistic)
+    blocks = dq.profile([pd.DataFrame({"age": [30, 40]}), pd.DataFrame({"age": ["50", "n/a"]})]).columns["age"]
+    assert (blocks.kind, blocks.numbers.present, blocks.numbers.mean) == ("String", 3, 40.0)

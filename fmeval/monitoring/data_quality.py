@@ -82,6 +82,7 @@ class ColumnProfile:
     integer_dtype: bool = False  # numbers: every block held integers (not floats): how Evidently types columns
     fractional: int = 0  # numbers: how many are not whole (an Integral baseline's data type check)
     values: dict[float, int] | None = None  # numbers: value -> count, while there are at most FEW_VALUES distinct
+    numbers: ColumnProfile | None = None  # strings: the profile of those that read as numbers (a number column with some text)
 
     def __getstate__(self) -> dict[str, Any]:  # pickled (to and from Ray workers) with the sketch as bytes
         state = {key: value for key, value in self.__dict__.items() if key != "_sorted_exact"}
@@ -117,6 +118,9 @@ class ColumnProfile:
         counts = text.value_counts()
         profile = cls("String", len(text), missing)
         profile.counts = _capped(dict(zip(counts.index.tolist(), counts.tolist())))
+        if pd.to_numeric(text.iloc[:1000], errors="coerce").notna().any():  # text columns tell at once
+            parsed = pd.to_numeric(text, errors="coerce").dropna()
+            profile.numbers = cls.of(parsed.reset_index(drop=True))
         return profile
 
     def __add__(self, other: ColumnProfile) -> ColumnProfile:
@@ -157,6 +161,10 @@ class ColumnProfile:
         parts = [side.exact for side in (self, other) if side.present]
         if merged.numeric and merged.present <= EXACT_LIMIT and all(part is not None for part in parts):
             merged.exact = np.concatenate(parts) if parts else np.empty(0)
+        if not merged.numeric:  # the numbers among the text, and those of blocks read as numbers
+            numbers = [side if side.numeric else side.numbers for side in (self, other) if side.present]
+            numbers = [part for part in numbers if part is not None]
+            merged.numbers = numbers[0] + numbers[1] if len(numbers) == 2 else (numbers[0] if numbers else None)
         return merged
 
     @property
@@ -891,6 +899,8 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
                     f"binomial test p = {p_value:.2g} < alpha {options.alpha}")
         if column.present == 0:
             continue
+        if rule["inferred_type"] != "String" and not column.numeric and column.numbers is not None:
+            column = column.numbers  # a number column with some text (within the type threshold): check its numbers
         if rule.get("num_constraints", {}).get("is_non_negative") and column.numeric and column.minimum < 0:
             violate(name, "negative_values_check", f"Negative values (min {column.minimum}) in a non-negative column")
         domains = rule.get("string_constraints", {}).get("domains")

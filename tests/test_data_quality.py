@@ -216,3 +216,26 @@ def test_a_number_column_with_one_word_in_it_is_still_checked_as_numbers(tmp_pat
     assert age["ks"]["statistic"] == pytest.approx(stats.ks_2samp(reference["age"], ages).statistic)
     blocks = dq.profile([pd.DataFrame({"age": [30, 40]}), pd.DataFrame({"age": ["50", "n/a"]})]).columns["age"]
     assert (blocks.kind, blocks.numbers.present, blocks.numbers.mean) == ("String", 3, 40.0)
+
+
+def test_ids_and_free_text_get_no_domain_so_new_values_are_no_violation(tmp_path):
+    """Model Monitor suggests a string column's domain by Deequ's CategoricalRangeRule: at most 120 distinct
+    values (its lowCardinalityHistogramThreshold), at most 10% of them seen once. A user-id column got a domain
+    of its 5,000 ids, and every same-population window violated it (100% of values outside)."""
+    def frame(rows, seed):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"user": [f"u{i}" for i in rng.integers(0, 10**6, rows)],
+                             "city": rng.choice([f"c{i}" for i in range(60)], rows),
+                             "tag": [*rng.choice(["a", "b"], rows - 5), "t1", "t2", "t3", "t4", "t5"]})
+    frame(5000, 1).to_csv(tmp_path / "reference.csv", index=False)
+    frame(200, 2).to_csv(tmp_path / "window.csv", index=False)
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline")]) == 0
+    features = {f["name"]: f for f in json.loads((tmp_path / "baseline" / "constraints.json").read_text())["features"]}
+    assert "string_constraints" not in features["user"]  # 5,000 distinct values
+    assert "string_constraints" not in features["tag"]  # 7 values, 5 of them seen once
+    assert features["city"]["string_constraints"]["domains"] == sorted(f"c{i}" for i in range(60))
+    main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+          str(tmp_path / "window.csv"), "-o", str(tmp_path / "check")])
+    violations = json.loads((tmp_path / "check" / "constraint_violations.json").read_text())["violations"]
+    assert not [v for v in violations if v["constraint_check_type"] == "categorical_values_check"]

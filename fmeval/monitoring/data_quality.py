@@ -45,6 +45,8 @@ from fmeval.monitoring.windows import is_capture
 
 KLL_K = 2000  # rank error about 0.2%: distances within about 0.003 of the exact ones
 MAX_CATEGORIES = 10_000
+DOMAIN_MAX_VALUES = 120  # Deequ's lowCardinalityHistogramThreshold: above it, no histogram and so no domain
+DOMAIN_MAX_SINGLETONS = 0.1  # Deequ's CategoricalRangeRule: at most this share of the values seen only once
 EXACT_LIMIT = 100_000
 EXACT_CHEAP = 10_000  # up to this many values a side, SciPy's exact KS and Wasserstein are computed in any mode
 SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
@@ -436,6 +438,15 @@ def violations_json(violations: list[dict[str, Any]]) -> dict[str, Any]:
                            else {**violation, "extension": "fmeval"} for violation in violations]}
 
 
+def _is_categorical_range(counts: dict[str, int]) -> bool:
+    """Whether a string column gets a domain, by the rule of Deequ's CategoricalRangeRule (which Model Monitor
+    suggests its constraints with): few distinct values, seldom one seen once. An id or free text has none, so
+    that every window's new values are no violation."""
+    singletons = sum(1 for count in counts.values() if count == 1)
+    return (OTHER not in counts and 0 < len(counts) <= DOMAIN_MAX_VALUES
+            and singletons / len(counts) <= DOMAIN_MAX_SINGLETONS)
+
+
 def constraints_json(result: Profile, *,
                      comparison_threshold: float = DataQualityOptions().comparison_threshold) -> dict[str, Any]:
     """Constraints suggested from a baseline, as Model Monitor suggests them."""
@@ -444,7 +455,7 @@ def constraints_json(result: Profile, *,
         entry: dict[str, Any] = {"name": name, "inferred_type": column.kind, "completeness": column.completeness}
         if column.numeric:
             entry["num_constraints"] = {"is_non_negative": bool(column.present and column.minimum >= 0)}
-        elif OTHER not in column.counts:
+        elif _is_categorical_range(column.counts):
             entry["string_constraints"] = {"domains": sorted(column.counts)}
         features.append(entry)
     written = {key: MONITORING_DEFAULTS[key] for key in ("evaluate_constraints", "emit_metrics",

@@ -239,3 +239,6 @@ def test_ids_and_free_text_get_no_domain_so_new_values_are_no_violation(tmp_path
           str(tmp_path / "window.csv"), "-o", str(tmp_path / "check")])
     violations = json.loads((tmp_path / "check" / "constraint_violations.json").read_text())["violations"]
     assert not [v for v in violations if v["constraint_check_type"] == "categorical_values_check"]
+    # nor do they drift: the baseline's ids seen once stand for the ids it never saw (they drifted with p ~ 1e-52)
+    drift = json.loads((tmp_path / "check" / "drift.json").read_text())
+    assert not drift["columns"]["user"]["drifted"] and drift["columns"]["user"]["p_value"] > 0.05

@@ -708,12 +708,22 @@ def _calibrated(reference: ColumnProfile, current: ColumnProfile, test: str, cat
             "drifted": bool(p_value < alpha)}
 
 
+def _rare_pooled(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Categories seen at most once in the baseline pooled into one bin, on both sides: the baseline's
+    singletons stand for the values it never saw (Good-Turing), so an id or free-text column's new values
+    are expected, while a new category of a column without singletons still stands alone."""
+    rare = ref <= 1
+    if np.count_nonzero(rare) < 2:
+        return ref, cur
+    return np.append(ref[~rare], ref[rare].sum()), np.append(cur[~rare], cur[rare].sum())
+
+
 def _binned(reference: ColumnProfile, current: ColumnProfile, test: str,
             categorical: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Both sides' counts on the test's bins, and for the Wasserstein distance the bins' widths."""
     if categorical:
         _, ref, cur = _frequencies(reference, current)
-        return ref, cur, None
+        return (*_rare_pooled(ref, cur), None)
     if test in ("psi", "chi_square"):
         ref_shares, cur_shares = _decile_shares(reference, current)
         return ref_shares * reference.present, cur_shares * current.present, None

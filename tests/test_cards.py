@@ -231,6 +231,27 @@ def test_separation_of_duties_is_per_change_since_the_last_approval(tmp_path, cl
         assert (store.get("sod").status, store.get("sod").approved_version) == ("PendingReview", 3)
 
 
+def test_a_clone_carries_the_authors_of_its_unapproved_changes(tmp_path, cli, capsys):
+    """A clone by someone else is no way around separation of duties: ap writes a card nobody approved,
+    ed clones it and submits the clone, and ap may not approve what is still ap's own text. Once ap's text is
+    approved by another, a clone of the approved version carries no one's changes."""
+    assert cli("create", "src", "--set", "model_overview.model_name=m", "--set", "intended_uses.risk_rating=Low",
+               "--as", "ap") == 0
+    assert cli("clone", "src", "copy", "--as", "ed") == 0
+    assert cli("submit", "copy", "--version", "1", "--as", "ed") == 0
+    capsys.readouterr()
+    assert cli("approve", "copy", "--version", "1", "--as", "ap") == 2
+    assert "ap wrote v1's source (cloned) of 'copy'" in capsys.readouterr().err
+    assert cli("approve", "copy", "--version", "1", "--as", "ed") == 2  # ed made the clone
+    assert cli("submit", "src", "--version", "1", "--as", "ap") == 0
+    assert cli("approve", "src", "--version", "1", "--as", "third") == 0
+    assert cli("clone", "src", "approved-copy", "--as", "ed") == 0
+    assert cli("submit", "approved-copy", "--version", "1", "--as", "ed") == 0
+    assert cli("approve", "approved-copy", "--version", "1", "--as", "ap") == 0
+    with CardStore(tmp_path / "store.sqlite") as store:
+        assert (store.get("copy").status, store.get("copy").approved_version) == ("PendingReview", None)
+
+
 def test_show_and_export_take_a_version_beside_the_top_level_version(tmp_path, cli, capsys):
     """`--version N` after a command is the command's (it printed the package version before)."""
     assert cli("create", "c", "--set", "intended_uses.risk_rating=High", "--as", "ed") == 0

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from fmeval.cli import main
+from fmeval.governance.store import CardStore
 from fmeval.monitoring.monitors import make_baseline
 from fmeval.monitoring.schedules import MonitorStore, Schedule
 from fmeval.runs.store import RunStore
@@ -299,6 +300,24 @@ def test_a_stale_approval_is_refused(site, browser):
     tampered = {**fields, "csrf": csrf_of(bob), "version": "2"}  # the current version with v1's content hash
     refused = bob.post("/cards/race/approve", data=tampered)
     assert refused.status_code == 409 and "its content hash is" in refused.text
+
+
+def test_a_clone_made_in_the_dashboard_keeps_its_sources_author_from_approving_it(site):
+    """bob (an approver) wrote a card nobody approved; alice clones it in the dashboard and submits the
+    clone: bob's approval is refused, naming the cloned source, and dave (who wrote none of it) approves."""
+    url, store = site["url"], site["store"]
+    assert main(["cards", "create", "bobs", "--store", store, "--as", "bob",
+                 "--set", "intended_uses.risk_rating=Low"]) == 0
+    alice, bob, dave = client_for(url, "alice"), client_for(url, "bob"), client_for(url, "dave")
+    cloned = alice.post("/cards/bobs/clone", data={"csrf": csrf_of(alice), "new_name": "alices"})
+    assert cloned.status_code == 200 and cloned.url.path == "/cards/alices"
+    assert act(alice, "alices", "submit").status_code == 200
+    refused = act(bob, "alices", "approve")
+    assert refused.status_code >= 400
+    assert "bob wrote v1&#39;s source (cloned) of &#39;alices&#39;" in refused.text
+    assert act(dave, "alices", "approve").status_code == 200
+    with CardStore(store) as cards:
+        assert (cards.get("alices").approved_by, cards.get("bobs").status) == ("dave", "Draft")
 
 
 def test_a_reviewer_reads_the_history_diffs_two_versions_and_approves_with_a_comment(site, browser):

@@ -162,3 +162,83 @@ def test_constant_columns_one_row_windows_and_flags(tmp_path):
     one_row = dq.profile([now.iloc[:1]])  # a one-row window checks, with no crash
     assert dq.check(reference, dq.constraints_json(reference), one_row)["status"] in ("Completed", "CompletedWithViolations")
     assert dq.distributions(reference, one_row)["constant"]["baseline"]
+
+
+def test_a_0_1_flag_read_from_files_is_categorical_in_evidently_mode(tmp_path):
+    """Issue 20's flag, 50% -> 56.3%, through the CLI on CSV files: Evidently 0.7.23 types an integer column
+    of at most 10 values as categorical and compares it by Jensen-Shannon above 1,000 reference rows (0.045,
+    no drift). Profiles merged from blocks used to drop the flag's value counts, so the CLI compared it as a
+    number (normed Wasserstein 0.126 >= 0.1: drift)."""
+    rng = np.random.default_rng(3)
+
+    def frame(rows, ones):
+        flag = np.zeros(rows, dtype=int)
+        flag[:ones] = 1
+        return pd.DataFrame({"flag": rng.permutation(flag), "x": rng.normal(0, 1, rows)})
+
+    frame(5000, 2500).to_csv(tmp_path / "reference.csv", index=False)
+    frame(2000, 1126).to_csv(tmp_path / "current.csv", index=False)
+    merged = dq.profile([frame(300, 100), frame(200, 150)]).columns["flag"]
+    assert merged.values == {0.0: 250, 1.0: 250}  # the counts survive merging blocks
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline"), "--drift-method", "evidently"]) == 0
+    assert main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+                 str(tmp_path / "current.csv"), "-o", str(tmp_path / "check")]) == 0
+    flag = json.loads((tmp_path / "check" / "drift.json").read_text())["columns"]["flag"]
+    assert flag["type"] == "categorical" and flag["test"] == "jensen_shannon"
+    assert flag["score"] == pytest.approx(distance.jensenshannon([0.5, 0.5], [1 - 0.563, 0.563]), rel=1e-9)
+    assert not flag["drifted"]
+
+
+def test_a_number_column_with_one_word_in_it_is_still_checked_as_numbers(tmp_path, capsys):
+    """One "unknown" among 200 ages (0.5%, within datatype_check_threshold's 10%) made pandas read the
+    window's column as text, and the check then skipped it: an age shift of 40 years passed with exit 0."""
+    reference = table(3000, 1)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline")]) == 0
+
+    def window(name, years):
+        frame = table(200, 2).astype({"age": object})
+        frame["age"] = [str(age + years) for age in frame["age"]]
+        frame.loc[0, "age"] = "unknown"
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        return main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+                     str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / name), "--fail-on-violations"])
+
+    assert window("older", 40) == 1
+    violations = json.loads((tmp_path / "older" / "constraint_violations.json").read_text())["violations"]
+    assert [(v["feature_name"], v["constraint_check_type"]) for v in violations] == [("age", "baseline_drift_check")]
+    assert window("same", 0) == 0
+    age = json.loads((tmp_path / "same" / "drift.json").read_text())["columns"]["age"]
+    ages = table(200, 2)["age"].iloc[1:]  # the 199 numbers, compared as numbers (KS exact at these sizes)
+    assert age["type"] == "numerical" and not age["drifted"]
+    assert age["ks"]["statistic"] == pytest.approx(stats.ks_2samp(reference["age"], ages).statistic)
+    blocks = dq.profile([pd.DataFrame({"age": [30, 40]}), pd.DataFrame({"age": ["50", "n/a"]})]).columns["age"]
+    assert (blocks.kind, blocks.numbers.present, blocks.numbers.mean) == ("String", 3, 40.0)
+
+
+def test_ids_and_free_text_get_no_domain_so_new_values_are_no_violation(tmp_path):
+    """Model Monitor suggests a string column's domain by Deequ's CategoricalRangeRule: at most 120 distinct
+    values (its lowCardinalityHistogramThreshold), at most 10% of them seen once. A user-id column got a domain
+    of its 5,000 ids, and every same-population window violated it (100% of values outside)."""
+    def frame(rows, seed):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"user": [f"u{i}" for i in rng.integers(0, 10**6, rows)],
+                             "city": rng.choice([f"c{i}" for i in range(60)], rows),
+                             "tag": [*rng.choice(["a", "b"], rows - 5), "t1", "t2", "t3", "t4", "t5"]})
+    frame(5000, 1).to_csv(tmp_path / "reference.csv", index=False)
+    frame(200, 2).to_csv(tmp_path / "window.csv", index=False)
+    assert main(["monitor", "data-quality", "baseline", "--data", str(tmp_path / "reference.csv"), "-o",
+                 str(tmp_path / "baseline")]) == 0
+    features = {f["name"]: f for f in json.loads((tmp_path / "baseline" / "constraints.json").read_text())["features"]}
+    assert "string_constraints" not in features["user"]  # 5,000 distinct values
+    assert "string_constraints" not in features["tag"]  # 7 values, 5 of them seen once
+    assert features["city"]["string_constraints"]["domains"] == sorted(f"c{i}" for i in range(60))
+    main(["monitor", "data-quality", "check", "--baseline", str(tmp_path / "baseline"), "--data",
+          str(tmp_path / "window.csv"), "-o", str(tmp_path / "check")])
+    violations = json.loads((tmp_path / "check" / "constraint_violations.json").read_text())["violations"]
+    assert not [v for v in violations if v["constraint_check_type"] == "categorical_values_check"]
+    # nor do they drift: the baseline's ids seen once stand for the ids it never saw (they drifted with p ~ 1e-52)
+    drift = json.loads((tmp_path / "check" / "drift.json").read_text())
+    assert not drift["columns"]["user"]["drifted"] and drift["columns"]["user"]["p_value"] > 0.05

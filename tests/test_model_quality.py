@@ -225,6 +225,28 @@ def test_planted_binary_drift_is_a_violation_and_noise_is_not():
     assert large["decisions"]["f1"]["significant"] and "f1" in {v["metric_name"] for v in large["violations"]}
 
 
+def test_a_rate_of_one_row_is_no_alarm_whatever_its_bootstrap_interval():
+    """30 rows, one of them a negative label predicted positive: the false-positive rate is 1 of 1, and every
+    resample that holds the row gives 1, so the bootstrap interval is [1, 1] and "lay entirely above" the
+    baseline's 0.1: an alarm from one row. The exact interval (statsmodels 0.15's Clopper-Pearson, its
+    `method="beta"`) is [0.025, 1]: no alarm. 20 of 20 wrong is one still."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    labels, predictions = classifier(2000, 0)
+    baseline = mq.quality_statistics(problem_type="binary", labels=labels, predictions=predictions)
+    constraints = mq.suggest_constraints(baseline)
+    one = mq.check_quality(baseline, constraints, labels=[1] * 29 + [0], predictions=[1] * 30)
+    fpr = one["decisions"]["false_positive_rate"]
+    assert fpr["value"] == 1 and fpr["ci"] == [1, 1] and fpr["value"] > fpr["threshold"]
+    assert not fpr["violated"] and one["violations"] == []
+    assert fpr["exact_ci"] == pytest.approx(list(proportion_confint(1, 1, alpha=0.05, method="beta")), rel=1e-9)
+    wrong = mq.check_quality(baseline, constraints, labels=[1] * 20, predictions=[0] * 20)
+    accuracy = wrong["decisions"]["accuracy"]
+    assert accuracy["exact_ci"] == pytest.approx(list(proportion_confint(0, 20, alpha=0.05, method="beta")), abs=1e-12)
+    assert accuracy["violated"] and "exact binomial interval [0, 0.1684] (0 of 20)" in next(
+        v["description"] for v in wrong["violations"] if v["metric_name"] == "accuracy")
+
+
 def test_planted_regression_drift_doubled_noise_is_an_mae_violation():
     rng = np.random.default_rng(8)
 

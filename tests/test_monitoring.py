@@ -316,6 +316,31 @@ def test_bias_drift_needs_its_bootstrap_interval_past_the_baseline(tmp_path):
     assert low < dppl(base) < high  # the baseline's value is inside: noise, not drift
 
 
+def test_bias_drift_of_a_group_of_one_row_is_undecided_not_an_alarm(tmp_path, capsys):
+    """One woman among 40 rows, her loan refused, every man's approved: DPPL 1, DI 0. A third of the resamples
+    hold no woman, so no interval was made, and the window alarmed on the point values alone, though one row
+    tells nothing. Now it is undecided, with the reason, and no violation."""
+    import pandas as pd
+
+    rows = loan_rows(1000, 21, favour_men=0)
+    pd.DataFrame(rows).to_csv(tmp_path / "base.csv", index=False)
+    window = [{"gender": "m", "income": 50.0, "label": i % 2, "prediction": 1} for i in range(39)]
+    pd.DataFrame([*window, {"gender": "f", "income": 50.0, "label": 1, "prediction": 0}]).to_csv(
+        tmp_path / "one.csv", index=False)
+    config = {**BIAS_CONFIG, "label_type": "categorical", "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]}},
+              "thresholds": {}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["monitor", "bias-drift", "baseline", "--data", str(tmp_path / "base.csv"), "--config",
+                 str(tmp_path / "config.json"), "-o", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["monitor", "bias-drift", "check", "--baseline", str(tmp_path / "b"), "--data", str(tmp_path / "one.csv"),
+                 "-o", str(tmp_path / "c"), "--fail-on-violations"]) == 0
+    result = json.loads((tmp_path / "c" / "result.json").read_text())
+    assert result["metrics"]["post/gender=f/DPPL"] == 1 and result["violations"] == []
+    assert set(result["undecided"]) == {"post/gender=f/DPPL", "post/gender=f/DI"}
+    assert "no verdict" in result["undecided"]["post/gender=f/DI"] and "undecided" in capsys.readouterr().out
+
+
 # -- feature-attribution drift ---------------------------------------------------------------------------------------
 def test_attribution_drift_ranks_features_as_model_monitor_does(tmp_path):
     # Model Monitor's example: same order -> 1; the top two swapped -> below 1, by hand:

@@ -80,6 +80,22 @@ def test_identical_runs_have_zero_delta_and_pass(tmp_path):
     assert comparison.passed
 
 
+def test_two_records_worse_are_not_significant_and_the_gate_that_needs_it_passes(tmp_path, capsys):
+    """Both of 2 records right in the baseline and wrong in the candidate: every bootstrap resample of the 2
+    differences is -1, so the CI was [-1, -1], p 0, "worse (significant)", and --require-significant failed the
+    build. The exact sign-flip test (scipy 1.17's `permutation_test`, permutation_type="samples") gives p 0.5."""
+    from scipy import stats
+
+    baseline, candidate = paired_runs(tmp_path, np.array([True, True]), np.array([False, False]))
+    metric = compare_runs(baseline, candidate).metric("factual_knowledge")
+    expected = stats.permutation_test(([0.0, 0.0], [1.0, 1.0]), lambda a, b: np.mean(a - b), n_resamples=np.inf,
+                                      permutation_type="samples").pvalue
+    assert metric.p_value == pytest.approx(expected) == 0.5 and not metric.significant
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "--max-drop", "factual_knowledge=0.05",
+                 "--require-significant"]) == 0
+    assert "worse (significant)" not in capsys.readouterr().out
+
+
 def test_planted_drop_is_detected_and_small_noise_is_not_significant(tmp_path):
     rng = np.random.default_rng(3)
     base = rng.random(1000) < 0.8

@@ -212,7 +212,7 @@ def _run(store: Any, args: argparse.Namespace) -> int:
         if not cards:
             print("no model cards")
     elif action == "clone":
-        store.create(args.new_name, store.version(args.name).card, author=actor, note=f"cloned from {args.name}")
+        store.clone(args.name, args.new_name, author=actor)
         print(f"model card {args.new_name}: cloned from {args.name}, version 1, Draft")
     elif action == "delete":
         store.delete(args.name, actor=actor)

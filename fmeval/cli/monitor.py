@@ -270,6 +270,8 @@ def _print_result(result: dict[str, Any], where: Any) -> None:
     for violation in result["violations"][:20]:
         subject = violation_subject(violation)
         print(f"  {subject}: {violation['constraint_check_type']}: {violation['description']}")
+    for key, reason in result.get("undecided", {}).items():
+        print(f"  {key}: undecided: {reason}")
 
 
 def _scheduled(args: argparse.Namespace) -> int:

@@ -389,7 +389,7 @@ def build_app(database: Database, *, forwarded_allow_ips: str | None = None) -> 
             if not session.user.can("editor"):
                 raise Forbidden(f"clone needs the editor role; you are {session.user.role}")
             new_name = _text_field(form, "new_name", 200).strip()
-            cards.create(new_name, cards.version(name).card, author=session.user.username, note=f"cloned from {name}")
+            cards.clone(name, new_name, author=session.user.username)
             outbox.wake()
             return RedirectResponse(f"/cards/{_url(new_name)}", status_code=303)
         if action not in REVIEW_ACTIONS:

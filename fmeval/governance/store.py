@@ -13,7 +13,8 @@ no longer under review, is refused with `CardConflict`, which says who changed w
 
 Separation of duties, per change: nobody may approve a version that holds changes of their own
 since the last approved version, that is, nobody who wrote any version after the last approved
-one, up to the one under review (every version, when none was approved yet).
+one, up to the one under review (every version, when none was approved yet). A clone carries the
+changes of its source that were not approved, and so their authors (`carried_authors`).
 
 Two editors saving the same card: each save names the version it was made from, and the second
 gets a conflict that says who saved what since, instead of overwriting it.
@@ -75,6 +76,7 @@ versions_table = Table(
     Column("risk_rating", String(20)),
     Column("model_name", Text),
     Column("run_ids", Text),
+    Column("carried_authors", Text),  # JSON list: who wrote the unapproved changes a clone took from its source
 )
 reviews_table = Table(
     "governance_reviews", metadata,
@@ -265,22 +267,33 @@ class CardStore(OnStore):
                            content_hash=content_sha256(row.content), reviews=reviews)
 
     # -- writing ---------------------------------------------------------------------------------------
-    def create(self, name: str, card: ModelCard, *, author: str | None = None, note: str | None = None) -> CardVersion:
+    def create(self, name: str, card: ModelCard, *, author: str | None = None, note: str | None = None,
+               carried_authors: Iterable[str] = ()) -> CardVersion:
         check_name(name)
         author, now, text = self._actor(author), _now(), _text(card)
         _bounded(note, "a note")
+        carried = sorted(set(carried_authors))
         try:
             with self.database.transaction() as connection:
                 connection.execute(cards_table.insert().values(name=name, status="Draft", version=1, created_at=now,
                                                                updated_at=now))
                 connection.execute(versions_table.insert().values(
                     name=name, version=1, status="Draft", content=text, author=author, created_at=now,
-                    diff=card_diff("", text, old="(none)", new=f"{name} v1"), note=note, **_summary(card)))
+                    diff=card_diff("", text, old="(none)", new=f"{name} v1"), note=note,
+                    carried_authors=json.dumps(carried) if carried else None, **_summary(card)))
                 self._changed(connection, "card.create", "card.created", name, 1, author, card,
                               {"status": "Draft", "note": note})
         except IntegrityError:  # the same name created at once elsewhere (a server database's race)
             raise CardConflict(f"a model card named {name!r} exists; edit it, or pick another name") from None
         return self.version(name, 1)
+
+    def clone(self, source: str, name: str, *, author: str | None = None) -> CardVersion:
+        """A new Draft card with the latest content of `source`, carrying the authors of the source's changes
+        since its last approved version (all of them, when none was approved), for the approval rule."""
+        stored, latest = self.get(source), self.version(source)
+        with self.database.reading() as connection:
+            carried = self._authors(connection, source, stored.approved_version or 0, latest.version)
+        return self.create(name, latest.card, author=author, note=f"cloned from {source}", carried_authors=carried)
 
     def save(self, name: str, card: ModelCard, *, based_on: int, author: str | None = None,
              note: str | None = None) -> CardVersion:
@@ -433,18 +446,30 @@ class CardStore(OnStore):
         return "; ".join(text for _, text in sorted(changes, key=lambda change: change[0])) or "no change recorded"
 
     @staticmethod
-    def _check_duties(connection: Any, name: str, current: Any, actor: str) -> None:
+    def _authors(connection: Any, name: str, since: int, until: int) -> dict[str, list[str]]:
+        """Who wrote the changes of versions since+1..until, and which (`v2`; `v1's source`: a change a
+        clone carried)."""
+        authors: dict[str, list[str]] = {}
+        for version, author, carried in connection.execute(
+                select(versions_table.c.version, versions_table.c.author, versions_table.c.carried_authors).where(
+                    (versions_table.c.name == name) & (versions_table.c.version > since)
+                    & (versions_table.c.version <= until)).order_by(versions_table.c.version)):
+            authors.setdefault(author, []).append(f"v{version}")
+            for writer in json.loads(carried or "[]"):
+                if writer != author:
+                    authors.setdefault(writer, []).append(f"v{version}'s source (cloned)")
+        return authors
+
+    @classmethod
+    def _check_duties(cls, connection: Any, name: str, current: Any, actor: str) -> None:
         """Separation of duties per change: the approver wrote none of the versions since the last
-        approved one (or of any version, when none was approved)."""
+        approved one (or of any version, when none was approved), nor the changes a clone carried."""
         since = current.approved_version or 0
-        own = [v for v, in connection.execute(select(versions_table.c.version).where(
-            (versions_table.c.name == name) & (versions_table.c.version > since)
-            & (versions_table.c.version <= current.version) & (versions_table.c.author == actor))
-            .order_by(versions_table.c.version))]
+        own = cls._authors(connection, name, since, current.version).get(actor)
         if own:
             basis = f"since the last approved version (v{since})" if since else "and no version was approved before"
-            raise UserError(f"{actor} wrote {', '.join(f'v{v}' for v in own)} of {name!r}, changes under review "
-                            f"{basis}: someone else must approve it")
+            raise UserError(f"{actor} wrote {', '.join(own)} of {name!r}, changes under review {basis}: "
+                            "someone else must approve it")
 
     # -- events ------------------------------------------------------------------------------------------
     def add_webhook(self, url: str, *, actor: str | None = None) -> None:

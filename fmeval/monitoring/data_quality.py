@@ -45,6 +45,8 @@ from fmeval.monitoring.windows import is_capture
 
 KLL_K = 2000  # rank error about 0.2%: distances within about 0.003 of the exact ones
 MAX_CATEGORIES = 10_000
+DOMAIN_MAX_VALUES = 120  # Deequ's lowCardinalityHistogramThreshold: above it, no histogram and so no domain
+DOMAIN_MAX_SINGLETONS = 0.1  # Deequ's CategoricalRangeRule: at most this share of the values seen only once
 EXACT_LIMIT = 100_000
 EXACT_CHEAP = 10_000  # up to this many values a side, SciPy's exact KS and Wasserstein are computed in any mode
 SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
@@ -82,6 +84,7 @@ class ColumnProfile:
     integer_dtype: bool = False  # numbers: every block held integers (not floats): how Evidently types columns
     fractional: int = 0  # numbers: how many are not whole (an Integral baseline's data type check)
     values: dict[float, int] | None = None  # numbers: value -> count, while there are at most FEW_VALUES distinct
+    numbers: ColumnProfile | None = None  # strings: the profile of those that read as numbers (a number column with some text)
 
     def __getstate__(self) -> dict[str, Any]:  # pickled (to and from Ray workers) with the sketch as bytes
         state = {key: value for key, value in self.__dict__.items() if key != "_sorted_exact"}
@@ -117,6 +120,9 @@ class ColumnProfile:
         counts = text.value_counts()
         profile = cls("String", len(text), missing)
         profile.counts = _capped(dict(zip(counts.index.tolist(), counts.tolist())))
+        if pd.to_numeric(text.iloc[:1000], errors="coerce").notna().any():  # text columns tell at once
+            parsed = pd.to_numeric(text, errors="coerce").dropna()
+            profile.numbers = cls.of(parsed.reset_index(drop=True))
         return profile
 
     def __add__(self, other: ColumnProfile) -> ColumnProfile:
@@ -130,10 +136,12 @@ class ColumnProfile:
         merged = ColumnProfile(kind, self.present + other.present, self.missing + other.missing,
                                integer_dtype=all(side.integer_dtype for side in (self, other) if side.present),
                                fractional=self.fractional + other.fractional)
-        if self.values is not None and other.values is not None:
-            few = dict(self.values)
-            for value, count in other.values.items():
-                few[value] = few.get(value, 0) + count
+        sides = [side for side in (self, other) if side.present]  # a block without values keeps the counts
+        if sides and all(side.values is not None for side in sides):
+            few: dict[float, int] = {}
+            for side in sides:
+                for value, count in side.values.items():
+                    few[value] = few.get(value, 0) + count
             merged.values = few if len(few) <= FEW_VALUES else None
         if merged.present:
             delta = other.mean - self.mean
@@ -155,6 +163,10 @@ class ColumnProfile:
         parts = [side.exact for side in (self, other) if side.present]
         if merged.numeric and merged.present <= EXACT_LIMIT and all(part is not None for part in parts):
             merged.exact = np.concatenate(parts) if parts else np.empty(0)
+        if not merged.numeric:  # the numbers among the text, and those of blocks read as numbers
+            numbers = [side if side.numeric else side.numbers for side in (self, other) if side.present]
+            numbers = [part for part in numbers if part is not None]
+            merged.numbers = numbers[0] + numbers[1] if len(numbers) == 2 else (numbers[0] if numbers else None)
         return merged
 
     @property
@@ -426,6 +438,15 @@ def violations_json(violations: list[dict[str, Any]]) -> dict[str, Any]:
                            else {**violation, "extension": "fmeval"} for violation in violations]}
 
 
+def _is_categorical_range(counts: dict[str, int]) -> bool:
+    """Whether a string column gets a domain, by the rule of Deequ's CategoricalRangeRule (which Model Monitor
+    suggests its constraints with): few distinct values, seldom one seen once. An id or free text has none, so
+    that every window's new values are no violation."""
+    singletons = sum(1 for count in counts.values() if count == 1)
+    return (OTHER not in counts and 0 < len(counts) <= DOMAIN_MAX_VALUES
+            and singletons / len(counts) <= DOMAIN_MAX_SINGLETONS)
+
+
 def constraints_json(result: Profile, *,
                      comparison_threshold: float = DataQualityOptions().comparison_threshold) -> dict[str, Any]:
     """Constraints suggested from a baseline, as Model Monitor suggests them."""
@@ -434,7 +455,7 @@ def constraints_json(result: Profile, *,
         entry: dict[str, Any] = {"name": name, "inferred_type": column.kind, "completeness": column.completeness}
         if column.numeric:
             entry["num_constraints"] = {"is_non_negative": bool(column.present and column.minimum >= 0)}
-        elif OTHER not in column.counts:
+        elif _is_categorical_range(column.counts):
             entry["string_constraints"] = {"domains": sorted(column.counts)}
         features.append(entry)
     written = {key: MONITORING_DEFAULTS[key] for key in ("evaluate_constraints", "emit_metrics",
@@ -687,12 +708,22 @@ def _calibrated(reference: ColumnProfile, current: ColumnProfile, test: str, cat
             "drifted": bool(p_value < alpha)}
 
 
+def _rare_pooled(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Categories seen at most once in the baseline pooled into one bin, on both sides: the baseline's
+    singletons stand for the values it never saw (Good-Turing), so an id or free-text column's new values
+    are expected, while a new category of a column without singletons still stands alone."""
+    rare = ref <= 1
+    if np.count_nonzero(rare) < 2:
+        return ref, cur
+    return np.append(ref[~rare], ref[rare].sum()), np.append(cur[~rare], cur[rare].sum())
+
+
 def _binned(reference: ColumnProfile, current: ColumnProfile, test: str,
             categorical: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Both sides' counts on the test's bins, and for the Wasserstein distance the bins' widths."""
     if categorical:
         _, ref, cur = _frequencies(reference, current)
-        return ref, cur, None
+        return (*_rare_pooled(ref, cur), None)
     if test in ("psi", "chi_square"):
         ref_shares, cur_shares = _decile_shares(reference, current)
         return ref_shares * reference.present, cur_shares * current.present, None
@@ -889,6 +920,8 @@ def check(baseline: Profile, constraints: dict[str, Any], current: Profile, *,
                     f"binomial test p = {p_value:.2g} < alpha {options.alpha}")
         if column.present == 0:
             continue
+        if rule["inferred_type"] != "String" and not column.numeric and column.numbers is not None:
+            column = column.numbers  # a number column with some text (within the type threshold): check its numbers
         if rule.get("num_constraints", {}).get("is_non_negative") and column.numeric and column.minimum < 0:
             violate(name, "negative_values_check", f"Negative values (min {column.minimum}) in a non-negative column")
         domains = rule.get("string_constraints", {}).get("domains")

@@ -24,8 +24,10 @@ We write the same two files and the same violations, with three differences:
   is better, its lower end is above it). A drop that the window's own noise could explain is not an
   alert. When the baseline statistics hold no value for the metric, the threshold is the reference.
   A window of fewer than two rows has no interval, and so no violation. The percentile bootstrap
-  is too narrow on windows of a few rows (a window whose every prediction is wrong has a
-  one-point interval): give windows at least a few dozen rows.
+  is too narrow on windows of a few rows (one negative label, predicted positive, gives a false
+  positive rate of 1 with the interval [1, 1]), so a metric that is a proportion (accuracy,
+  precision, recall, the true- and false-positive rates) also needs its exact (Clopper-Pearson)
+  95% interval, of its successes among its trials, on the bad side of the baseline.
 - Undefined metrics are `None`, never a crash and never a violation: AUC of a window with one
   class, binary precision with no positive predictions, recall and the true-positive rate with no
   positive labels, the false-positive rate with no negative labels, r2 with constant labels.
@@ -55,7 +57,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -189,6 +191,7 @@ def check_quality(
         positive_label = recorded if recorded is not None else positive_label
     statistics = _statistics(problem, truth, predicted, scores, positive_label, n_bootstrap, seed)
     window = statistics[f"{_PREFIX[problem]}_metrics"]
+    proportions = _proportions(problem, truth, predicted, statistics["dataset"].get("positive_label"))
 
     violations, decisions = [], {}
     for metric, rule in checks.items():
@@ -201,9 +204,14 @@ def check_quality(
         worse_below = comparison.startswith("Less")
         reference = base if base is not None else threshold
         crossed = value is not None and _OPERATORS[comparison](value, threshold)
-        significant = ci is not None and (ci[1] < reference if worse_below else ci[0] > reference)
+        exact = _exact_interval(*proportions[metric]) if metric in proportions else None
+
+        def beyond(interval: Sequence[float]) -> bool:
+            return interval[1] < reference if worse_below else interval[0] > reference
+
+        significant = ci is not None and beyond(ci) and (exact is None or beyond(exact))
         violated = bool(crossed and significant)
-        decisions[metric] = {"value": value, "ci": ci, "baseline": base, "threshold": threshold,
+        decisions[metric] = {"value": value, "ci": ci, "exact_ci": exact, "baseline": base, "threshold": threshold,
                              "comparison_operator": comparison, "violated": violated, "significant": bool(significant)}
         if violated:
             side = "below" if worse_below else "above"
@@ -213,7 +221,9 @@ def check_quality(
                 "constraint_check_type": comparison,
                 "description": f"Metric {metric} with {value:.4g} +/- {spread:.4g} was {comparison} '{threshold:.4g}', "
                                f"and its {CONFIDENCE:.0%} confidence interval [{ci[0]:.4g}, {ci[1]:.4g}] "
-                               f"lies entirely {side} {against}",
+                               f"lies entirely {side} {against}"
+                               + (f", as does its exact binomial interval [{exact[0]:.4g}, {exact[1]:.4g}] "
+                                  f"({proportions[metric][0]} of {proportions[metric][1]})" if exact else ""),
             })
     return {
         "status": "CompletedWithViolations" if violations else "Completed",
@@ -447,6 +457,30 @@ def _positive(classes: np.ndarray, positive_label: Any) -> tuple[np.ndarray, Any
     if positive_label not in classes.tolist():  # a window with negatives only
         classes = np.sort(np.append(classes, positive_label))
     return classes, positive_label
+
+
+def _proportions(problem: str, truth: np.ndarray, predicted: np.ndarray, positive: Any) -> dict[str, tuple[int, int]]:
+    """The successes and trials of each metric that is a proportion (for its exact interval)."""
+    if problem == "regression":
+        return {}
+    if problem == "multiclass":
+        return {"accuracy": (int(np.count_nonzero(truth == predicted)), truth.size)}
+    is_true, is_predicted = truth == positive, predicted == positive
+    tp, fp = int(np.count_nonzero(is_true & is_predicted)), int(np.count_nonzero(~is_true & is_predicted))
+    fn = int(np.count_nonzero(is_true & ~is_predicted))
+    tn = truth.size - tp - fp - fn
+    return {"accuracy": (tp + tn, truth.size), "precision": (tp, tp + fp), "recall": (tp, tp + fn),
+            "true_positive_rate": (tp, tp + fn), "false_positive_rate": (fp, fp + tn)}
+
+
+def _exact_interval(successes: int, trials: int) -> list[float] | None:
+    """The Clopper-Pearson interval of a proportion at CONFIDENCE (scipy's exact binomial test)."""
+    if trials == 0:
+        return None
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return [float(interval.low), float(interval.high)]
 
 
 def _defined(value: float) -> float | None:

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -327,17 +327,20 @@ def bias_violation(key: str, value: float, bounds: dict[str, Any],
             "description": description}
 
 
-def _bias_intervals(options: dict[str, Any], frame: pd.DataFrame, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
+def _bias_intervals(options: dict[str, Any], frame: pd.DataFrame, methods: dict[str, Any],
+                    keys: Iterable[str]) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
     """Each bias metric's 95% percentile-bootstrap interval over `n_bootstrap` seeded resamples of
     the window's rows. None with a predictor (every resample would call it again), or below two
-    rows; a metric undefined in more than a tenth of the resamples (an empty group) gets none."""
+    rows. A metric of `keys` undefined in more than a tenth of the resamples (a group of a few rows)
+    gets none, and is returned apart with the number of resamples that defined it: its noise is
+    unknown, so it is no verdict."""
     import tempfile
 
     import numpy as np
 
     resamples = options["n_bootstrap"]
     if not resamples or options["analysis_config"].get("predictor") or len(frame) < 2:
-        return {}
+        return {}, {}
     rng = np.random.default_rng(options["seed"])
     samples: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -349,8 +352,9 @@ def _bias_intervals(options: dict[str, Any], frame: pd.DataFrame, methods: dict[
                 continue
             for key, value in values.items():
                 samples.setdefault(key, []).append(value)
-    return {key: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
-            for key, values in samples.items() if len(values) >= 0.9 * resamples}
+    intervals = {key: (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+                 for key, values in samples.items() if len(values) >= 0.9 * resamples}
+    return intervals, {key: len(samples.get(key, [])) for key in keys if key not in intervals}
 
 
 def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Window | None, output: Path,
@@ -361,13 +365,21 @@ def _bias_check(options: dict[str, Any], baseline: Path, data: Any, window: Wind
         return _no_data(window, data)
     methods = _bias_methods(options)
     values = _bias_metrics(_analysis(options, frame, output, methods))
-    intervals = _bias_intervals(options, frame, methods)
+    intervals, unsure = _bias_intervals(options, frame, methods, values)
     constraints = _read(baseline / "constraints.json")["bias_constraints"]
-    violations = [violation for key, bounds in constraints.items() if key in values
-                  for violation in [bias_violation(key, values[key], bounds, intervals.get(key))] if violation]
+    violations, undecided = [], {}
+    for key, bounds in constraints.items():
+        violation = bias_violation(key, values[key], bounds, intervals.get(key)) if key in values else None
+        if violation and key in unsure:  # past its bound, but the group is too small to tell it from noise
+            undecided[key] = (f"{violation['description']}; but the metric is defined in only {unsure[key]} of "
+                              f"{options['n_bootstrap']} resamples of the window's {len(frame)} rows (a group of "
+                              f"a few rows), so its noise is unknown: no verdict")
+        elif violation:
+            violations.append(violation)
     _write(output / "constraint_violations.json", {"version": "1.0", "violations": violations})
     return _result(violations, {"rows": len(frame), **values}, ["analysis.json", "constraint_violations.json"],
-                   confidence_intervals={key: list(interval) for key, interval in intervals.items()})
+                   confidence_intervals={key: list(interval) for key, interval in intervals.items()},
+                   undecided=undecided)
 
 
 # -- feature-attribution drift -----------------------------------------------------------------------------

@@ -64,8 +64,9 @@ class MetricComparison:
 
     @property
     def significant(self) -> bool:
-        """The 95% CI of the difference excludes 0."""
-        return self.ci_lower is not None and (self.ci_lower > 0 or self.ci_upper < 0)  # type: ignore[operator]
+        """The 95% CI of the difference excludes 0, and p < 0.05 (on a few pairs, the exact test's p)."""
+        return (self.ci_lower is not None and (self.ci_lower > 0 or self.ci_upper < 0)  # type: ignore[operator]
+                and (self.p_value is None or self.p_value < 0.05))
 
 
 @dataclass
@@ -209,6 +210,21 @@ def _bootstrap(result: MetricComparison, base_ids: list[str], base: np.ndarray, 
         result.method = "unpaired bootstrap"
     result.ci_lower, result.ci_upper = percentile_interval(samples)
     result.p_value = bootstrap_p_value(samples)
+    if paired and len(differences) <= EXACT_PAIRS:  # the bootstrap of a few pairs is far too sure of itself
+        result.p_value = max(result.p_value, sign_flip_p_value(differences))
+
+
+EXACT_PAIRS = 16
+"""Up to this many pairs, the p-value is also that of the exact sign-flip test (2^n sign patterns)."""
+
+
+def sign_flip_p_value(differences: np.ndarray) -> float:
+    """Two-sided p-value of the exact paired permutation test: the share of the 2^n sign patterns of the
+    differences whose mean is at least as far from 0 as the observed mean."""
+    n = len(differences)
+    signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2 - 1
+    means = np.abs(signs @ differences) / n
+    return float(np.mean(means >= abs(differences.mean()) - 1e-12))
 
 
 def parse_gates(fail_if: Sequence[str], max_drop: Sequence[str]) -> list[tuple[str, str, str, float]]:

@@ -6,7 +6,7 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 from fmeval.errors import UserError
 
-RequestKind = Literal["generate", "log_probability"]
+RequestKind = Literal["generate", "log_probability", "loglikelihood", "loglikelihood_rolling"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ModelOutput:
     """The error may go away if the request is sent again later (throttling, 5xx, timeouts, network)."""
     finish_reason: str | None = None
     """Why a generation ended, where the runner knows: "stop" (the model ended it) or "length" (cut at max_new_tokens)."""
+    is_greedy: bool | None = None
+    """For `loglikelihood` requests: whether greedy decoding from the context yields exactly the continuation."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Capabilities:
 
     log_probability: bool = False
     """`log_probability(texts)` is implemented."""
+    loglikelihood: bool = False
+    """`loglikelihood(pairs)` and `loglikelihood_rolling(texts)` are implemented (lm-evaluation-harness's
+    request types: a continuation's log-probability after a context, and a whole text's over rolling windows)."""
     chat: bool = False
     """Prompts are sent as chat messages (a chat template or a chat API)."""
     batch_size: int = 1
@@ -72,6 +77,20 @@ class ModelRunner(Protocol):
         ...
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
+        ...
+
+
+class LoglikelihoodRunner(Protocol):
+    """What a runner with `capabilities.loglikelihood` adds (lm-evaluation-harness's request types)."""
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[ModelOutput]:
+        """Per (context, continuation): log p(continuation | context) summed over the continuation's
+        tokens (`log_probability`), their count (`num_tokens`), and `is_greedy`."""
+        ...
+
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """Each text's summed log-probability over disjoint windows of the model's context, the
+        first conditioned on the prefix (BOS) token: every token is scored exactly once."""
         ...
 
 

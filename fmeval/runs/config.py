@@ -53,6 +53,8 @@ class DatasetFields(_Options):
     """JMESPath of a context passage (the prompt template's $context)."""
     model_output: str | None = None
     """JMESPath of an existing model output: such records are scored without a model."""
+    choices: str | None = None
+    """JMESPath of a multiple-choice record's answer options (a list of strings)."""
     record_id: str | None = None
     """JMESPath of a stable record id; default: the record's position."""
     record_filter: str | None = None
@@ -113,6 +115,8 @@ class EvaluationOptions(_Options):
 
     metrics: list[str] | None = None
     """Comma-separated subset of the evaluation's metrics (default: all)."""
+    target_delimiter: str | None = None
+    """multiple_choice: what goes between the prompt and each choice (default: one space, as lm-eval)."""
     normalization: Literal["aws", "squad"] | None = None
     """Text normalisation of the word metrics: aws (default, exactly AWS fmeval's) or squad."""
     bertscore_model: str | None = None

@@ -52,7 +52,7 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     run in `output` with the same configuration is resumed; `overwrite=True` starts again. The
     finished run is indexed in the run store (`store`).
     """
-    config = build_config(config, options)
+    config = with_task(build_config(config, options))
     started = time.perf_counter()
     plan = plan_run(config)
     try:
@@ -72,6 +72,22 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     if config.store:
         _index(summary, None if config.store is True else config.store)
     return summary
+
+
+def with_task(config: RunConfig) -> RunConfig:
+    """A `--task` run as the evaluation, dataset (the task's records, written once) and prompt it
+    means; the user's own evaluation options win over the task's."""
+    if config.task is None:
+        return config
+    from fmeval.paths import cache_dir
+    from fmeval.tasks import materialize, resolve
+
+    name, tasks = resolve(config.task, config.include_path or ())
+    options = materialize(name, tasks, cache_dir("tasks"))
+    chosen = config.evaluation_options.chosen()
+    options["evaluation_options"] = {**options["evaluation_options"], **chosen}
+    merged = {key: value for key, value in config.model_dump(exclude_unset=True).items() if key != "task"}
+    return build_config(None, {**merged, **options, "include_path": None})
 
 
 @dataclass

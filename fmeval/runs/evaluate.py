@@ -350,7 +350,7 @@ def _record_line(result: RecordResult) -> dict[str, Any]:
     }
     if result.error is not None:
         line["error_retryable"] = result.error_retryable
-    for name in ("context", "sent_more_input", "sent_less_input"):
+    for name in ("context", "sent_more_input", "sent_less_input", "choices"):
         if getattr(record, name) is not None:
             line[name] = getattr(record, name)
     line.update(result.extras)

@@ -70,6 +70,8 @@ def hub_split(path: str, name: str | None, split: str, *, revision: str | None =
     if revision is not None:
         options["revision"] = revision
     local = Path(path).is_dir()
+    if local or "data_files" in options:  # the datasets cache misses local files changing: read them afresh
+        options.setdefault("download_mode", "force_redownload")
     try:
         if limit is not None and not local:
             stream = datasets.load_dataset(path, name, split=split, streaming=True, **options)

@@ -228,3 +228,36 @@ def test_a_task_file_with_python_code_is_refused_with_the_reason(tmp_path):
     task.write_text("task: coded\ndataset_path: x/y\ndoc_to_text: !function utils.f\ndoc_to_choice: [a, b]\n")
     with pytest.raises(UserError, match=r"doc_to_text is Python code \(!function utils.f\)"):
         resolve(str(task))
+
+
+def _qa_rows(count: int) -> list[dict]:
+    return [{"qid": f"r{i}", "question": f"what is word {i}", "answer": f"WORD {i}"} for i in range(count)]
+
+
+def test_any_evaluation_runs_on_a_hub_dataset_with_its_content_hash(hub_mirror, tmp_path):
+    from fmeval.runs.evaluate import evaluate
+
+    save_hub_layout(hub_mirror / "someone" / "qa", {"default": {"validation": _qa_rows(12), "test": _qa_rows(3)}})
+    options = dict(evaluation="factual_knowledge", dataset="hf:someone/qa", split="validation",
+                   model="function:tests.support:upper_model", num_records=5, seed=7, cache=False, store=False,
+                   progress=False, n_bootstrap=20,
+                   dataset_fields={"model_input": "question", "target_output": "answer", "record_id": "qid"})
+    first = evaluate(output=str(tmp_path / "one"), **options)
+    again = evaluate(output=str(tmp_path / "two"), **options)
+    ids = [json.loads(line)["record_id"] for line in (tmp_path / "one" / "records.jsonl").open()]
+    assert first.num_records == 5 and len(set(ids)) == 5 and {i[1:].isdigit() for i in ids} == {True}
+    assert sorted(ids) == sorted(json.loads(line)["record_id"] for line in (tmp_path / "two" / "records.jsonl").open())
+    assert {s.name: s.value for s in first.dataset_scores}["factual_knowledge"] == 1.0  # "WHAT IS WORD 3" has "WORD 3"
+    assert first.dataset_name.startswith("someone_qa-validation-") and len(first.dataset["sha256"][0]) == 64
+    moved = _qa_rows(12)
+    moved[0]["answer"] = "moved"
+    save_hub_layout(hub_mirror / "someone" / "qa", {"default": {"validation": moved}})
+    with pytest.raises(UserError, match="different configuration"):
+        evaluate(output=str(tmp_path / "one"), **options)
+
+
+def test_hub_options_without_a_hub_dataset_are_refused(tmp_path):
+    from fmeval.runs.config import build_config
+
+    with pytest.raises(UserError, match="--hf-name and --revision are for a --dataset hf:ORG/NAME"):
+        build_config(None, {"evaluation": "factual_knowledge", "dataset": "trex", "revision": "abc"})

@@ -240,6 +240,12 @@ class RunConfig(BaseModel):
     it gives the dataset, prompts and evaluation."""
     include_path: list[str] | None = Field(default=None, json_schema_extra={"metavar": "DIR,DIR"})
     """Directories of more task YAML files, for --task."""
+    hf_name: str | None = Field(default=None, json_schema_extra={"metavar": "CONFIG"})
+    """The configuration (subset) of a --dataset hf:ORG/NAME."""
+    split: str = "test"
+    """The split of a --dataset hf:ORG/NAME."""
+    revision: str | None = Field(default=None, json_schema_extra={"metavar": "SHA"})
+    """The revision of a --dataset hf:ORG/NAME (a commit sha pins it; default: main)."""
     model: Any = Field(default="smollm2", json_schema_extra={"short": "-m", "metavar": "SPEC"})
     """Model spec: smollm2 (default, bundled), a directory or hub id, a .gguf file, function:module:callable,
     openai:MODEL (with --base-url), bedrock:MODEL_ID, sagemaker:ENDPOINT, or an http(s) URL of a JSON endpoint."""
@@ -302,6 +308,9 @@ class RunConfig(BaseModel):
     def _task_or_evaluation(self) -> "RunConfig":
         if self.task is not None and (self.evaluation is not None or self.dataset is not None):
             raise ValueError("--task gives the evaluation and the dataset: give --task, or --evaluation and --dataset")
+        hub = isinstance(self.dataset, str) and self.dataset.startswith("hf:")
+        if not hub and (self.hf_name is not None or self.revision is not None):
+            raise ValueError("--hf-name and --revision are for a --dataset hf:ORG/NAME")
         if self.task is None and (self.evaluation is None or self.dataset is None):
             missing = [name for name in ("evaluation", "dataset") if getattr(self, name) is None]
             raise ValueError(f"{' and '.join(missing)} required (--{' and --'.join(missing)}), or --task")

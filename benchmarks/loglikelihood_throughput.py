@@ -36,10 +36,10 @@ def save_boolq(root: Path, limit: int | None) -> Path:
     return directory
 
 
-def run_fmeval(output: Path) -> float:
+def run_fmeval(model_dir: Path, output: Path) -> float:
     from fmeval.cli import main as fmeval_main
 
-    code = fmeval_main(["run", "--task", "boolq", "--model", "smollm2", "--batch-size", str(BATCH_SIZE),
+    code = fmeval_main(["run", "--task", "boolq", "--model", str(model_dir), "--batch-size", str(BATCH_SIZE),
                         "--dtype", "float32", "--device", "cpu", "--no-cache", "--output", str(output), "--overwrite",
                         "--no-progress", "--n-bootstrap", "0"])
     assert code == 0, f"fmeval run exited {code}"
@@ -72,11 +72,10 @@ def main() -> None:
     model_dir = converted_smollm2()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FMEVAL_HUB_MIRROR"] = str(Path(tmp) / "hub")
-        os.environ["FMEVAL_CACHE_DIR"] = os.environ.get("FMEVAL_CACHE_DIR", str(Path(tmp) / "cache"))
         dataset_dir = save_boolq(Path(tmp) / "hub", args.limit)
         records = len(__import__("pandas").read_parquet(next((dataset_dir / "boolq").glob("*.parquet"))))
         started = time.perf_counter()
-        ours = run_fmeval(Path(tmp) / "run")
+        ours = run_fmeval(model_dir, Path(tmp) / "run")
         ours_s = time.perf_counter() - started
         print(f"ours: {ours_s:.1f} s", flush=True)
         started = time.perf_counter()

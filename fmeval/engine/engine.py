@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 ERR_NO_MODEL = "this evaluation needs model outputs: give a model, or a model_output field in the dataset"
 ERR_NO_LOG_PROBABILITY = "the model {identity} cannot give log-probabilities, which this evaluation needs"
 ERR_NO_LOGLIKELIHOOD = (
-    "the model {identity} cannot serve {kind} requests, which this evaluation needs: use a Hugging Face model "
-    "(hf:DIR), or an OpenAI-compatible completions server that echoes prompt log-probabilities (e.g. vLLM)"
+    "the model {identity} cannot serve {kind} requests, which this evaluation needs: use a local Hugging Face "
+    "model (hf:DIR or a hub id); hosted and OpenAI-compatible runners do not serve them yet"
 )
 _POLL_S = 0.2  # how often a consumer waiting on requests checks that they are still running
 

@@ -313,7 +313,8 @@ class RunConfig(BaseModel):
             raise ValueError("--hf-name and --revision are for a --dataset hf:ORG/NAME")
         if self.task is None and (self.evaluation is None or self.dataset is None):
             missing = [name for name in ("evaluation", "dataset") if getattr(self, name) is None]
-            raise ValueError(f"{' and '.join(missing)} required (--{' and --'.join(missing)}), or --task")
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"{' and '.join(missing)} {verb} required (--{' and --'.join(missing)}), or --task")
         return self
 
     @field_validator("model", mode="plain")

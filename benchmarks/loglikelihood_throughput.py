@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 from common import cache_hits, converted_smollm2, result_line
 
 BATCH_SIZE = 32
@@ -23,8 +24,6 @@ MIRROR = Path(os.environ.get("FMEVAL_DATASET_MIRROR", Path(__file__).resolve().p
 
 def save_boolq(root: Path, limit: int | None) -> Path:
     """The mirror's BoolQ dev split as the Hub stores aps/super_glue's boolq config."""
-    import pandas as pd
-
     rows = [json.loads(line) for line in (MIRROR / "boolq" / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
     rows = [{"question": r["question"], "passage": r["passage"], "idx": i, "label": int(r["answer"])}
             for i, r in enumerate(rows[:limit])]
@@ -73,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FMEVAL_HUB_MIRROR"] = str(Path(tmp) / "hub")
         dataset_dir = save_boolq(Path(tmp) / "hub", args.limit)
-        records = len(__import__("pandas").read_parquet(next((dataset_dir / "boolq").glob("*.parquet"))))
+        records = len(pd.read_parquet(next((dataset_dir / "boolq").glob("*.parquet"))))
         started = time.perf_counter()
         ours = run_fmeval(model_dir, Path(tmp) / "run")
         ours_s = time.perf_counter() - started

@@ -99,6 +99,7 @@ def _write(path, records):
     return path
 
 
+@pytest.mark.slow
 def test_multiple_choice_run_equals_lm_eval(runner, lm, tmp_path):
     from fmeval.runs.evaluate import evaluate
 

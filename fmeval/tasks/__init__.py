@@ -8,6 +8,7 @@ and the records a run evaluates.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -85,9 +86,8 @@ def resolve(name_or_file: str, include_paths: Sequence[str | Path] = ()) -> tupl
     catalogue = find_tasks(include_paths)
     path = Path(name_or_file)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        for directory in {path.parent}:
-            for sibling in _yaml_files(directory):  # a group file names tasks beside it
-                add_file(catalogue, sibling)
+        for sibling in _yaml_files(path.parent):  # a group file names tasks beside it
+            add_file(catalogue, sibling)
         raw = read_yaml(path)
         name = str(raw.get("group") or raw.get("task"))
     else:
@@ -127,7 +127,7 @@ def materialize(name: str, tasks: Sequence[TaskConfig], directory: Path) -> dict
                 raise UserError(f"task {task.task}: num_fewshot {task.num_fewshot} needs a fewshot_split")
             fewshot_docs = docs if fewshot_split == split else load_split(task, fewshot_split)
         records.extend(task_records(task, docs, fewshot_docs, same_split=fewshot_split == split))
-    body = "".join(__import__("json").dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+    body = "".join(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records)
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}-{digest}.jsonl"
@@ -139,6 +139,8 @@ def materialize(name: str, tasks: Sequence[TaskConfig], directory: Path) -> dict
     evaluation = EVALUATION_OF[first.output_type]
     known = MC_METRICS if evaluation == "multiple_choice" else PERPLEXITY_METRICS
     metrics = [m for m in dict.fromkeys(m for task in tasks for m in task.metric_names()) if m in known]
+    if metrics and evaluation == "perplexity":
+        metrics.append("document_bits_per_byte")  # so that compare pairs runs document by document
     options: dict[str, Any] = {"metrics": metrics} if metrics else {}
     if evaluation == "multiple_choice":
         options["target_delimiter"] = first.target_delimiter

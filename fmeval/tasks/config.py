@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fmeval.errors import UserError
 
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood_rolling")
-IGNORED_KEYS = ("should_decontaminate", "doc_to_decontamination_query", "metadata", "task_alias", "tag",
-                "dataset_kwargs_note", "group_alias")
+IGNORED_KEYS = ("should_decontaminate", "doc_to_decontamination_query", "metadata", "group", "group_alias")
+"""lm-eval keys that do not change scores."""
 ERR_FUNCTION = "{key} is Python code (!function {name}), which fmeval does not run"
 
 
@@ -24,16 +24,15 @@ class FunctionTag(str):
     """A `!function module.name` value: code that a task file points at."""
 
 
-class _Loader:
-    @staticmethod
-    def loader() -> Any:
-        import yaml
+def _task_loader() -> Any:
+    """PyYAML's safe loader, reading `!function NAME` as a `FunctionTag` (never importing it)."""
+    import yaml
 
-        class TaskLoader(yaml.SafeLoader):
-            pass
+    class TaskLoader(yaml.SafeLoader):
+        pass
 
-        TaskLoader.add_constructor("!function", lambda loader, node: FunctionTag(loader.construct_scalar(node)))
-        return TaskLoader
+    TaskLoader.add_constructor("!function", lambda loader, node: FunctionTag(loader.construct_scalar(node)))
+    return TaskLoader
 
 
 class FewshotConfig(BaseModel):
@@ -109,7 +108,7 @@ class TaskConfig(BaseModel):
         if self.output_type not in OUTPUT_TYPES:
             found.append(f"output_type {self.output_type} is not implemented (only {', '.join(OUTPUT_TYPES)})")
         for key, value in (self.model_extra or {}).items():
-            if key not in IGNORED_KEYS and key != "group" and not isinstance(value, FunctionTag):
+            if key not in IGNORED_KEYS and not isinstance(value, FunctionTag):
                 found.append(f"key {key!r} is not implemented")
         if self.dataset is None and self.dataset_path is None:
             found.append("no dataset (dataset or dataset_path)")
@@ -128,7 +127,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader.loader())  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_task_loader())  # noqa: S506 (a SafeLoader)
     except OSError as exc:
         raise UserError(f"cannot read task file {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:

@@ -17,8 +17,7 @@ FEWSHOT_SEED = 1234  # lm-eval's default few-shot seed
 
 def wikitext_detokenize(text: str) -> str:
     """WikiText's tokenisation undone, rule for rule as lm-eval's WikiText task does it."""
-    for old, new in (("s '", "s'"),):
-        text = text.replace(old, new)
+    text = text.replace("s '", "s'")
     text = re.sub(r"/' [0-9]/", r"/'[0-9]/", text)
     for old, new in ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" : ", ": "), (" ; ", "; "), (" . ", ". "),
                      (" ! ", "! "), (" ? ", "? "), (" , ", ", ")):
@@ -53,7 +52,7 @@ class Renderer:
         self._environment = _environment()
         self._templates: dict[str, Any] = {}
 
-    def _render(self, template: str, doc: dict[str, Any]) -> str:
+    def render(self, template: str, doc: dict[str, Any]) -> str:
         from jinja2 import TemplateError
 
         try:
@@ -67,12 +66,12 @@ class Renderer:
         value = self.task.doc_to_text
         if value is None:
             return ""
-        return str(doc[value]) if value in doc else self._render(value, doc)
+        return str(doc[value]) if value in doc else self.render(value, doc)
 
     def choices(self, doc: dict[str, Any]) -> list[str]:
         value = self.task.doc_to_choice
         if isinstance(value, str):
-            value = doc[value] if value in doc else self._literal(self._render(value, doc))
+            value = doc[value] if value in doc else self._literal(self.render(value, doc))
         if isinstance(value, dict):
             value = list(value.values())
         if not isinstance(value, list) or not value:
@@ -85,7 +84,7 @@ class Renderer:
         if isinstance(value, str):
             if value in doc:
                 return doc[value]
-            rendered = self._render(value, doc)
+            rendered = self.render(value, doc)
             if rendered.isdigit() and self.task.doc_to_choice is not None:
                 return int(rendered)
             if len(rendered) >= 2 and rendered[0] == "[" and rendered[-1] == "]":
@@ -145,7 +144,7 @@ def contexts(task: TaskConfig, docs: Sequence[dict[str, Any]], fewshot_docs: Seq
             examples = [d for d in examples if not (same_split and d == doc)][:count]
         shots = "".join(renderer.text(example) + task.target_delimiter + renderer.answer(example)
                         + task.fewshot_delimiter for example in examples)
-        description = renderer._render(task.description, doc) if task.description else ""
+        description = renderer.render(task.description, doc) if task.description else ""
         prompts.append(description + shots + renderer.text(doc))
     return prompts
 
@@ -160,7 +159,7 @@ def task_records(task: TaskConfig, docs: Sequence[dict[str, Any]], fewshot_docs:
     if task.output_type == "loglikelihood_rolling":
         for index, doc in enumerate(docs):
             text = renderer.answer(doc)
-            units = renderer._render(task.units_text, doc) if task.units_text else text
+            units = renderer.render(task.units_text, doc) if task.units_text else text
             records.append({"id": f"{task.task}/{index}", "category": category, "text": text, "units": units})
         return records
     for index, (doc, prompt) in enumerate(zip(docs, contexts(task, docs, fewshot_docs, same_split))):

@@ -211,3 +211,41 @@ def test_multiple_choice_answers_come_from_the_cache_the_second_time(runner, tmp
     assert first.num_errors == 1  # the target that is not a choice is an error on its record, not a 0
     bad = next(line for line in map(json.loads, (tmp_path / "one" / "records.jsonl").open()) if line["record_id"] == "bad")
     assert "is not one of the record's choices" in bad["error"]
+
+
+def test_perplexity_runs_compare_document_by_document_lower_is_better(runner, tiny_llama_dir, tmp_path):
+    """Two models' perplexity runs pair by document in `compare`; bits per byte is lower-is-better."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from fmeval.model_runners.huggingface import HuggingFaceRunner
+    from fmeval.reports.compare import compare_runs
+    from fmeval.runs.loaded import load_runs
+    from fmeval.runs.evaluate import evaluate
+
+    other = tmp_path / "other-llama"
+    shutil.copytree(tiny_llama_dir, other)
+    model = AutoModelForCausalLM.from_pretrained(other)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    model.save_pretrained(other)
+    documents = [{"id": f"d{i}", "page": " ".join(random.Random(i).choices(WORDS, k=5 + 3 * i))} for i in range(8)]
+    data = _write(tmp_path / "docs.jsonl", documents)
+    dataset = DataConfig(dataset_name="docs", dataset_uri=str(data), model_input="page", record_id="id")
+    for name, model_runner in (("base", runner), ("cand", HuggingFaceRunner(other, batch_size=4))):
+        evaluate(evaluation="perplexity", dataset=dataset, model=model_runner, output=str(tmp_path / name),
+                 cache=False, store=False, progress=False, n_bootstrap=50)
+    baseline, candidate = load_runs([str(tmp_path / "base"), str(tmp_path / "cand")], labels=["base", "cand"])
+    metric = compare_runs(baseline, candidate, n_bootstrap=200).metric("document_bits_per_byte")
+    assert metric.direction == "lower" and metric.n_paired == 8
+    per_document = {}
+    for name in ("base", "cand"):
+        for line in map(json.loads, (tmp_path / name / "records.jsonl").open()):
+            per_document.setdefault(line["record_id"], []).append(line["scores"]["document_bits_per_byte"])
+    expected = sum(cand - base for base, cand in per_document.values()) / len(per_document)
+    assert metric.delta == pytest.approx(expected, rel=1e-9) and metric.delta != 0
+    assert compare_runs(baseline, candidate).metric("bits_per_byte").direction == "lower"

@@ -31,7 +31,7 @@ METHODS: dict[str, str] = {"generate": "predict", "log_probability": "log_probab
                             "loglikelihood": "loglikelihood", "loglikelihood_rolling": "loglikelihood_rolling"}
 """The runner method that answers each kind of request."""
 LENGTHS: dict[str, str] = {"generate": "prompt_lengths", "log_probability": "text_lengths",
-                           "loglikelihood": "pair_lengths", "loglikelihood_rolling": "text_lengths"}
+                           "loglikelihood_rolling": "text_lengths"}
 """The runner's optional measure of each kind's requests (e.g. in tokens), for length-sorted batches."""
 
 
@@ -63,7 +63,7 @@ def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list, *, retry:
 def batches(runner: ModelRunner, kind: RequestKind, texts: list) -> list[list[int]]:
     """Indices of `texts` in batches of the runner's size, sorted by the runner's own measure of
     length (tokens) when it has one: less padding."""
-    measure = getattr(runner, LENGTHS[kind], None)
+    measure = getattr(runner, LENGTHS[kind], None) if kind in LENGTHS else None
     lengths = measure(texts) if measure is not None else [len("".join(text)) for text in texts]
     if kind != "loglikelihood":
         return length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__)

@@ -189,7 +189,7 @@ class Engine:
             raise UserError(ERR_NO_MODEL)
         if kind == "log_probability" and not self.runner.capabilities.log_probability:
             raise UserError(ERR_NO_LOG_PROBABILITY.format(identity=self.runner.identity(kind)))
-        if kind.startswith("loglikelihood") and not getattr(self.runner.capabilities, "loglikelihood", False):
+        if kind.startswith("loglikelihood") and not self.runner.capabilities.loglikelihood:
             raise UserError(ERR_NO_LOGLIKELIHOOD.format(identity=self.runner.identity(kind), kind=kind))
         return self.runner
 

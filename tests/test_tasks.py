@@ -249,7 +249,7 @@ def test_any_evaluation_runs_on_a_hub_dataset_with_its_content_hash(hub_mirror, 
     assert sorted(ids) == sorted(json.loads(line)["record_id"] for line in (tmp_path / "two" / "records.jsonl").open())
     assert {s.name: s.value for s in first.dataset_scores}["factual_knowledge"] == 1.0  # "WHAT IS WORD 3" has "WORD 3"
     assert first.dataset_name.startswith("someone_qa-validation-") and len(first.dataset["sha256"][0]) == 64
-    moved = _qa_rows(12)
+    moved = _qa_rows(11)  # fewer rows: the datasets cache's recorded split size must not stop the read
     moved[0]["answer"] = "moved"
     save_hub_layout(hub_mirror / "someone" / "qa", {"default": {"validation": moved}})
     with pytest.raises(UserError, match="different configuration"):
@@ -261,3 +261,35 @@ def test_hub_options_without_a_hub_dataset_are_refused(tmp_path):
 
     with pytest.raises(UserError, match="--hf-name and --revision are for a --dataset hf:ORG/NAME"):
         build_config(None, {"evaluation": "factual_knowledge", "dataset": "trex", "revision": "abc"})
+
+
+def test_shipped_templates_equal_lm_evals_python_preprocessing(mirror):
+    """HellaSwag's and WikiText's Python preprocessing in lm-eval 0.4.13, as the shipped Jinja2 templates
+    write it; TruthfulQA MC2's true answers as its targets."""
+    import datasets
+    from lm_eval.tasks.hellaswag.utils import process_docs
+    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
+
+    from fmeval.tasks import find_tasks
+    from fmeval.tasks.prompts import Renderer
+
+    tasks = find_tasks().tasks
+    docs = [{"activity_label": "Removing ice from car", "ctx_a": "Then, the man writes over the snow.", "ctx_b": "then",
+             "endings": [", the man adds wax.", " [title] a person  boards a lift [step] now.", " [header] x", "  y "],
+             "label": "3"},
+            {"activity_label": "Baking", "ctx_a": "She mixes  flour [substeps] well", "ctx_b": "", "label": "0",
+             "endings": ["[title] Bake it.", "b", "c [x] d", "e  f"]}]
+    hellaswag = Renderer(tasks["hellaswag"])
+    for doc, expected in zip(docs, process_docs(datasets.Dataset.from_list(docs))):
+        assert hellaswag.text(doc) == expected["query"]
+        assert hellaswag.choices(doc) == expected["choices"]
+        assert hellaswag.gold_choices(doc, hellaswag.choices(doc)) == [expected["choices"][expected["gold"]]]
+    pages = (mirror / "wikitext2" / "wiki.test.raw").read_text(encoding="utf-8")[:200_000].split("\n = ")
+    wikitext = Renderer(tasks["wikitext"])
+    for page in pages[:40]:
+        assert wikitext.answer({"page": page}) == wikitext_detokenizer({"page": page})
+    assert wikitext.render(tasks["wikitext"].units_text, {"page": pages[1]}) == pages[1]
+    mc2 = {"question": "Q?", "mc2_targets": {"choices": ["t1", "t2", "f1", "f2"], "labels": [1, 1, 0, 0]}}
+    renderer = Renderer(tasks["truthfulqa_mc2"])
+    assert renderer.gold_choices(mc2, renderer.choices(mc2)) == ["t1", "t2"]
+    assert renderer.text(mc2).endswith("\n\nQ: Q?\nA:") and renderer.text(mc2).startswith("Q: What is human life")

@@ -71,6 +71,7 @@ def main() -> None:
     model_dir = converted_smollm2()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FMEVAL_HUB_MIRROR"] = str(Path(tmp) / "hub")
+        os.environ["FMEVAL_STORE"] = str(Path(tmp) / "store.sqlite")  # the run is indexed apart from the user's
         dataset_dir = save_boolq(Path(tmp) / "hub", args.limit)
         records = len(pd.read_parquet(next((dataset_dir / "boolq").glob("*.parquet"))))
         started = time.perf_counter()

@@ -13,7 +13,7 @@ LAYERS = [
     {"monitoring"},
     {"reports", "human"},
     {"runs"},
-    {"algorithms", "bias", "explain"},
+    {"algorithms", "bias", "explain", "tasks"},
     {"engine"},
     {"model_runners"},
     {"datasets"},

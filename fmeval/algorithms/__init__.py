@@ -79,6 +79,17 @@ EVALUATIONS: dict[str, tuple[str, str, str]] = {
         "PromptStereotyping",
         "Log-probability preference for more-stereotypical sentences (CrowS-Pairs): prompt_stereotyping, 0.5 ideal.",
     ),
+    "multiple_choice": (
+        "fmeval.algorithms.multiple_choice",
+        "MultipleChoice",
+        "Choices scored by log-likelihood after the prompt (lm-eval's multiple_choice): acc, acc_norm, acc_bytes, mc2.",
+    ),
+    "perplexity": (
+        "fmeval.algorithms.perplexity",
+        "Perplexity",
+        "Rolling-window log-likelihood of whole texts (lm-eval's loglikelihood_rolling): word_perplexity, "
+        "byte_perplexity, bits_per_byte.",
+    ),
 }
 
 

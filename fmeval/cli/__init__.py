@@ -14,10 +14,10 @@ import sys
 from typing import Callable, Sequence
 
 from fmeval.cli import (analyze, cards, dashboard, datasets, human, mitigate, models, monitor, rebalance, results, run,
-                        serve)
+                        serve, tasks)
 from fmeval.cli.common import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-COMMANDS = (run, datasets, results, analyze, rebalance, mitigate, human, serve, monitor, cards, models, dashboard)
+COMMANDS = (run, datasets, tasks, results, analyze, rebalance, mitigate, human, serve, monitor, cards, models, dashboard)
 """Modules with `add_parsers(commands) -> {name: handler}`; handlers take the parsed arguments."""
 
 

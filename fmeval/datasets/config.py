@@ -32,6 +32,7 @@ FIELD_LOCATIONS = (
     "sent_less_input",
     "model_output",
     "record_id",
+    "choices",
 )
 
 
@@ -61,6 +62,8 @@ class DataConfig:
     """JMESPath of the more-stereotypical sentence (prompt stereotyping)."""
     sent_less_input: str | None = None
     """JMESPath of the less-stereotypical sentence (prompt stereotyping)."""
+    choices: str | None = None
+    """JMESPath of a multiple-choice record's answer options (a list of strings)."""
     model_output: str | None = None
     """JMESPath of an existing model output: such records are scored without calling a model."""
     record_id: str | None = None

@@ -62,6 +62,10 @@ def _coerce(name: str, value: Any, expression: str, location: str, delimiter: st
         if not targets:
             raise DataError(location, f"field {name} (JMESPath {expression!r}) has no non-empty target")
         return targets
+    if name == "choices":
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
+            raise wrong("a non-empty list of non-empty strings")
+        return list(value)
     # category and record_id
     if isinstance(value, bool):
         return str(value).lower()

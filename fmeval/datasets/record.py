@@ -17,5 +17,7 @@ class Record:
     context: str | None = None
     sent_more_input: str | None = None
     sent_less_input: str | None = None
+    choices: list[str] | None = None
+    """The answer options of a multiple-choice record (scored by log-likelihood after the prompt)."""
     model_output: str | None = None
     prompt: str | None = None

@@ -26,14 +26,22 @@ def answer(outcome: ModelOutput | BaseException) -> ModelOutput:
     return outcome
 
 
-def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list[str], *, retry: RetryPolicy,
+METHODS: dict[str, str] = {"generate": "predict", "log_probability": "log_probability",
+                            "loglikelihood": "loglikelihood", "loglikelihood_rolling": "loglikelihood_rolling"}
+"""The runner method that answers each kind of request."""
+LENGTHS: dict[str, str] = {"generate": "prompt_lengths", "log_probability": "text_lengths",
+                           "loglikelihood_rolling": "text_lengths"}
+"""The runner's optional measure of each kind's requests (e.g. in tokens), for length-sorted batches."""
+
+
+def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list, *, retry: RetryPolicy,
                   stats: RequestStats, rng: random.Random) -> list[ModelOutput]:
-    """One batch call (`predict` or `log_probability`), retried while its error is transient
-    (`RetryableError`, or what the runner's `should_retry` accepts); when it fails for good, every
-    item gets the error. A `UserError` (e.g. no log-probabilities) stops the run."""
+    """One batch call (`predict`, `log_probability`, `loglikelihood` ...), retried while its error is
+    transient (`RetryableError`, or what the runner's `should_retry` accepts); when it fails for good,
+    every item gets the error. A `UserError` (e.g. no log-probabilities) stops the run."""
 
     def send() -> list[ModelOutput]:
-        outputs = runner.predict(items) if kind == "generate" else runner.log_probability(items)
+        outputs = getattr(runner, METHODS[kind])(items)
         if len(outputs) != len(items):
             raise RuntimeError(f"the runner returned {len(outputs)} results for {len(items)} inputs")
         return outputs
@@ -48,8 +56,18 @@ def call_in_batch(runner: ModelRunner, kind: RequestKind, items: list[str], *, r
         return [answer(exc)] * len(items)
 
 
-def batches(runner: ModelRunner, kind: RequestKind, texts: list[str]) -> list[list[int]]:
+def batches(runner: ModelRunner, kind: RequestKind, texts: list) -> list[list[int]]:
     """Indices of `texts` in batches of the runner's size, sorted by the runner's own measure of
     length (tokens) when it has one: less padding."""
-    lengths = runner.prompt_lengths(texts) if kind == "generate" else runner.text_lengths(texts)
-    return length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__)
+    lengths = (getattr(runner, LENGTHS[kind])(texts) if kind in LENGTHS
+               else [len("".join(text)) for text in texts])
+    if kind != "loglikelihood":
+        return length_sorted_batches(range(len(texts)), runner.capabilities.batch_size, lengths.__getitem__)
+    # Continuations of one context travel together: the runner can score them in one forward pass.
+    by_context: dict[str, list[int]] = {}
+    for index, (context, _) in enumerate(texts):
+        by_context.setdefault(context, []).append(index)
+    groups = list(by_context.values())
+    return [[index for group in batch for index in groups[group]]
+            for batch in length_sorted_batches(groups, runner.capabilities.batch_size,
+                                               lambda group: max(lengths[i] for i in group))]

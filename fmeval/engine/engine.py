@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 ERR_NO_MODEL = "this evaluation needs model outputs: give a model, or a model_output field in the dataset"
 ERR_NO_LOG_PROBABILITY = "the model {identity} cannot give log-probabilities, which this evaluation needs"
+ERR_NO_LOGLIKELIHOOD = (
+    "the model {identity} cannot serve {kind} requests, which this evaluation needs: use a local Hugging Face "
+    "model (hf:DIR or a hub id); hosted and OpenAI-compatible runners do not serve them yet"
+)
 _POLL_S = 0.2  # how often a consumer waiting on requests checks that they are still running
 
 
@@ -67,6 +71,13 @@ class Request:
     kind: RequestKind = "generate"
     cached: bool = True
     """False asks the model afresh (e.g. to see whether it answers the same twice); the answer is not saved."""
+    continuation: str | None = None
+    """For `loglikelihood` requests: the text scored after `text` (the context)."""
+
+    @property
+    def payload(self) -> str | tuple[str, str]:
+        """What the runner is given: the text, or (context, continuation)."""
+        return (self.text, self.continuation or "") if self.kind == "loglikelihood" else self.text
 
 
 Completed = list[tuple[int, list[ModelOutput]]]
@@ -177,6 +188,8 @@ class Engine:
             raise UserError(ERR_NO_MODEL)
         if kind == "log_probability" and not self.runner.capabilities.log_probability:
             raise UserError(ERR_NO_LOG_PROBABILITY.format(identity=self.runner.identity(kind)))
+        if kind.startswith("loglikelihood") and not self.runner.capabilities.loglikelihood:
+            raise UserError(ERR_NO_LOGLIKELIHOOD.format(identity=self.runner.identity(kind), kind=kind))
         return self.runner
 
     # -- what algorithms call ----------------------------------------------------------------------
@@ -202,7 +215,7 @@ class Engine:
         empty = [(index, []) for index, group in enumerate(groups) if not group]
         if empty:
             yield empty  # type: ignore[misc]
-        for kind in ("generate", "log_probability"):
+        for kind in ("generate", "log_probability", "loglikelihood", "loglikelihood_rolling"):
             slots = [(g, p) for g, group in enumerate(groups) for p, request in enumerate(group) if request.kind == kind]
             if not slots:
                 continue
@@ -212,7 +225,7 @@ class Engine:
             keys: list[str | None] = [None] * len(slots)
             if store is not None:
                 identity = runner.identity(kind)  # type: ignore[arg-type]
-                keys = [ResponseCache.key(identity, kind, r.text) if r.cached else None for r in requests]
+                keys = [ResponseCache.key(identity, kind, r.payload) if r.cached else None for r in requests]
                 cached = [key for key in keys if key is not None]
                 found = store.get_many(cached)
                 self.cache_hits += len(found)
@@ -226,7 +239,7 @@ class Engine:
                 continue
 
             save = _saver(store, [keys[slot] for slot in missing]) if store is not None else None
-            for answers in self._send(runner, kind, [requests[s].text for s in missing], save):  # type: ignore[arg-type]
+            for answers in self._send(runner, kind, [requests[s].payload for s in missing], save):  # type: ignore[arg-type]
                 finished = settle(slots, [(missing[i], answer) for i, answer in answers])
                 if finished:
                     yield finished
@@ -253,7 +266,7 @@ class Engine:
         """Answers to `texts` by index, in batches as they arrive; each batch is saved before it is yielded."""
         if self.backend is not None:
             stream = self.backend.send(runner, kind, texts, save, self.stats)
-        elif runner.capabilities.single_requests:
+        elif runner.capabilities.single_requests and kind in ("generate", "log_probability"):
             single = runner.agenerate if kind == "generate" else runner.alog_probability
             stream = self._send_concurrently(runner, single, texts, save)
         else:
@@ -335,7 +348,8 @@ def _saver(store: ResponseCache, keys: list[str | None]) -> Save:
 
     def save(answers: list[tuple[int, ModelOutput]]) -> None:
         store.put_many(
-            (keys[i], {"output": a.output, "log_probability": a.log_probability, "num_tokens": a.num_tokens})
+            (keys[i], {"output": a.output, "log_probability": a.log_probability, "num_tokens": a.num_tokens,
+                       **({"is_greedy": a.is_greedy} if a.is_greedy is not None else {})})
             for i, a in answers
             if a.error is None and keys[i] is not None
         )

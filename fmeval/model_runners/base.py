@@ -6,7 +6,7 @@ from typing import Any, Literal, Sequence
 
 from fmeval.errors import UserError
 
-RequestKind = Literal["generate", "log_probability"]
+RequestKind = Literal["generate", "log_probability", "loglikelihood", "loglikelihood_rolling"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ModelOutput:
     """The error may go away if the request is sent again later (throttling, 5xx, timeouts, network)."""
     finish_reason: str | None = None
     """Why a generation ended, where the runner knows: "stop" (the model ended it) or "length" (cut at max_new_tokens)."""
+    is_greedy: bool | None = None
+    """For `loglikelihood` requests: whether greedy decoding from the context yields exactly the continuation."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Capabilities:
 
     log_probability: bool = False
     """`log_probability(texts)` is implemented."""
+    loglikelihood: bool = False
+    """`loglikelihood(pairs)` and `loglikelihood_rolling(texts)` are implemented (lm-evaluation-harness's
+    request types: a continuation's log-probability after a context, and a whole text's over rolling windows)."""
     chat: bool = False
     """Prompts are sent as chat messages (a chat template or a chat API)."""
     batch_size: int = 1
@@ -56,6 +61,7 @@ class ModelRunner:
     - `predict` may raise: the engine retries what `should_retry` (or a `RetryableError`) calls
       transient, and records anything else at once as the error of the records concerned;
     - `log_probability(texts)`, with `capabilities.log_probability`;
+    - `loglikelihood(pairs)` / `loglikelihood_rolling(texts)`, with `capabilities.loglikelihood`;
     - `agenerate(prompt)` / `alog_probability(text)`, with `capabilities.single_requests`;
     - `load()`, to load weights or check the configuration before a run writes anything;
     - `prompt_lengths(prompts)` / `text_lengths(texts)` (e.g. in tokens), to batch prompts of
@@ -78,6 +84,18 @@ class ModelRunner:
     def log_probability(self, texts: Sequence[str]) -> list[ModelOutput]:
         """Each whole text's summed log-probability under the model (`ModelOutput.log_probability`)."""
         raise LogProbabilityUnsupported(f"{type(self).__name__} cannot give log-probabilities")
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[ModelOutput]:
+        """With `capabilities.loglikelihood` (lm-evaluation-harness's request type): per (context,
+        continuation), log p(continuation | context) summed over the continuation's tokens
+        (`log_probability`), their count (`num_tokens`), and `is_greedy`."""
+        raise LogProbabilityUnsupported(f"{type(self).__name__} cannot score continuations (loglikelihood)")
+
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """With `capabilities.loglikelihood`: each text's summed log-probability over disjoint
+        windows of the model's context, the first conditioned on the prefix (BOS) token, so that
+        every token is scored exactly once."""
+        raise LogProbabilityUnsupported(f"{type(self).__name__} cannot score texts in windows (loglikelihood_rolling)")
 
     async def agenerate(self, prompt: str) -> ModelOutput:
         """One generation per call (with `capabilities.single_requests`); raising

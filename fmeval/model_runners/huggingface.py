@@ -28,6 +28,8 @@ ERR_TOO_LONG = (
     "tokens (truncate_prompts keeps the last {keep} tokens)"
 )
 ERR_TEXT_TOO_LONG = "the text is {tokens} tokens, longer than the model's context of {context} tokens"
+ERR_EMPTY_CONTINUATION = "the continuation {continuation!r} is no tokens after the context: there is nothing to score"
+DEFAULT_WINDOW = 2048  # lm-evaluation-harness's context length for models that declare none
 
 
 def _sha256(path: Path) -> str:
@@ -122,10 +124,12 @@ class HuggingFaceRunner(ModelRunner):
         self.device = device
         self.dtype = dtype
         self.truncate_prompts = truncate_prompts
-        self.capabilities = Capabilities(log_probability=True, chat=chat_template, batch_size=batch_size)
+        self.capabilities = Capabilities(log_probability=True, loglikelihood=True, chat=chat_template,
+                                         batch_size=batch_size)
         self._model: Any = None
         self._tokenizer: Any = None
         self._context: int | None = None
+        self._keeps_logits: bool | None = None
         self._load_lock = threading.Lock()
 
     def identity(self, kind: RequestKind = "generate") -> dict[str, Any]:
@@ -133,6 +137,8 @@ class HuggingFaceRunner(ModelRunner):
         (top_p and seed only when sampling: greedy decoding ignores them)."""
         identity: dict[str, Any] = {"type": "huggingface", "model": self.model_name, "gguf_file": self.gguf_file,
                                     "dtype": self.dtype}
+        if kind.startswith("loglikelihood"):
+            identity["window"] = "lm-eval"  # lm-evaluation-harness's tokenisation and windows
         if kind == "generate":
             identity.update(chat_template=self.chat_template, system_prompt=self.system_prompt,
                             max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -309,6 +315,137 @@ class HuggingFaceRunner(ModelRunner):
             for index, value in zip(batch, sums):
                 results[index] = ModelOutput(output=None, log_probability=value, num_tokens=len(token_ids[index]) - 1)
         return results  # type: ignore[return-value]
+
+    # -- lm-evaluation-harness's request types ----------------------------------------------
+    # Tokenisation, truncation and windows follow lm-eval 0.4's HFLM exactly, so that the numbers
+    # compare: the tokenizer's own special tokens, the context's trailing spaces moved onto the
+    # continuation, BOS (else EOS) as the context of an empty one.
+    def _prefix_token_id(self) -> int:
+        bos = self._tokenizer.bos_token_id
+        return bos if bos is not None else self._tokenizer.eos_token_id
+
+    def _tok_encode(self, text: str, *, add_special_tokens: bool | None = None) -> list[int]:
+        if add_special_tokens is None:
+            prefix = self._tokenizer.decode(self._prefix_token_id())
+            options = {"add_special_tokens": False} if prefix and text.startswith(prefix) else {}
+        else:
+            options = {"add_special_tokens": add_special_tokens}
+        return self._tokenizer.encode(text, **options)
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if context == "":
+            tokens = self._tok_encode(continuation, add_special_tokens=False)
+            prefix = self._prefix_token_id()
+            return ([prefix], tokens) if not tokens or tokens[0] != prefix else (tokens[:1], tokens[1:])
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        context_ids = self._tok_encode(context)
+        return context_ids, self._tok_encode(context + continuation)[len(context_ids):]
+
+    @property
+    def _window(self) -> int:
+        return self._context or DEFAULT_WINDOW
+
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[ModelOutput]:
+        """Per (context, continuation): the continuation's summed log-probability after the context,
+        its token count, and whether greedy decoding yields it. A context too long for the model
+        loses its first tokens (as lm-eval does)."""
+        self._load()
+        encoded = [self._encode_pair(context, continuation) for context, continuation in pairs]
+        results: list[ModelOutput | None] = [None] * len(pairs)
+        for index, ((_, continuation), (_, ids)) in enumerate(zip(pairs, encoded)):
+            if not ids:
+                results[index] = ModelOutput(output=None, error=ERR_EMPTY_CONTINUATION.format(continuation=continuation))
+            elif len(ids) > self._window:
+                results[index] = ModelOutput(output=None, error=ERR_TEXT_TOO_LONG.format(tokens=len(ids),
+                                                                                        context=self._window))
+        fitting = [i for i, result in enumerate(results) if result is None]
+        for index, (value, greedy) in zip(fitting, self._score_tokens([encoded[i] for i in fitting])):
+            results[index] = ModelOutput(output=None, log_probability=value, num_tokens=len(encoded[index][1]),
+                                         is_greedy=greedy)
+        return results  # type: ignore[return-value]
+
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> list[ModelOutput]:
+        """Each text's summed log-probability over disjoint windows of the model's context: the
+        first window is conditioned on the prefix token, each later one on the tokens before it,
+        so that every token is scored once with as much context as fits (lm-eval's rolling windows)."""
+        self._load()
+        windows: list[tuple[list[int], list[int]]] = []
+        owners: list[int] = []
+        lengths = []
+        for index, text in enumerate(texts):
+            tokens = self._tok_encode(text)
+            lengths.append(len(tokens))
+            for window in rolling_windows(tokens, self._prefix_token_id(), self._window):
+                windows.append(window)
+                owners.append(index)
+        sums = [0.0] * len(texts)
+        for owner, (value, _) in zip(owners, self._score_tokens(windows)):
+            sums[owner] += value
+        return [ModelOutput(output=None, log_probability=value, num_tokens=length) for value, length in zip(sums, lengths)]
+
+    def _score_tokens(self, requests: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """(summed log-probability, is greedy) of each continuation after its context, in order.
+
+        Requests that feed the model the same tokens (choices of one token after one context) share
+        one forward pass. Inputs are sorted longest first, right-padded, and only the positions that
+        score a continuation go through the output head.
+        """
+        import torch
+
+        inputs: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        for index, (context, continuation) in enumerate(requests):
+            tokens = (context + continuation)[-(self._window + 1):][:-1]
+            inputs.setdefault((tuple(tokens), len(continuation)), []).append(index)
+        keys = sorted(inputs, key=lambda key: (-len(key[0]), key[0]))
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        pad = self._tokenizer.pad_token_id or 0
+        batch_size = self.capabilities.batch_size
+        for start in range(0, len(keys), batch_size):
+            batch = keys[start:start + batch_size]
+            width = len(batch[0][0])
+            ids = torch.tensor([list(tokens) + [pad] * (width - len(tokens)) for tokens, _ in batch],
+                               device=self._device)
+            first = min(len(tokens) - length for tokens, length in batch)
+            with torch.inference_mode():
+                logits = self._logits(ids, width - first)
+            for (tokens, length), row in zip(batch, logits):
+                end = len(tokens) - first
+                log_probs = torch.log_softmax(row[end - length:end].float(), dim=-1)
+                for index in inputs[(tokens, length)]:
+                    target = torch.tensor(requests[index][1], device=self._device)
+                    greedy = bool((log_probs.argmax(dim=-1) == target).all())
+                    results[index] = (float(log_probs.gather(-1, target[:, None]).sum()), greedy)
+        return results  # type: ignore[return-value]
+
+    def _logits(self, ids: Any, keep: int) -> Any:
+        """The logits of the last `keep` positions (the output head costs a vocabulary-wide product
+        per position: skip the positions nothing reads)."""
+        if self._keeps_logits is None:
+            import inspect
+
+            self._keeps_logits = "logits_to_keep" in inspect.signature(self._model.forward).parameters
+        if self._keeps_logits:
+            return self._model(input_ids=ids, logits_to_keep=keep).logits
+        return self._model(input_ids=ids).logits[:, -keep:]
+
+
+def rolling_windows(tokens: list[int], prefix: int, window: int) -> Iterator[tuple[list[int], list[int]]]:
+    """Disjoint (context, continuation) windows that score every token of `tokens` once: the first
+    `window` tokens after `prefix`, then each next `window` tokens after the `window` before them
+    (lm-eval's `get_rolling_token_windows` with context_len=1, made disjoint)."""
+    if not tokens:
+        return
+    first = min(window, len(tokens))
+    yield [prefix], tokens[:first]
+    predicted = first
+    while predicted < len(tokens):
+        size = min(len(tokens) - predicted, window)
+        end = predicted + size
+        context = tokens[end - window - 1:end - 1]
+        yield context[:len(context) - (size - 1)], tokens[end - size:end]
+        predicted += size
 
 
 def _context_length(config: Any, tokenizer: Any) -> int | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator, model_validator
 
 from fmeval.engine.engine import EngineOptions
 from fmeval.errors import UserError
@@ -53,6 +53,8 @@ class DatasetFields(_Options):
     """JMESPath of a context passage (the prompt template's $context)."""
     model_output: str | None = None
     """JMESPath of an existing model output: such records are scored without a model."""
+    choices: str | None = None
+    """JMESPath of a multiple-choice record's answer options (a list of strings)."""
     record_id: str | None = None
     """JMESPath of a stable record id; default: the record's position."""
     record_filter: str | None = None
@@ -113,6 +115,8 @@ class EvaluationOptions(_Options):
 
     metrics: list[str] | None = None
     """Comma-separated subset of the evaluation's metrics (default: all)."""
+    target_delimiter: str | None = None
+    """multiple_choice: what goes between the prompt and each choice (default: one space, as lm-eval)."""
     normalization: Literal["aws", "squad"] | None = None
     """Text normalisation of the word metrics: aws (default, exactly AWS fmeval's) or squad."""
     bertscore_model: str | None = None
@@ -240,10 +244,21 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
                               arbitrary_types_allowed=True)
 
-    evaluation: Any = Field(json_schema_extra={"short": "-e", "metavar": "NAME"})
-    """Evaluation name (see `fmeval evaluations list`)."""
-    dataset: Any = Field(json_schema_extra={"short": "-d", "metavar": "NAME_OR_FILE"})
-    """Built-in dataset name, or a .jsonl/.json/.csv/.parquet file."""
+    evaluation: Any = Field(default=None, json_schema_extra={"short": "-e", "metavar": "NAME"})
+    """Evaluation name (see `fmeval evaluations list`); required unless --task gives it."""
+    dataset: Any = Field(default=None, json_schema_extra={"short": "-d", "metavar": "NAME_OR_FILE"})
+    """Built-in dataset name, or a .jsonl/.json/.csv/.parquet file; required unless --task gives it."""
+    task: str | None = Field(default=None, json_schema_extra={"metavar": "NAME_OR_FILE"})
+    """A benchmark task or group (see `fmeval tasks list`), or a task YAML file in lm-eval's vocabulary:
+    it gives the dataset, prompts and evaluation."""
+    include_path: list[str] | None = Field(default=None, json_schema_extra={"metavar": "DIR,DIR"})
+    """Directories of more task YAML files, for --task."""
+    hf_name: str | None = Field(default=None, json_schema_extra={"metavar": "CONFIG"})
+    """The configuration (subset) of a --dataset hf:ORG/NAME."""
+    split: str = "test"
+    """The split of a --dataset hf:ORG/NAME."""
+    revision: str | None = Field(default=None, json_schema_extra={"metavar": "SHA"})
+    """The revision of a --dataset hf:ORG/NAME (a commit sha pins it; default: main)."""
     model: Any = Field(default="smollm2", json_schema_extra={"short": "-m", "metavar": "SPEC"})
     """Model spec: smollm2 (default, bundled), a directory or hub id, a .gguf file, function:module:callable,
     openai:MODEL (with --base-url), bedrock:MODEL_ID, sagemaker:ENDPOINT, or an http(s) URL of a JSON endpoint."""
@@ -301,6 +316,19 @@ class RunConfig(BaseModel):
         if isinstance(value, (str, bool, int, float, list, dict)) or value is None:
             raise ValueError("must be a non-empty string")
         return value  # an Algorithm or a DataConfig, from Python
+
+    @model_validator(mode="after")
+    def _task_or_evaluation(self) -> "RunConfig":
+        if self.task is not None and (self.evaluation is not None or self.dataset is not None):
+            raise ValueError("--task gives the evaluation and the dataset: give --task, or --evaluation and --dataset")
+        hub = isinstance(self.dataset, str) and self.dataset.startswith("hf:")
+        if not hub and (self.hf_name is not None or self.revision is not None):
+            raise ValueError("--hf-name and --revision are for a --dataset hf:ORG/NAME")
+        if self.task is None and (self.evaluation is None or self.dataset is None):
+            missing = [name for name in ("evaluation", "dataset") if getattr(self, name) is None]
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"{' and '.join(missing)} {verb} required (--{' and --'.join(missing)}), or --task")
+        return self
 
     @field_validator("model", mode="plain")
     @classmethod

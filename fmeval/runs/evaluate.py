@@ -52,7 +52,7 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     run in `output` with the same configuration is resumed; `overwrite=True` starts again. The
     finished run is indexed in the run store (`store`).
     """
-    config = build_config(config, options)
+    config = with_hub_dataset(with_task(build_config(config, options)))
     started = time.perf_counter()
     plan = plan_run(config)
     finished = None if config.overwrite else plan.directory.finished(plan.identity(), retry_errors=config.retry_errors)
@@ -79,6 +79,48 @@ def evaluate(config: RunConfig | None = None, /, **options: Any) -> EvalOutput:
     if config.store:
         _index(summary, None if config.store is True else config.store)
     return summary
+
+
+def with_task(config: RunConfig) -> RunConfig:
+    """A `--task` run as the evaluation, dataset (the task's records, written once) and prompt it
+    means; the user's own evaluation options win over the task's."""
+    if config.task is None:
+        return config
+    from fmeval.paths import cache_dir
+    from fmeval.tasks import materialize, resolve
+
+    name, tasks = resolve(config.task, config.include_path or ())
+    options = materialize(name, tasks, cache_dir("tasks"))
+    chosen = config.evaluation_options.chosen()
+    options["evaluation_options"] = {**options["evaluation_options"], **chosen}
+    merged = {key: value for key, value in config.model_dump(exclude_unset=True).items() if key != "task"}
+    return build_config(None, {**merged, **options, "include_path": None})
+
+
+def with_hub_dataset(config: RunConfig) -> RunConfig:
+    """A `--dataset hf:ORG/NAME` run on that split's rows, written once to a file named by their content
+    hash: sampling, `--dataset-fields`, the checksum in run.json and resume work as for any file (a
+    revision that moved changes the rows, so resuming is refused)."""
+    if not (isinstance(config.dataset, str) and config.dataset.startswith("hf:")):
+        return config
+    import hashlib
+    import json
+
+    from fmeval.paths import cache_dir
+    from fmeval.tasks.documents import hub_split
+
+    path = config.dataset.removeprefix("hf:")
+    rows = hub_split(path, config.hf_name, config.split, revision=config.revision)
+    body = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n" for row in rows)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(filter(None, (path, config.hf_name, config.split, config.revision))))
+    target = cache_dir("hub") / f"{name}-{digest}.jsonl"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_suffix(".tmp")
+        staging.write_text(body, encoding="utf-8")
+        staging.replace(target)
+    return build_config(config, {"dataset": str(target), "hf_name": None, "revision": None})
 
 
 @dataclass
@@ -341,7 +383,7 @@ def _record_line(result: RecordResult) -> dict[str, Any]:
     }
     if result.error is not None:
         line["error_retryable"] = result.error_retryable
-    for name in ("context", "sent_more_input", "sent_less_input"):
+    for name in ("context", "sent_more_input", "sent_less_input", "choices"):
         if getattr(record, name) is not None:
             line[name] = getattr(record, name)
     line.update(result.extras)

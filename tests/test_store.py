@@ -205,3 +205,18 @@ def test_a_mistyped_store_path_is_an_error_not_a_new_empty_store(tmp_path, capsy
     assert main(["cards", "list", "--store", str(real)]) == 0 and "c\tDraft" in capsys.readouterr().out
     monkeypatch.setenv("FMEVAL_STORE", str(tmp_path / "default" / "fmeval.sqlite"))  # the default store: made
     assert main(["cards", "list"]) == 0 and (tmp_path / "default" / "fmeval.sqlite").exists()
+
+
+def test_a_store_upgraded_by_a_newer_fmeval_is_a_clear_error_not_a_bug(tmp_path, capsys):
+    """A revision this fmeval has no script for (a newer fmeval migrated the store): exit 2 naming
+    the store and the revision; Alembic's "Can't locate revision" used to exit 3, as a bug."""
+    path = tmp_path / "s.sqlite"
+    Database(str(path)).close()
+    database = Database(str(path))
+    with database.transaction() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'runs_0099_from_the_future' "
+                                "WHERE version_num LIKE 'runs_%'"))
+    database.close()
+    assert main(["runs", "--store", str(path), "list"]) == 2
+    err = capsys.readouterr().err
+    assert "was upgraded by a newer fmeval" in err and "runs_0099_from_the_future" in err and "Traceback" not in err

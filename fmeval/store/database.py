@@ -54,7 +54,8 @@ _HEADS_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
-def _read_heads() -> frozenset[str]:
+def _read_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision of the migration scripts, the heads among them)."""
     revisions, parents = set(), set()
     for script in (MIGRATIONS / "versions").glob("*.py"):
         if script.name.startswith("__"):
@@ -67,7 +68,13 @@ def _read_heads() -> frozenset[str]:
         for key in ("down_revision", "depends_on"):  # Alembic records neither as a head
             before = values.get(key)
             parents.update(before if isinstance(before, (tuple, list)) else [before] if before else [])
-    return frozenset(revisions - parents)
+    return frozenset(revisions), frozenset(revisions - parents)
+
+
+def _version() -> str:
+    from fmeval.version import __version__
+
+    return __version__
 
 
 def _heads() -> set[str]:
@@ -75,7 +82,12 @@ def _heads() -> set[str]:
     importing Alembic: opening an up-to-date store should cost one query, not half a second).
     Under a lock: CPython 3.11's parser is not safe in threads that open stores at once."""
     with _HEADS_LOCK:
-        return set(_read_heads())
+        return set(_read_revisions()[1])
+
+
+def _known_revisions() -> set[str]:
+    with _HEADS_LOCK:
+        return set(_read_revisions()[0])
 
 
 def _set_wal(dbapi_connection: Any, *, patience_s: float = 60.0) -> None:
@@ -163,8 +175,13 @@ class Database:
 
     # -- migrations ---------------------------------------------------------------------------------
     def _migrate(self) -> None:
-        if self._current_heads() == _heads():
+        current = self._current_heads()
+        if current == _heads():
             return
+        unknown = current - _known_revisions()
+        if unknown:  # Alembic would fail with "Can't locate revision", read as a bug in fmeval
+            raise UserError(f"the store {self} was upgraded by a newer fmeval (its revision {', '.join(sorted(unknown))} "
+                            f"is unknown to fmeval {_version()}): upgrade fmeval, or use another --store")
         with self._migration_lock() as connection:
             if self._current_heads(connection) != _heads():  # another process may have done it meanwhile
                 from alembic import command

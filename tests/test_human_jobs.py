@@ -28,7 +28,7 @@ def test_results_are_in_the_run_store_under_the_runs_model_names(tmp_path, capsy
     job.close()
     capsys.readouterr()
     assert main(["human", "results", str(tmp_path / "job"), "-o", str(tmp_path / "results"),
-                 "--store-url", store_url]) == 0
+                 "--store-url", store_url, "--create"]) == 0
     run_id = load_run(tmp_path / "results").run_id
     assert main(["runs", "--store-url", store_url, "list", "--evaluation", "human"]) == 0
     listed = capsys.readouterr().out

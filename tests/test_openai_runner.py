@@ -100,7 +100,7 @@ def test_load_runner_spec_and_bad_option():
     assert isinstance(runner, OpenAICompatibleRunner) and runner.api == "completions"
     from fmeval.errors import UserError
 
-    with pytest.raises(UserError, match="bad option"):
+    with pytest.raises(UserError, match=r"does not take dtype \(--dtype\)"):
         load_runner("openai:gpt-test", dtype="float16")
     with pytest.raises(UserError, match="api must be"):
         load_runner("openai:gpt-test", api="responses")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fmeval.errors import UserError
 
@@ -58,3 +59,18 @@ def check_listen_address(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+TABLE_FORMATS = {".csv": "text/csv", ".jsonl": "application/jsonlines", ".parquet": "application/x-parquet"}
+"""The tabular files that `rebalance` and `mitigate` read, by suffix, as Clarify's dataset types."""
+
+
+def read_table(data: str) -> tuple[Path, str, Any]:
+    """(path, dataset type, data frame) of a .csv, .jsonl or .parquet file, read as `fmeval analyze` reads it."""
+    from fmeval.bias.analyze import load_data
+
+    path = Path(data)
+    kind = TABLE_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: the data must be a {', '.join(TABLE_FORMATS)} file")
+    return path, kind, load_data({"dataset_type": kind}, path)

@@ -8,10 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_OK, csv_list
-
-FORMATS = {".csv": "text/csv", ".jsonl": "application/jsonlines", ".parquet": "application/x-parquet"}
-
+from fmeval.cli.common import EXIT_OK, csv_list, read_table
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     from fmeval.bias.names import CONSTRAINTS, SEARCH_METRICS
@@ -53,16 +50,11 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmeval.bias.analyze import load_data
     from fmeval.bias.mitigate import mitigate
     from fmeval.errors import UserError
 
-    path = Path(args.data)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"{path}: the data must be a {', '.join(FORMATS)} file")
     estimator = _estimator(args.model, args.trust_model)
-    frame = load_data({"dataset_type": kind}, path)
+    path, _, frame = read_table(args.data)
     result = mitigate(frame, label=args.label, facet=args.facet, facet_values=args.facet_values,
                       label_values=args.label_values, method=args.method, constraint=args.constraint,
                       estimator=estimator, search=args.search, n_trials=args.n_trials, metric=args.metric,

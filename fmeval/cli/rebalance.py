@@ -7,10 +7,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from fmeval.cli.common import EXIT_OK, csv_list
-
-FORMATS = {".csv": "text/csv", ".jsonl": "application/jsonlines", ".parquet": "application/x-parquet"}
-
+from fmeval.cli.common import EXIT_OK, csv_list, read_table
 
 def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     from fmeval.bias.names import REBALANCE_METHODS as METHODS
@@ -41,15 +38,10 @@ def add_parsers(commands: Any) -> dict[str, Callable[[argparse.Namespace], int]]
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmeval.bias.analyze import load_data
     from fmeval.bias.rebalance import rebalance
     from fmeval.errors import UserError
 
-    path = Path(args.data)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"{path}: the data must be a {', '.join(FORMATS)} file")
-    frame = load_data({"dataset_type": kind}, path)
+    path, kind, frame = read_table(args.data)
     result = rebalance(frame, label=args.label, facet=args.facet, method=args.method,
                        label_values=args.label_values, facet_values=args.facet_values, facet_type=args.facet_type,
                        seed=args.seed)

@@ -169,6 +169,14 @@ def test_serve_refuses_a_remote_host_without_tls(tmp_path, capsys):
     assert "--tls-cert and --tls-key, or --allow-insecure-remote" in capsys.readouterr().err
     assert main(["human", "serve", str(tmp_path / "job"), "--tls-cert", "cert.pem"]) == 2
     assert "go together" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as taken:  # a port in use is one line and exit 2, as for the dashboard
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        assert main(["human", "serve", str(tmp_path / "job"), "--port", str(taken.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve on 127.0.0.1" in err and "Traceback" not in err
 
 
 def test_serve_over_tls_sets_a_secure_cookie(tmp_path):

@@ -696,11 +696,9 @@ def serve(database_url: str | None, *, host: str = "127.0.0.1", port: int = 8800
           forwarded_allow_ips: str | None = None) -> None:
     """Serve until interrupted. Binding beyond loopback without TLS is refused unless allowed; the
     port is bound before anything is served, so a port in use is a clear error."""
-    import socket
-
     import uvicorn
 
-    from fmeval.web import check_bind, serve_options
+    from fmeval.web import bound_socket, check_bind, serve_options
 
     check_bind(host, tls=bool(certfile), allow_insecure_remote=allow_insecure_remote)
     for path in (certfile, keyfile):
@@ -710,15 +708,7 @@ def serve(database_url: str | None, *, host: str = "127.0.0.1", port: int = 8800
                     pass
             except OSError as exc:
                 raise UserError(f"cannot read the TLS file {path}: {exc.strerror or exc}") from None
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (another process may use the port; "
-                        "pick another with --port)") from None
+    sock = bound_socket(host, port)
     database = Database(database_url)
     app = build_app(database, forwarded_allow_ips=forwarded_allow_ips)
     config = uvicorn.Config(app, ssl_certfile=certfile, ssl_keyfile=keyfile, **serve_options())

@@ -197,7 +197,7 @@ def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765, c
     beyond loopback without TLS is refused unless allowed, since invite tokens are credentials."""
     import uvicorn
 
-    from fmeval.web import check_bind, serve_options
+    from fmeval.web import bound_socket, check_bind, serve_options
 
     if bool(certfile) != bool(keyfile):
         raise UserError("--tls-cert and --tls-key go together")
@@ -205,7 +205,8 @@ def serve(directory: str | Path, *, host: str = "127.0.0.1", port: int = 8765, c
     for path in (certfile, keyfile):
         if path is not None and not os.access(path, os.R_OK):
             raise UserError(f"cannot read the TLS file {path}")
+    sock = bound_socket(host, port)
     app = build_app(directory, forwarded_allow_ips=forwarded_allow_ips)
     print(json.dumps({"serving": f"{'https' if certfile else 'http'}://{host}:{port}/", "job": str(directory)}),
           flush=True)
-    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, **serve_options())
+    uvicorn.Server(uvicorn.Config(app, ssl_certfile=certfile, ssl_keyfile=keyfile, **serve_options())).run(sockets=[sock])

@@ -158,6 +158,23 @@ def check_bind(host: str, *, tls: bool, allow_insecure_remote: bool) -> None:
                         f"--tls-cert and --tls-key, or --allow-insecure-remote behind a TLS proxy")
 
 
+def bound_socket(host: str, port: int) -> Any:
+    """A socket bound to `host:port`, for uvicorn to serve on: binding first makes a port in use a
+    one-line error before anything is served (uvicorn's own bind would log and exit)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc} (another process may use the port; "
+                        "pick another with --port)") from None
+    return sock
+
+
 def default_forwarded_allow_ips() -> str:
     return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
